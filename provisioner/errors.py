@@ -86,7 +86,7 @@ class RemoteTransportError(RemoteError):
 
 
 class AmbiguousCreateError(RemoteError):
-    """A create was sent but its outcome is unknown (5xx after send, timeout, dropped connection)."""
+    """A create was sent but its outcome is unknown (5xx after send, timeout, lost connection)."""
 
 
 class ApplyError(ProvisionerError):

@@ -60,7 +60,7 @@ class LoadedManifest:
 
 
 def format_path(path: Sequence[str | int]) -> str:
-    """`("assistants", "support", "model", "messages", 0)` -> `assistants.support.model.messages[0]`."""
+    """`("assistants", "a", "model", "messages", 0)` -> `assistants.a.model.messages[0]`."""
     out = ""
     for part in path:
         if isinstance(part, int):

@@ -1,0 +1,300 @@
+"""The apply engine: runs a Plan against the remote, recording every step in state.
+
+- Walks the plan's dependency graph concurrently (`parallelism` workers): a change starts
+  as soon as the changes it depends on are done; dependents of a failure are skipped,
+  independent work still completes.
+- State is saved after every single remote change. Before a create, the intent (what
+  identifies the object) is saved; after it, the ID, at once. A kill at any instant
+  therefore loses no ID, and the next run adopts instead of duplicating.
+- A create whose answer was lost (AmbiguousCreateError) is looked for before being sent
+  again.
+- An interrupt (Ctrl-C) stops starting new work; requests in flight finish.
+
+Never prints: progress goes to `ApplyEvents`. Always returns the (partially) updated state.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable, Mapping
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any, Protocol
+
+from provisioner.apply.events import ApplyEvents, ChangeOutcome, NullEvents, Outcome
+from provisioner.errors import AmbiguousCreateError, ProvisionerError, StalePlanError
+from provisioner.kinds import KINDS, OWNER_MARKER_KEY, ResourceKind
+from provisioner.plan.model import Action, Plan, ResourceChange
+from provisioner.refresh import ReadClient, creation_intent, find_created, owner_marker
+from provisioner.resolve import bind
+from provisioner.state.model import ResourceState, ResourceStatus, StateFile
+from provisioner.values import Unknown, contains, hash_secrets
+
+# How many times a create whose outcome was unknown (and not found) is sent again.
+_CREATE_ATTEMPTS = 3
+
+
+class WriteClient(ReadClient, Protocol):
+    def create(self, kind: ResourceKind, body: Mapping[str, Any]) -> dict[str, Any]: ...
+    def update(
+        self, kind: ResourceKind, resource_id: str, body: Mapping[str, Any]
+    ) -> dict[str, Any]: ...
+    def delete(self, kind: ResourceKind, resource_id: str) -> bool: ...
+
+
+class StateWriter(Protocol):
+    def write(self, state: StateFile) -> StateFile: ...
+
+
+@dataclass(frozen=True, slots=True)
+class ApplyResult:
+    state: StateFile
+    outcomes: tuple[ChangeOutcome, ...]
+    interrupted: bool = False
+
+    @property
+    def ok(self) -> bool:
+        return not self.interrupted and all(o.status is Outcome.DONE for o in self.outcomes)
+
+    def by_status(self, status: Outcome) -> list[ChangeOutcome]:
+        return [o for o in self.outcomes if o.status is status]
+
+
+class _Recorder:
+    """The state being applied, guarded by one lock; every mutation is persisted at once."""
+
+    def __init__(self, store: StateWriter, state: StateFile) -> None:
+        self._store = store
+        self._state = state
+        self._lock = threading.Lock()
+
+    @property
+    def state(self) -> StateFile:
+        return self._state
+
+    def ids(self) -> dict[str, str]:
+        with self._lock:
+            return {
+                a: r.id
+                for a, r in self._state.resources.items()
+                if r.id and r.status is ResourceStatus.CREATED
+            }
+
+    def owned_ids(self) -> set[str | None]:
+        with self._lock:
+            return {r.id for r in self._state.resources.values() if r.id}
+
+    def mutate(self, fn: Callable[[StateFile], None]) -> None:
+        with self._lock:
+            fn(self._state)
+            self._state = self._store.write(self._state)
+
+
+def apply_plan(
+    plan: Plan,
+    *,
+    client: WriteClient,
+    store: StateWriter,
+    state: StateFile,
+    events: ApplyEvents | None = None,
+    parallelism: int = 10,
+    interrupt: threading.Event | None = None,
+    now: Callable[[], datetime] = lambda: datetime.now(UTC),
+) -> ApplyResult:
+    """Execute `plan`. Raises StalePlanError if `state` is not the state it was made from."""
+    if plan.lineage and (plan.lineage != state.lineage or plan.serial != state.serial):
+        raise StalePlanError(
+            f"the plan was made against state serial {plan.serial} but the state is now at "
+            f"serial {state.serial}: plan again"
+        )
+    events = events or NullEvents()
+    interrupt = interrupt or threading.Event()
+    recorder = _Recorder(store, state)
+    runner = _Runner(client, recorder, events, now)
+
+    pending = {c.address: c for c in plan.pending()}
+    waiting_on = {a: {d for d in c.depends_on if d in pending} for a, c in pending.items()}
+    outcomes: dict[str, ChangeOutcome] = {}
+    running: dict[Future[ChangeOutcome], str] = {}
+
+    def skip_dependents(failed: str) -> None:
+        for addr, deps in waiting_on.items():
+            if failed in deps and addr not in outcomes:
+                outcomes[addr] = ChangeOutcome(
+                    pending[addr], Outcome.SKIPPED, message=f"{failed} did not complete"
+                )
+                events.change_finished(outcomes[addr])
+                skip_dependents(addr)
+
+    with ThreadPoolExecutor(max_workers=max(1, parallelism)) as pool:
+        while True:
+            if not interrupt.is_set():
+                started = set(running.values())
+                ready = [
+                    a
+                    for a in pending
+                    if a not in outcomes and a not in started and not waiting_on[a]
+                ]
+                for addr in ready[: max(0, parallelism - len(running))]:
+                    events.change_started(pending[addr])
+                    running[pool.submit(runner.run, pending[addr])] = addr
+            if not running:
+                break
+            done, _ = wait(list(running), timeout=0.2, return_when=FIRST_COMPLETED)
+            for fut in done:
+                addr = running.pop(fut)
+                outcome = fut.result()
+                outcomes[addr] = outcome
+                events.change_finished(outcome)
+                if outcome.status is Outcome.DONE:
+                    for deps in waiting_on.values():
+                        deps.discard(addr)
+                else:
+                    skip_dependents(addr)
+    for addr, change in pending.items():
+        if addr not in outcomes:
+            outcomes[addr] = ChangeOutcome(change, Outcome.NOT_STARTED)
+    ordered = tuple(outcomes[c.address] for c in plan.pending())
+    return ApplyResult(recorder.state, ordered, interrupted=interrupt.is_set())
+
+
+class _Runner:
+    def __init__(
+        self,
+        client: WriteClient,
+        recorder: _Recorder,
+        events: ApplyEvents,
+        now: Callable[[], datetime],
+    ) -> None:
+        self.client = client
+        self.recorder = recorder
+        self.events = events
+        self.now = now
+
+    def run(self, change: ResourceChange) -> ChangeOutcome:
+        start = time.monotonic()
+        try:
+            live = self._dispatch(change)
+        except ProvisionerError as exc:
+            return ChangeOutcome(
+                change, Outcome.FAILED, message=str(exc), elapsed=time.monotonic() - start
+            )
+        rid = str(live["id"]) if live and "id" in live else change.id
+        return ChangeOutcome(
+            change, Outcome.DONE, id=rid, elapsed=time.monotonic() - start, live=live
+        )
+
+    def _dispatch(self, change: ResourceChange) -> dict[str, Any] | None:
+        kind = KINDS[change.kind]
+        if change.action is Action.CREATE:
+            return self._create(change, kind)
+        if change.action is Action.UPDATE:
+            return self._update(change, kind)
+        if change.action is Action.DELETE:
+            self._delete(change, kind)
+            return None
+        if change.action is Action.REPLACE:
+            # Delete first: a phone number's digits (and similar identities) can be owned
+            # by one object at a time. The old ID leaves state only once it is gone.
+            self._delete(change, kind)
+            return self._create(change, kind)
+        return None
+
+    def _bound(self, change: ResourceChange) -> dict[str, Any]:
+        body = bind(change.body or {}, self.recorder.ids())
+        if contains(body, Unknown):
+            raise ProvisionerError(f"{change.address}: a referenced resource has no ID yet")
+        return dict(body)
+
+    def _create(self, change: ResourceChange, kind: ResourceKind) -> dict[str, Any]:
+        body = self._bound(change)
+        lineage = self.recorder.state.lineage
+        send = _with_marker(body, change.address, lineage) if kind.owner_marker else body
+        intent = creation_intent(kind, send, change.address, lineage, self.now())
+
+        def record_intent(state: StateFile) -> None:
+            state.resources[change.address] = ResourceState(
+                kind=kind.name, id=None, status=ResourceStatus.CREATING, intent=intent
+            )
+
+        self.recorder.mutate(record_intent)
+        obj: dict[str, Any] | None = None
+        for attempt in range(1, _CREATE_ATTEMPTS + 1):
+            try:
+                obj = self.client.create(kind, send)
+                break
+            except AmbiguousCreateError as exc:
+                self.events.note(
+                    change.address,
+                    f"create outcome unknown ({exc.message}); looking for it before retrying",
+                )
+                found = find_created(
+                    kind, intent, self.client.list_all(kind).items, self.recorder.owned_ids()
+                )
+                if found is not None:
+                    self.events.note(change.address, f"found it ({found['id']}); adopting")
+                    obj = found
+                    break
+                if attempt == _CREATE_ATTEMPTS:
+                    raise
+                self.events.note(change.address, "not found; creating again")
+        assert obj is not None
+        created = obj
+
+        def record_created(state: StateFile) -> None:
+            state.resources[change.address] = ResourceState(
+                kind=kind.name,
+                id=str(created["id"]),
+                status=ResourceStatus.CREATED,
+                applied=hash_secrets(body, state.hash_key),
+                depends_on=list(change.references),
+                remote_updated_at=created.get("updatedAt"),
+            )
+
+        self.recorder.mutate(record_created)
+        return created
+
+    def _update(self, change: ResourceChange, kind: ResourceKind) -> dict[str, Any]:
+        assert change.id is not None
+        body = self._bound(change)
+        # PATCH replaces nested objects whole, so send each changed top-level field entire.
+        keys = {str(f.path[0]) for f in change.fields if f.path}
+        if kind.discriminator and kind.discriminator in body:
+            keys.add(kind.discriminator)
+        patch = {k: body[k] for k in body if k in keys}
+        if kind.owner_marker and "metadata" in patch:
+            patch = _with_marker(patch, change.address, self.recorder.state.lineage)
+        obj = self.client.update(kind, change.id, patch)
+        rid = change.id
+
+        def record(state: StateFile) -> None:
+            prev = state.resources.get(change.address)
+            state.resources[change.address] = ResourceState(
+                kind=kind.name,
+                id=rid,
+                status=ResourceStatus.CREATED,
+                applied=hash_secrets(body, state.hash_key),
+                depends_on=list(change.references),
+                remote_updated_at=obj.get("updatedAt"),
+                extra=prev.extra if prev else {},
+            )
+
+        self.recorder.mutate(record)
+        return obj
+
+    def _delete(self, change: ResourceChange, kind: ResourceKind) -> None:
+        if change.id is not None:
+            self.client.delete(kind, change.id)
+
+        def forget(state: StateFile) -> None:
+            state.resources.pop(change.address, None)
+
+        self.recorder.mutate(forget)
+
+
+def _with_marker(body: Mapping[str, Any], address: str, lineage: str) -> dict[str, Any]:
+    meta = dict(body.get("metadata") or {})
+    meta[OWNER_MARKER_KEY] = owner_marker(address, lineage)
+    return {**body, "metadata": meta}

@@ -1,0 +1,551 @@
+"""The `provisioner` command line: parses flags, builds Settings, calls operations, picks
+the renderer, maps errors to exit codes. No business logic.
+
+Exit codes: 0 success; 1 any error (usage errors included, so CI can trust 2);
+2 changes pending, only with `plan --detailed-exitcode`.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import sys
+import threading
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, TypeVar
+
+import click
+
+from provisioner import __version__
+from provisioner.diagnostics import Diagnostics
+from provisioner.errors import Aborted, ProvisionerError
+from provisioner.render.human import Renderer
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+@dataclass
+class AppContext:
+    renderer: Renderer
+    environ: dict[str, str]
+
+    def out(self, text: str = "") -> None:
+        click.echo(text, color=self.renderer.color)
+
+    def err(self, text: str) -> None:
+        click.echo(text, err=True, color=self.renderer.color)
+
+    def diagnostics(self, diags: Diagnostics) -> None:
+        for d in diags.sorted():
+            self.err(self.renderer.diagnostic(d))
+
+
+pass_app = click.make_pass_decorator(AppContext)
+
+
+def _use_color(no_color: bool) -> bool:
+    if no_color or os.environ.get("NO_COLOR"):
+        return False
+    return sys.stdout.isatty()
+
+
+class _Group(click.Group):
+    """The root group: the one place that turns errors into exit codes (CliRunner too)."""
+
+    def main(  # type: ignore[override]
+        self,
+        args: list[str] | None = None,
+        prog_name: str | None = None,
+        complete_var: str | None = None,
+        standalone_mode: bool = True,
+        **extra: Any,
+    ) -> Any:
+        try:
+            rv = super().main(args, prog_name, complete_var, standalone_mode=False, **extra)
+        except click.exceptions.Abort:
+            click.echo("Aborted.", err=True)
+            sys.exit(1)
+        except click.ClickException as exc:
+            exc.show()
+            # Usage errors exit 1 too: 2 is reserved for "changes pending".
+            sys.exit(1)
+        except ProvisionerError as exc:
+            color = _use_color(False)
+            click.echo(
+                click.style("Error: ", fg="red", bold=True) + str(exc), err=True, color=color
+            )
+            sys.exit(exc.exit_code)
+        sys.exit(rv if isinstance(rv, int) else 0)
+
+
+@click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="provisioner")
+@click.option("--no-color", is_flag=True, help="Plain text output (also when NO_COLOR is set).")
+@click.pass_context
+def cli(ctx: click.Context, no_color: bool) -> None:
+    """Infrastructure as code for Vapi: validate, plan and apply a YAML manifest of
+    assistants, phone numbers and analytics."""
+    ctx.obj = AppContext(Renderer(_use_color(no_color)), dict(os.environ))
+
+
+def _common(fn: F) -> F:
+    fn = click.option(
+        "--sandbox", is_flag=True, help="Run against the local Vapi emulator (no token needed)."
+    )(fn)
+    fn = click.option(
+        "--state",
+        "state_path",
+        type=click.Path(dir_okay=False, path_type=Path),
+        help="State file (default: state/<manifest stem>.json).",
+    )(fn)
+    return fn
+
+
+def _settings(app: AppContext, **kw: Any) -> Any:
+    from provisioner.settings import Settings
+
+    return Settings(environ=app.environ, **{k: v for k, v in kw.items() if v is not None})
+
+
+MANIFEST = click.argument("manifest", type=click.Path(path_type=Path))
+
+
+# validate ---------------------------------------------------------------------------------
+
+
+@cli.command()
+@MANIFEST
+@pass_app
+def validate(app: AppContext, manifest: Path) -> None:
+    """Check MANIFEST against the schema, references, env vars and files."""
+    from provisioner import operations
+
+    validated, diags = operations.validate(manifest, app.environ)
+    app.diagnostics(diags)
+    if validated is None or diags.has_errors():
+        n = len(diags.errors())
+        raise SystemExit(_fail(app, f"{n} problem{'s' if n != 1 else ''} found in {manifest}."))
+    count = len(validated.manifest.resources)
+    app.out(f"{manifest} is valid: {count} resource{'s' if count != 1 else ''}.")
+
+
+def _fail(app: AppContext, message: str) -> int:
+    app.err(app.renderer.style(message, fg="red", bold=True))
+    return 1
+
+
+# plan -------------------------------------------------------------------------------------
+
+
+@cli.command()
+@MANIFEST
+@_common
+@click.option(
+    "--detailed-exitcode",
+    is_flag=True,
+    help="Exit 0 when there are no changes, 2 when changes are pending, 1 on error.",
+)
+@click.option("--destroy", is_flag=True, help="Plan to delete everything the state manages.")
+@click.option("--parallelism", type=click.IntRange(1, 64), default=10, show_default=True)
+@pass_app
+def plan(
+    app: AppContext,
+    manifest: Path,
+    sandbox: bool,
+    state_path: Path | None,
+    detailed_exitcode: bool,
+    destroy: bool,
+    parallelism: int,
+) -> None:
+    """Refresh the live resources and show what apply would change."""
+    from provisioner import operations
+    from provisioner.plan.model import PlanMode
+
+    settings = _settings(app, sandbox=sandbox, state_path=state_path, parallelism=parallelism)
+    mode = PlanMode.DESTROY if destroy else PlanMode.NORMAL
+    with operations.open_client(settings, _request_printer(app)) as client:
+        result, diags = operations.plan(settings, manifest, client, mode=mode)
+    app.diagnostics(diags)
+    if result is None or diags.has_errors():
+        raise SystemExit(_fail(app, "Planning failed."))
+    app.out(app.renderer.plan(result.plan))
+    if detailed_exitcode and result.plan.has_changes:
+        raise SystemExit(2)
+
+
+def _request_printer(app: AppContext) -> Callable[[Any], None]:
+    def on_event(event: Any) -> None:
+        delay = getattr(event, "delay", 0.0)
+        reason = getattr(event, "reason", "retrying")
+        app.err(f"  {reason}: {event.method} {event.path}, retrying in {delay:.1f} s")
+
+    return on_event
+
+
+# apply / destroy ---------------------------------------------------------------------------
+
+
+@cli.command()
+@MANIFEST
+@_common
+@click.option("--auto-approve", is_flag=True, help="Do not ask for confirmation.")
+@click.option("--parallelism", type=click.IntRange(1, 64), default=10, show_default=True)
+@click.option("--max-rps", type=click.FloatRange(min=0.1), help="Cap on requests per second.")
+@click.option(
+    "--lock-timeout",
+    type=click.FloatRange(min=0),
+    default=0,
+    help="Seconds to wait for another run's state lock.",
+)
+@pass_app
+def apply(
+    app: AppContext,
+    manifest: Path,
+    sandbox: bool,
+    state_path: Path | None,
+    auto_approve: bool,
+    parallelism: int,
+    max_rps: float | None,
+    lock_timeout: float,
+) -> None:
+    """Apply the changes needed to make the remote match MANIFEST."""
+    _run_apply(
+        app,
+        manifest,
+        destroy=False,
+        sandbox=sandbox,
+        state_path=state_path,
+        auto_approve=auto_approve,
+        parallelism=parallelism,
+        max_rps=max_rps,
+        lock_timeout=lock_timeout,
+    )
+
+
+@cli.command()
+@MANIFEST
+@_common
+@click.option("--auto-approve", is_flag=True, help="Do not ask for confirmation.")
+@click.option("--parallelism", type=click.IntRange(1, 64), default=10, show_default=True)
+@click.option("--max-rps", type=click.FloatRange(min=0.1), help="Cap on requests per second.")
+@click.option("--lock-timeout", type=click.FloatRange(min=0), default=0)
+@pass_app
+def destroy(
+    app: AppContext,
+    manifest: Path,
+    sandbox: bool,
+    state_path: Path | None,
+    auto_approve: bool,
+    parallelism: int,
+    max_rps: float | None,
+    lock_timeout: float,
+) -> None:
+    """Delete everything the state of MANIFEST manages, dependents first."""
+    _run_apply(
+        app,
+        manifest,
+        destroy=True,
+        sandbox=sandbox,
+        state_path=state_path,
+        auto_approve=auto_approve,
+        parallelism=parallelism,
+        max_rps=max_rps,
+        lock_timeout=lock_timeout,
+    )
+
+
+def _run_apply(
+    app: AppContext,
+    manifest: Path,
+    *,
+    destroy: bool,
+    auto_approve: bool,
+    lock_timeout: float,
+    **kw: Any,
+) -> None:
+    from provisioner import operations
+    from provisioner.apply.engine import apply_plan
+    from provisioner.plan.model import PlanMode
+
+    settings = _settings(app, lock_timeout=lock_timeout, **kw)
+    command = f"provisioner {'destroy' if destroy else 'apply'} {manifest}"
+    # Check the manifest before taking the lock or touching anything.
+    validated, diags = operations.validate(manifest, app.environ)
+    if validated is None:
+        app.diagnostics(diags)
+        raise SystemExit(_fail(app, "Nothing was changed."))
+    store = operations.open_state(settings, manifest)
+    with (
+        operations.open_client(settings, _request_printer(app)) as client,
+        store.lock(operations.lock_info(command), timeout=lock_timeout),
+    ):
+        state = store.read()
+        mode = PlanMode.DESTROY if destroy else PlanMode.NORMAL
+        result, diags = operations.plan(settings, manifest, client, mode=mode, state=state)
+        app.diagnostics(diags)
+        if result is None or diags.has_errors():
+            raise SystemExit(_fail(app, "Nothing was changed."))
+        the_plan = result.plan
+        app.out(app.renderer.plan(the_plan))
+        if not the_plan.has_changes:
+            _print_outputs(app, result.state)
+            return
+        if not auto_approve:
+            _confirm(app, destroy)
+        app.out("")
+        total = len(the_plan.pending())
+        printer = _ProgressPrinter(app, total)
+        with _interruptible() as interrupt:
+            applied = apply_plan(
+                the_plan,
+                client=client,
+                store=store,
+                state=result.state,
+                events=printer,
+                parallelism=settings.parallelism,
+                interrupt=interrupt,
+            )
+    app.out("")
+    app.out(app.renderer.apply_summary(applied.outcomes, applied.interrupted))
+    if not destroy:
+        app.out("")
+        _print_outputs(app, applied.state)
+    if not applied.ok:
+        raise SystemExit(1)
+
+
+def _confirm(app: AppContext, destroy: bool) -> None:
+    if not sys.stdin.isatty():
+        raise Aborted(
+            "apply needs confirmation, and standard input is not a terminal: "
+            "review the plan and run again with --auto-approve"
+        )
+    what = "delete these resources" if destroy else "perform these actions"
+    answer = click.prompt(f"\nDo you want to {what}? Only 'yes' will be accepted", default="")
+    if answer.strip() != "yes":
+        raise Aborted("apply cancelled; nothing was changed")
+
+
+class _ProgressPrinter:
+    def __init__(self, app: AppContext, total: int) -> None:
+        self.app = app
+        self.total = total
+        self.done = 0
+        self.lock = threading.Lock()
+
+    def change_started(self, change: Any) -> None:
+        with self.lock:
+            self.app.out(self.app.renderer.started(change))
+
+    def change_finished(self, outcome: Any) -> None:
+        with self.lock:
+            self.done += 1
+            self.app.out(self.app.renderer.finished(outcome, self.done, self.total))
+
+    def note(self, address: str | None, message: str) -> None:
+        with self.lock:
+            self.app.out(f"{address}: {message}" if address else message)
+
+
+@contextmanager
+def _interruptible() -> Iterator[threading.Event]:
+    """First Ctrl-C: stop starting new work and let requests in flight finish.
+    Second Ctrl-C: the default (immediate) behaviour."""
+    event = threading.Event()
+    if threading.current_thread() is not threading.main_thread():
+        yield event
+        return
+
+    def handler(signum: int, frame: Any) -> None:
+        event.set()
+        click.echo(
+            "\nInterrupt received: finishing requests in flight, starting nothing new "
+            "(press Ctrl-C again to stop at once).",
+            err=True,
+        )
+        signal.signal(signal.SIGINT, previous)
+
+    previous = signal.signal(signal.SIGINT, handler)
+    try:
+        yield event
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
+# outputs and state ---------------------------------------------------------------------------
+
+
+def _output_rows(state: Any) -> list[dict[str, Any]]:
+    from provisioner.kinds import KINDS
+    from provisioner.render.human import dashboard_url
+
+    names = {
+        a: (r.applied.get("name") if isinstance(r.applied.get("name"), str) else None)
+        for a, r in state.resources.items()
+    }
+    ids_to_addr = {r.id: a for a, r in state.resources.items() if r.id}
+    rows = []
+    order = list(KINDS)
+    for addr, rs in sorted(
+        state.resources.items(), key=lambda kv: (order.index(kv[1].kind), kv[0])
+    ):
+        row: dict[str, Any] = {
+            "address": addr,
+            "id": rs.id,
+            "kind": rs.kind,
+            "name": names.get(addr),
+            "status": str(rs.status),
+        }
+        if rs.id:
+            row["dashboard"] = dashboard_url(rs.kind, rs.id)
+        if rs.kind == "phoneNumber":
+            outputs = rs.extra.get("outputs", {})
+            number = outputs.get("number") or rs.applied.get("number") or outputs.get("sipUri")
+            row["number"] = number
+            target = ids_to_addr.get(rs.applied.get("assistantId"))
+            target_name = names.get(target) if target else None
+            row["assistant"] = target
+            if number:
+                who = target_name or target or "no assistant"
+                row["call"] = f"call {format_number(number)} to talk to {who}"
+        rows.append(row)
+    return rows
+
+
+def format_number(number: str) -> str:
+    """+14155550100 -> +1 415 555 0100 (NANP); other numbers unchanged."""
+    if number.startswith("+1") and len(number) == 12 and number[1:].isdigit():
+        return f"+1 {number[2:5]} {number[5:8]} {number[8:]}"
+    return number
+
+
+def _print_outputs(app: AppContext, state: Any) -> None:
+    app.out(app.renderer.outputs(_output_rows(state)))
+
+
+@cli.command()
+@MANIFEST
+@_common
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@pass_app
+def output(
+    app: AppContext, manifest: Path, sandbox: bool, state_path: Path | None, as_json: bool
+) -> None:
+    """Show the IDs, numbers to call and dashboard links recorded in state."""
+    from provisioner import operations
+
+    settings = _settings(app, sandbox=sandbox, state_path=state_path)
+    state = operations.open_state(settings, manifest).read()
+    rows = _output_rows(state)
+    if as_json:
+        app.out(json.dumps({r["address"]: r for r in rows}, indent=2))
+    else:
+        _print_outputs(app, state)
+
+
+@cli.group()
+def state() -> None:
+    """Inspect the state file."""
+
+
+@state.command("list")
+@MANIFEST
+@_common
+@pass_app
+def state_list(app: AppContext, manifest: Path, sandbox: bool, state_path: Path | None) -> None:
+    """List the addresses the state of MANIFEST manages, with their IDs."""
+    from provisioner import operations
+
+    settings = _settings(app, sandbox=sandbox, state_path=state_path)
+    st = operations.open_state(settings, manifest).read()
+    for addr, rs in sorted(st.resources.items()):
+        flag = "" if str(rs.status) == "created" else f"  ({rs.status})"
+        app.out(f"{addr}  {rs.id or '-'}{flag}")
+
+
+@state.command("show")
+@MANIFEST
+@click.argument("address")
+@_common
+@pass_app
+def state_show(
+    app: AppContext, manifest: Path, address: str, sandbox: bool, state_path: Path | None
+) -> None:
+    """Show what the state records for ADDRESS."""
+    from provisioner import operations
+    from provisioner.plan.normalize import display
+
+    settings = _settings(app, sandbox=sandbox, state_path=state_path)
+    st = operations.open_state(settings, manifest).read()
+    rs = st.resources.get(address)
+    if rs is None:
+        where = operations.open_state(settings, manifest).describe()
+        raise ProvisionerError(f"{address} is not in the state ({where})")
+    data = rs.to_dict()
+    data["applied"] = display(data["applied"])
+    app.out(json.dumps({"address": address, **data}, indent=2))
+
+
+@cli.command("force-unlock")
+@MANIFEST
+@click.argument("lock_id")
+@_common
+@pass_app
+def force_unlock(
+    app: AppContext, manifest: Path, lock_id: str, sandbox: bool, state_path: Path | None
+) -> None:
+    """Remove the state lock LOCK_ID left by a run that no longer exists."""
+    from provisioner import operations
+
+    settings = _settings(app, sandbox=sandbox, state_path=state_path)
+    store = operations.open_state(settings, manifest)
+    store.force_unlock(lock_id)
+    app.out(f"Lock {lock_id} removed from {store.describe()}.")
+
+
+# sandbox -------------------------------------------------------------------------------------
+
+
+@cli.group()
+def sandbox() -> None:
+    """The local Vapi emulator."""
+
+
+@sandbox.command("serve")
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", type=int, default=8787, show_default=True)
+@click.option(
+    "--data",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Persist objects in this JSON file (default: in memory).",
+)
+@click.option(
+    "--faults",
+    help="Fault profile, e.g. 'rps=5,p429=0.2,seed=1' (also PROVISIONER_SANDBOX_FAULTS).",
+)
+@click.option("--token", help="Accept only this API key (default: any).")
+@pass_app
+def sandbox_serve(
+    app: AppContext, host: str, port: int, data: Path | None, faults: str | None, token: str | None
+) -> None:
+    """Serve the Vapi emulator over HTTP (for curl, SDKs, other tools)."""
+    from provisioner.emulator import FaultProfile, serve_forever
+
+    text = faults or app.environ.get("PROVISIONER_SANDBOX_FAULTS")
+    try:
+        profile = FaultProfile.parse(text) if text else None
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint="--faults") from exc
+    serve_forever(host, port, store_path=data, faults=profile, token=token)
+
+
+# entry point ---------------------------------------------------------------------------------
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Run the CLI (the `provisioner` console script)."""
+    cli.main(args=argv, prog_name="provisioner")

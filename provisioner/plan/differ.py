@@ -1,0 +1,257 @@
+"""The planner: desired (manifest) x state x live (refresh) -> Plan. Pure: no network,
+files, environment or clock.
+
+Three-way comparison per address:
+- desired vs live decides whether anything must change (compared only on the fields the
+  manifest sets, so server-added fields and API defaults never cause a perpetual diff);
+- live vs what state says we last applied tells drift (changed outside the manifest),
+  reported apart from our own changes.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from deepdiff import DeepDiff
+
+from provisioner import graph
+from provisioner.kinds import KINDS
+from provisioner.plan.model import (
+    MISSING,
+    Action,
+    ActionReason,
+    FieldChange,
+    Plan,
+    PlanMode,
+    ResourceChange,
+)
+from provisioner.plan.normalize import comparable, display, live_view, project
+from provisioner.resolve import ResolvedResource, bind
+from provisioner.state.model import ResourceStatus, StateFile
+from provisioner.values import Unknown, contains, redact
+
+
+@dataclass(frozen=True, slots=True)
+class LiveSnapshot:
+    """What refresh saw. `objects[address]` is the live object, or None if it is gone."""
+
+    objects: Mapping[str, Mapping[str, Any] | None] = field(default_factory=dict)
+    # Interrupted creates (state status CREATING) found remotely, by address.
+    adopted: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
+
+
+def make_plan(
+    desired: Mapping[str, ResolvedResource],
+    state: StateFile,
+    live: LiveSnapshot,
+    *,
+    mode: PlanMode = PlanMode.NORMAL,
+) -> Plan:
+    """Compute the plan. `desired` is keyed by address string, in manifest order."""
+    if mode is PlanMode.DESTROY:
+        desired = {}
+    ids = _known_ids(state, live)
+    edges = {a: set(r.depends_on) for a, r in desired.items()}
+    changes: dict[str, ResourceChange] = {}
+    # Topological order so a dependent sees `Unknown` for anything recreated before it.
+    for addr in graph.topological_order(edges):
+        res = desired[addr]
+        change = _plan_resource(res, state, live, ids)
+        if change.action in (Action.CREATE, Action.REPLACE):
+            ids.pop(addr, None)
+        changes[addr] = change
+    for addr in state.resources:
+        if addr in desired:
+            continue
+        changes[addr] = _plan_delete(addr, state, live, mode)
+    ordered = _order(changes, desired, state)
+    warnings = tuple(w for c in ordered for w in c.warnings)
+    return Plan(
+        changes=tuple(ordered),
+        mode=mode,
+        lineage=state.lineage,
+        serial=state.serial,
+        warnings=warnings,
+    )
+
+
+def _known_ids(state: StateFile, live: LiveSnapshot) -> dict[str, str]:
+    ids: dict[str, str] = {}
+    for addr, rs in state.resources.items():
+        if rs.status is ResourceStatus.CREATED and rs.id and live.objects.get(addr) is not None:
+            ids[addr] = rs.id
+    for addr, obj in live.adopted.items():
+        ids[addr] = str(obj["id"])
+    return ids
+
+
+def _plan_resource(
+    res: ResolvedResource,
+    state: StateFile,
+    live: LiveSnapshot,
+    ids: Mapping[str, str],
+) -> ResourceChange:
+    addr = str(res.address)
+    kind = res.kind
+    bound = bind(res.body, ids)
+    name = bound.get("name") if isinstance(bound.get("name"), str) else None
+    common: dict[str, Any] = {
+        "address": addr,
+        "kind": kind.name,
+        "body": res.body,
+        "name": name,
+        "depends_on": tuple(sorted(res.depends_on)),
+        "references": tuple(sorted(res.depends_on)),
+    }
+    rs = state.resources.get(addr)
+    live_obj: Mapping[str, Any] | None
+    if addr in live.adopted:
+        live_obj = live.adopted[addr]
+        rid: str | None = str(live_obj["id"])
+    elif rs is not None and rs.status is ResourceStatus.CREATED and rs.id:
+        live_obj = live.objects.get(addr)
+        rid = rs.id
+    else:
+        live_obj, rid = None, None
+
+    after = redact(bound)
+    if live_obj is None:
+        if rs is not None and rs.status is ResourceStatus.CREATED:
+            reason = ActionReason.DELETED_REMOTELY
+        elif rs is not None:
+            reason = ActionReason.CREATE_UNFINISHED
+        else:
+            reason = ActionReason.NEW
+        fields = tuple(FieldChange((k,), MISSING, v) for k, v in after.items())
+        return ResourceChange(
+            action=Action.CREATE, reason=reason, after=after, fields=fields, **common
+        )
+
+    key = state.hash_key
+    want = comparable(bound, key)
+    applied = rs.applied if rs is not None and addr not in live.adopted else {}
+    have = live_view(kind, live_obj, want, applied)
+    fields = _ignore(_diff(have, want), res.lifecycle.ignore_changes)
+    drift: tuple[FieldChange, ...] = ()
+    if applied:
+        seen = live_view(kind, live_obj, applied, applied)
+        drift = _ignore(_diff(applied, seen, drift=True), res.lifecycle.ignore_changes)
+    drift_paths = {d.path for d in drift}
+    marked: list[FieldChange] = []
+    replace = False
+    for f in fields:
+        forces = bool(f.path) and f.path[0] in kind.replace_fields
+        replace = replace or forces
+        marked.append(
+            FieldChange(
+                f.path, f.before, f.after, drift=f.path in drift_paths, forces_replace=forces
+            )
+        )
+    before = display(have)
+    common.update(id=rid, before=before, after=after, drift=drift)
+    if not marked:
+        return ResourceChange(action=Action.NO_OP, reason=ActionReason.UNCHANGED, **common)
+    if replace:
+        warnings: tuple[str, ...] = ()
+        if kind.name == "phoneNumber":
+            warnings = (f"{addr} will be replaced: calls to this number fail while it is swapped",)
+        return ResourceChange(
+            action=Action.REPLACE,
+            reason=ActionReason.CANNOT_UPDATE,
+            fields=tuple(marked),
+            warnings=warnings,
+            **common,
+        )
+    if contains(bound, Unknown) and all(
+        isinstance(f.after, Unknown) or contains(f.after, Unknown) for f in marked
+    ):
+        reason = ActionReason.REFERENCE_CHANGED
+    elif drift and applied and project(applied, want) == want:
+        # The manifest still says what we last applied: only the remote moved.
+        reason = ActionReason.DRIFT
+    else:
+        reason = ActionReason.MANIFEST_CHANGED
+    return ResourceChange(action=Action.UPDATE, reason=reason, fields=tuple(marked), **common)
+
+
+def _plan_delete(addr: str, state: StateFile, live: LiveSnapshot, mode: PlanMode) -> ResourceChange:
+    rs = state.resources[addr]
+    live_obj = live.objects.get(addr) or live.adopted.get(addr)
+    before = display(project(dict(live_obj), rs.applied)) if live_obj else display(rs.applied)
+    name = before.get("name") if isinstance(before.get("name"), str) else None
+    reason = ActionReason.DESTROY if mode is PlanMode.DESTROY else ActionReason.REMOVED
+    rid = rs.id if rs.id else (str(live_obj["id"]) if live_obj else None)
+    return ResourceChange(
+        address=addr,
+        kind=rs.kind,
+        action=Action.DELETE,
+        reason=reason,
+        id=rid,
+        before=before,
+        fields=tuple(FieldChange((k,), v, MISSING) for k, v in before.items()),
+        name=name,
+    )
+
+
+def _diff(before: Any, after: Any, *, drift: bool = False) -> tuple[FieldChange, ...]:
+    """Field-level differences, as paths from the body root, values made displayable."""
+    dd = DeepDiff(before, after, view="tree", verbose_level=2)
+    out: list[FieldChange] = []
+    for levels in dd.tree.values():
+        for item in levels:
+            path = tuple(item.path(output_format="list"))
+            b = MISSING if _absent(item.t1) else display(item.t1)
+            a = MISSING if _absent(item.t2) else display(item.t2)
+            out.append(FieldChange(path, b, a, drift=drift))
+    out.sort(key=lambda f: tuple(str(p) for p in f.path))
+    return tuple(out)
+
+
+def _absent(value: Any) -> bool:
+    return type(value).__name__ == "NotPresent"
+
+
+def _ignore(fields: Iterable[FieldChange], ignore: Iterable[str]) -> tuple[FieldChange, ...]:
+    prefixes = [tuple(p.split(".")) for p in ignore]
+    return tuple(
+        f for f in fields if not any(tuple(map(str, f.path[: len(p)])) == p for p in prefixes)
+    )
+
+
+def _order(
+    changes: Mapping[str, ResourceChange],
+    desired: Mapping[str, ResolvedResource],
+    state: StateFile,
+) -> list[ResourceChange]:
+    """Give every change its real dependencies and return them in a stable display order.
+
+    A delete waits for every change of a resource that referenced the deleted one (so a
+    phone number moves to its new assistant before the old assistant goes away).
+    """
+    pending = {a for a, c in changes.items() if c.action.is_change}
+    result: list[ResourceChange] = []
+    for addr, ch in changes.items():
+        if ch.action is Action.DELETE:
+            dependents = sorted(
+                other
+                for other in pending
+                if other != addr
+                and (
+                    addr in (state.resources[other].depends_on if other in state.resources else ())
+                    or (other in desired and addr in desired[other].depends_on)
+                )
+            )
+            deps = tuple(dependents)
+        else:
+            deps = tuple(d for d in ch.depends_on if d in pending)
+        result.append(_replace_deps(ch, deps))
+    kind_order = {k: i for i, k in enumerate(KINDS)}
+    result.sort(key=lambda c: (kind_order.get(c.kind, 99), c.address))
+    return result
+
+
+def _replace_deps(ch: ResourceChange, deps: tuple[str, ...]) -> ResourceChange:
+    return dataclasses.replace(ch, depends_on=deps)
