@@ -6,12 +6,14 @@ plus Diagnostics, or raises a ProvisionerError for aborts.
 
 from __future__ import annotations
 
+import dataclasses
 import socket
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from provisioner.diagnostics import Diagnostics
 from provisioner.errors import ProvisionerError
@@ -20,15 +22,24 @@ from provisioner.kinds import KINDS
 from provisioner.manifest.loader import load_manifest
 from provisioner.manifest.model import Manifest, build_manifest
 from provisioner.manifest.schema import validate_schema
+from provisioner.moves import apply_moves
+from provisioner.plan import saved
 from provisioner.plan.differ import LiveSnapshot, make_plan
 from provisioner.plan.model import Action, Plan, PlanMode
-from provisioner.refresh import refresh_state
+from provisioner.plan.normalize import live_view
+from provisioner.refresh import adopt_found, refresh_state
 from provisioner.remote.client import RequestEvent, VapiClient
 from provisioner.resolve import ResolvedManifest, resolve_manifest
 from provisioner.settings import Settings
 from provisioner.state.lock import LockInfo
 from provisioner.state.model import StateFile
 from provisioner.state.store import FileStateStore
+
+
+class StateWriter(Protocol):
+    def read(self) -> StateFile: ...
+
+    def write(self, state: StateFile) -> StateFile: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -137,22 +148,60 @@ def open_client(
         client.close()
 
 
+@dataclass(frozen=True, slots=True)
+class Prepared:
+    """Everything a plan is made from: the manifest, the state and what refresh saw."""
+
+    validated: Validated
+    state: StateFile
+    live: LiveSnapshot
+    moves: tuple[str, ...] = ()
+
+
+def prepare(
+    settings: Settings,
+    path: Path,
+    client: VapiClient,
+    *,
+    store: StateWriter | None = None,
+) -> tuple[Prepared | None, Diagnostics]:
+    """Validate, read state, re-key `moved` entries, refresh, adopt interrupted creates.
+
+    Without `store` (a plan) the state is read without a lock and changes stay in memory;
+    with it (an apply holding the lock) they are saved first, so the plan's serial is the
+    one on disk.
+    """
+    validated, diags = validate(path, settings.environ)
+    if validated is None:
+        return None, diags
+    reader = store or open_state(settings, path)
+    state = reader.read()
+    state, moves, mdiags = apply_moves(state, validated.manifest.moved)
+    diags.extend(mdiags)
+    if diags.has_errors():
+        return None, diags
+    live = refresh_state(client, state, parallelism=settings.parallelism)
+    state, live = adopt_found(state, live)
+    if store is not None and (moves or not state.content_equal(store.read())):
+        state = store.write(state)
+    return Prepared(validated, state, live, tuple(moves)), diags
+
+
 def plan(
     settings: Settings,
     path: Path,
     client: VapiClient,
     *,
     mode: PlanMode = PlanMode.NORMAL,
-    state: StateFile | None = None,
+    store: StateWriter | None = None,
 ) -> tuple[PlanResult | None, Diagnostics]:
-    """Validate, read state (no lock), refresh, and compute the plan."""
-    validated, diags = validate(path, settings.environ)
-    if validated is None:
+    """Prepare, then compute the plan (and check lifecycle rules)."""
+    prepared, diags = prepare(settings, path, client, store=store)
+    if prepared is None:
         return None, diags
-    if state is None:
-        state = open_state(settings, path).read()
-    live = refresh_state(client, state, parallelism=settings.parallelism)
+    validated, state, live = prepared.validated, prepared.state, prepared.live
     result = make_plan(validated.resolved.resources, state, live, mode=mode)
+    result = dataclasses.replace(result, moved=prepared.moves)
     _check_prevent_destroy(result, validated, diags)
     return PlanResult(result, state, validated, live, diags), diags
 
@@ -179,3 +228,100 @@ def lock_info(command: str) -> LockInfo:
 
 def hostname() -> str:
     return socket.gethostname()
+
+
+def save_plan_file(settings: Settings, manifest: Path, result: PlanResult, out: Path) -> None:
+    """`plan --out`: write the plan, with what makes `apply FILE` able to tell it is stale.
+
+    A first plan (no state yet) saves the new, empty state, so that its lineage and the
+    key of the secrets' hashes exist when the plan is applied.
+    """
+    store = open_state(settings, manifest)
+    state = result.state
+    if not store.exists():
+        state = store.write(state)
+    the_plan = dataclasses.replace(result.plan, lineage=state.lineage, serial=state.serial)
+    saved.save_plan(
+        out,
+        the_plan,
+        manifest_path=manifest,
+        manifest_digest=saved.digest_bytes(manifest.read_bytes()),
+        live_fingerprint=saved.fingerprint_live(result.live),
+        secret_hashes=saved.hash_plan_secrets(the_plan, state.hash_key),
+        created_at=datetime.now(UTC),
+    )
+
+
+def load_plan_file(
+    settings: Settings, plan_file: Path, client: VapiClient, store: StateWriter
+) -> tuple[PlanResult | None, Diagnostics]:
+    """`apply FILE`: the saved plan, checked against the state, the manifest and the live
+    objects it was made from, with secrets resolved again from the environment.
+
+    Raises StalePlanError if anything moved since the plan was made; the caller then
+    plans again. Nothing remote is changed here.
+    """
+    loaded = saved.load_plan(plan_file)
+    manifest = Path(loaded.manifest_path)
+    on_disk = store.read()
+    try:
+        digest = saved.digest_bytes(manifest.read_bytes())
+    except OSError as exc:
+        raise ProvisionerError(
+            f"the plan was made from {manifest}, which cannot be read: {exc.strerror}"
+        ) from exc
+    loaded.verify(lineage=on_disk.lineage, serial=on_disk.serial, manifest_digest=digest)
+    prepared, diags = prepare(settings, manifest, client)
+    if prepared is None:
+        return None, diags
+    loaded.verify(
+        lineage=on_disk.lineage,
+        serial=on_disk.serial,
+        live_fingerprint=saved.fingerprint_live(prepared.live),
+    )
+    state = prepared.state
+    if not state.content_equal(on_disk):
+        state = store.write(state)
+    bodies = {a: r.body for a, r in prepared.validated.resolved.resources.items()}
+    the_plan = saved.rehydrate_plan(loaded.plan, bodies, hash_key=state.hash_key)
+    the_plan = dataclasses.replace(the_plan, lineage=state.lineage, serial=state.serial)
+    return PlanResult(the_plan, state, prepared.validated, prepared.live, diags), diags
+
+
+def is_plan_file(path: Path) -> bool:
+    """Whether `path` looks like a saved plan rather than a manifest."""
+    try:
+        head = path.read_bytes()[:64]
+    except OSError:
+        return False
+    return head.startswith(b"\x1f\x8b") or saved.MAGIC.encode() in head
+
+
+def saved_manifest_path(plan_file: Path) -> Path:
+    """The manifest a saved plan was made from."""
+    return Path(saved.load_plan(plan_file).manifest_path)
+
+
+def accept_drift(store: StateWriter, result: PlanResult) -> int:
+    """Record the remote as it is as what was last applied, for every drifted resource.
+
+    The manifest is not changed: a later plan then shows the difference as an ordinary
+    update (the manifest wins), no longer as drift. Returns how many entries changed.
+    """
+    state = store.read()
+    count = 0
+    for change in result.plan.drifted():
+        rs = state.resources.get(change.address)
+        live = result.live.objects.get(change.address)
+        if rs is None:
+            continue
+        if live is None:
+            state.resources.pop(change.address)
+        else:
+            kind = KINDS[rs.kind]
+            rs.applied = live_view(kind, live, rs.applied, rs.applied)
+            rs.remote_updated_at = live.get("updatedAt")
+        count += 1
+    if count:
+        store.write(state)
+    return count

@@ -17,7 +17,7 @@ from typing import Any, Protocol
 
 from provisioner.kinds import KINDS, OWNER_MARKER_KEY, ResourceKind
 from provisioner.plan.differ import LiveSnapshot
-from provisioner.state.model import ResourceStatus, StateFile
+from provisioner.state.model import ResourceState, ResourceStatus, StateFile
 
 # Clock skew allowed between our record of "about to create" and the server's createdAt.
 _SKEW = timedelta(minutes=10)
@@ -46,7 +46,7 @@ def refresh_state(client: ReadClient, state: StateFile, *, parallelism: int = 8)
     objects: dict[str, dict[str, Any] | None] = {}
     adopted: dict[str, dict[str, Any]] = {}
     to_get: list[tuple[str, ResourceKind, str]] = []
-    owned = {rs.id for rs in state.resources.values() if rs.id}
+    owned: set[str | None] = {rs.id for rs in state.resources.values() if rs.id}
     for addr, rs in state.resources.items():
         kind = KINDS[rs.kind]
         result = listed[rs.kind]
@@ -72,16 +72,50 @@ def refresh_state(client: ReadClient, state: StateFile, *, parallelism: int = 8)
     return LiveSnapshot(objects=objects, adopted=adopted)
 
 
+def adopt_found(state: StateFile, live: LiveSnapshot) -> tuple[StateFile, LiveSnapshot]:
+    """Record interrupted creates that refresh found: their IDs go into state, and what
+    the interrupted run was about to send counts as applied (it is in the intent)."""
+    if not live.adopted:
+        return state, live
+    out = state.copy()
+    for addr, obj in live.adopted.items():
+        prev = out.resources[addr]
+        intent = prev.intent or {}
+        out.resources[addr] = ResourceState(
+            kind=prev.kind,
+            id=str(obj["id"]),
+            status=ResourceStatus.CREATED,
+            applied=dict(intent.get("applied") or {}),
+            depends_on=list(intent.get("depends_on") or []),
+            remote_updated_at=obj.get("updatedAt"),
+        )
+    objects = {**live.objects, **live.adopted}
+    return out, LiveSnapshot(objects=objects)
+
+
 def creation_intent(
-    kind: ResourceKind, wire_body: Mapping[str, Any], address: str, lineage: str, now: datetime
+    kind: ResourceKind,
+    wire_body: Mapping[str, Any],
+    address: str,
+    lineage: str,
+    now: datetime,
+    *,
+    applied: Mapping[str, Any] | None = None,
+    depends_on: Iterable[str] = (),
 ) -> dict[str, Any]:
-    """What identifies an object we are about to create, recorded in state before the POST."""
+    """What identifies an object we are about to create, recorded in state before the POST,
+    plus what we are about to apply (secrets hashed), so an adopted object's state is whole."""
     match = {
         k: v
         for k, v in wire_body.items()
         if isinstance(v, str | int | float | bool) and k not in kind.write_only_fields
     }
-    intent: dict[str, Any] = {"started_at": now.astimezone(UTC).isoformat(), "match": match}
+    intent: dict[str, Any] = {
+        "started_at": now.astimezone(UTC).isoformat(),
+        "match": match,
+        "applied": dict(applied or {}),
+        "depends_on": list(depends_on),
+    }
     if kind.owner_marker:
         intent["marker"] = owner_marker(address, lineage)
     return intent
@@ -120,7 +154,8 @@ def find_created(
         found.append(obj)
     if not found:
         return None
-    return dict(min(found, key=lambda o: str(o.get("createdAt", ""))))
+    oldest = min(found, key=lambda o: str(o.get("createdAt", "")))
+    return dict(oldest)
 
 
 def lookup_created(

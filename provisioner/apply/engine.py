@@ -212,7 +212,15 @@ class _Runner:
         body = self._bound(change)
         lineage = self.recorder.state.lineage
         send = _with_marker(body, change.address, lineage) if kind.owner_marker else body
-        intent = creation_intent(kind, send, change.address, lineage, self.now())
+        intent = creation_intent(
+            kind,
+            send,
+            change.address,
+            lineage,
+            self.now(),
+            applied=hash_secrets(body, self.recorder.state.hash_key),
+            depends_on=change.references,
+        )
 
         def record_intent(state: StateFile) -> None:
             state.resources[change.address] = ResourceState(
@@ -251,6 +259,7 @@ class _Runner:
                 applied=hash_secrets(body, state.hash_key),
                 depends_on=list(change.references),
                 remote_updated_at=created.get("updatedAt"),
+                extra=_outputs(created),
             )
 
         self.recorder.mutate(record_created)
@@ -278,7 +287,7 @@ class _Runner:
                 applied=hash_secrets(body, state.hash_key),
                 depends_on=list(change.references),
                 remote_updated_at=obj.get("updatedAt"),
-                extra=prev.extra if prev else {},
+                extra={**(prev.extra if prev else {}), **_outputs(obj)},
             )
 
         self.recorder.mutate(record)
@@ -298,3 +307,9 @@ def _with_marker(body: Mapping[str, Any], address: str, lineage: str) -> dict[st
     meta = dict(body.get("metadata") or {})
     meta[OWNER_MARKER_KEY] = owner_marker(address, lineage)
     return {**body, "metadata": meta}
+
+
+def _outputs(obj: Mapping[str, Any]) -> dict[str, Any]:
+    """What the API assigned that a person needs later (a Vapi number's digits, SIP URI)."""
+    outputs = {k: obj[k] for k in ("number", "sipUri") if obj.get(k)}
+    return {"outputs": outputs} if outputs else {}

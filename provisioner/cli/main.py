@@ -141,6 +141,16 @@ def _fail(app: AppContext, message: str) -> int:
 # plan -------------------------------------------------------------------------------------
 
 
+FORMAT = click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["human", "json", "markdown"]),
+    default="human",
+    show_default=True,
+    help="human text, one JSON document, or Markdown for a pull-request comment.",
+)
+
+
 @cli.command()
 @MANIFEST
 @_common
@@ -150,6 +160,15 @@ def _fail(app: AppContext, message: str) -> int:
     help="Exit 0 when there are no changes, 2 when changes are pending, 1 on error.",
 )
 @click.option("--destroy", is_flag=True, help="Plan to delete everything the state manages.")
+@click.option(
+    "--refresh-only", is_flag=True, help="Report drift alone (changes made outside the manifest)."
+)
+@click.option(
+    "--out",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Save the plan to this file; `apply FILE` then runs exactly it.",
+)
+@FORMAT
 @click.option("--parallelism", type=click.IntRange(1, 64), default=10, show_default=True)
 @pass_app
 def plan(
@@ -159,6 +178,9 @@ def plan(
     state_path: Path | None,
     detailed_exitcode: bool,
     destroy: bool,
+    refresh_only: bool,
+    out: Path | None,
+    fmt: str,
     parallelism: int,
 ) -> None:
     """Refresh the live resources and show what apply would change."""
@@ -172,8 +194,91 @@ def plan(
     app.diagnostics(diags)
     if result is None or diags.has_errors():
         raise SystemExit(_fail(app, "Planning failed."))
-    app.out(app.renderer.plan(result.plan))
+    if refresh_only:
+        _show_drift(app, result.plan, fmt)
+        if detailed_exitcode and result.plan.drifted():
+            raise SystemExit(2)
+        return
+    if out is not None:
+        operations.save_plan_file(settings, manifest, result, out)
+    _show_plan(app, result.plan, fmt)
+    if out is not None and fmt == "human":
+        app.out(f"\nSaved the plan to {out}. Apply exactly it with: provisioner apply {out}")
     if detailed_exitcode and result.plan.has_changes:
+        raise SystemExit(2)
+
+
+def _show_plan(app: AppContext, the_plan: Any, fmt: str) -> None:
+    if fmt == "json":
+        from provisioner.render.json import dumps_plan
+
+        app.out(dumps_plan(the_plan))
+    elif fmt == "markdown":
+        from provisioner.render.markdown import plan_to_markdown
+
+        app.out(plan_to_markdown(the_plan))
+    else:
+        app.out(app.renderer.plan(the_plan))
+
+
+def _show_drift(app: AppContext, the_plan: Any, fmt: str) -> None:
+    drifted = the_plan.drifted()
+    if fmt == "json":
+        from provisioner.render.json import plan_to_json
+
+        doc = plan_to_json(the_plan)
+        app.out(
+            json.dumps({"format_version": doc["format_version"], "drift": doc["drift"]}, indent=2)
+        )
+    elif not drifted:
+        app.out("No drift: the remote matches what was last applied.")
+    else:
+        app.out(app.renderer.drift(the_plan))
+
+
+@cli.command()
+@MANIFEST
+@_common
+@FORMAT
+@click.option(
+    "--accept",
+    is_flag=True,
+    help="Update the state to accept the remote as it is (the manifest is not changed).",
+)
+@click.option("--lock-timeout", type=click.FloatRange(min=0), default=0)
+@pass_app
+def drift(
+    app: AppContext,
+    manifest: Path,
+    sandbox: bool,
+    state_path: Path | None,
+    fmt: str,
+    accept: bool,
+    lock_timeout: float,
+) -> None:
+    """Report changes made outside the manifest; exit 2 when there are any."""
+    from provisioner import operations
+
+    settings = _settings(app, sandbox=sandbox, state_path=state_path)
+    with operations.open_client(settings, _request_printer(app)) as client:
+        if accept:
+            store = operations.open_state(settings, manifest)
+            with store.lock(
+                operations.lock_info(f"provisioner drift {manifest}"), timeout=lock_timeout
+            ):
+                result, diags = operations.plan(settings, manifest, client, store=store)
+                if result is not None and not diags.has_errors():
+                    accepted = operations.accept_drift(store, result)
+        else:
+            result, diags = operations.plan(settings, manifest, client)
+    app.diagnostics(diags)
+    if result is None or diags.has_errors():
+        raise SystemExit(_fail(app, "Drift check failed."))
+    _show_drift(app, result.plan, fmt)
+    if accept:
+        app.out(f"\nAccepted the remote state of {accepted} resource(s) into the state file.")
+        return
+    if result.plan.drifted():
         raise SystemExit(2)
 
 
@@ -190,7 +295,7 @@ def _request_printer(app: AppContext) -> Callable[[Any], None]:
 
 
 @cli.command()
-@MANIFEST
+@click.argument("target", metavar="MANIFEST|PLANFILE", type=click.Path(path_type=Path))
 @_common
 @click.option("--auto-approve", is_flag=True, help="Do not ask for confirmation.")
 @click.option("--parallelism", type=click.IntRange(1, 64), default=10, show_default=True)
@@ -201,21 +306,25 @@ def _request_printer(app: AppContext) -> Callable[[Any], None]:
     default=0,
     help="Seconds to wait for another run's state lock.",
 )
+@click.option("--json", "json_events", is_flag=True, help="Progress as JSON lines.")
 @pass_app
 def apply(
     app: AppContext,
-    manifest: Path,
+    target: Path,
     sandbox: bool,
     state_path: Path | None,
     auto_approve: bool,
     parallelism: int,
     max_rps: float | None,
     lock_timeout: float,
+    json_events: bool,
 ) -> None:
-    """Apply the changes needed to make the remote match MANIFEST."""
+    """Apply the changes needed to make the remote match MANIFEST, or run exactly the
+    plan saved in PLANFILE by `plan --out` (refused if anything changed since)."""
     _run_apply(
         app,
-        manifest,
+        target,
+        json_events=json_events,
         destroy=False,
         sandbox=sandbox,
         state_path=state_path,
@@ -260,11 +369,12 @@ def destroy(
 
 def _run_apply(
     app: AppContext,
-    manifest: Path,
+    target: Path,
     *,
     destroy: bool,
     auto_approve: bool,
     lock_timeout: float,
+    json_events: bool = False,
     **kw: Any,
 ) -> None:
     from provisioner import operations
@@ -272,7 +382,9 @@ def _run_apply(
     from provisioner.plan.model import PlanMode
 
     settings = _settings(app, lock_timeout=lock_timeout, **kw)
-    command = f"provisioner {'destroy' if destroy else 'apply'} {manifest}"
+    plan_file = target if not destroy and operations.is_plan_file(target) else None
+    manifest = operations.saved_manifest_path(plan_file) if plan_file else target
+    command = f"provisioner {'destroy' if destroy else 'apply'} {target}"
     # Check the manifest before taking the lock or touching anything.
     validated, diags = operations.validate(manifest, app.environ)
     if validated is None:
@@ -283,37 +395,51 @@ def _run_apply(
         operations.open_client(settings, _request_printer(app)) as client,
         store.lock(operations.lock_info(command), timeout=lock_timeout),
     ):
-        state = store.read()
-        mode = PlanMode.DESTROY if destroy else PlanMode.NORMAL
-        result, diags = operations.plan(settings, manifest, client, mode=mode, state=state)
+        if plan_file is not None:
+            result, diags = operations.load_plan_file(settings, plan_file, client, store)
+        else:
+            mode = PlanMode.DESTROY if destroy else PlanMode.NORMAL
+            result, diags = operations.plan(settings, manifest, client, mode=mode, store=store)
         app.diagnostics(diags)
         if result is None or diags.has_errors():
             raise SystemExit(_fail(app, "Nothing was changed."))
         the_plan = result.plan
-        app.out(app.renderer.plan(the_plan))
+        if not json_events:
+            app.out(app.renderer.plan(the_plan))
         if not the_plan.has_changes:
-            _print_outputs(app, result.state)
+            if not json_events:
+                _print_outputs(app, result.state)
             return
-        if not auto_approve:
+        # A saved plan was reviewed when it was made: it runs without a prompt.
+        if plan_file is None and not auto_approve:
             _confirm(app, destroy)
-        app.out("")
         total = len(the_plan.pending())
-        printer = _ProgressPrinter(app, total)
+        events: Any
+        if json_events:
+            from provisioner.render.json import JsonApplyEvents
+
+            events = JsonApplyEvents(app.out, total=total)
+        else:
+            app.out("")
+            events = _ProgressPrinter(app, total)
         with _interruptible() as interrupt:
             applied = apply_plan(
                 the_plan,
                 client=client,
                 store=store,
                 state=result.state,
-                events=printer,
+                events=events,
                 parallelism=settings.parallelism,
                 interrupt=interrupt,
             )
-    app.out("")
-    app.out(app.renderer.apply_summary(applied.outcomes, applied.interrupted))
-    if not destroy:
+    if json_events:
+        events.summary(applied.outcomes, applied.interrupted)
+    else:
         app.out("")
-        _print_outputs(app, applied.state)
+        app.out(app.renderer.apply_summary(applied.outcomes, applied.interrupted))
+        if not destroy:
+            app.out("")
+            _print_outputs(app, applied.state)
     if not applied.ok:
         raise SystemExit(1)
 

@@ -107,6 +107,8 @@ class Plan:
     lineage: str = ""
     serial: int = 0
     warnings: tuple[str, ...] = ()
+    # State entries re-keyed by the manifest's `moved` list ("assistant.a -> assistant.b").
+    moved: tuple[str, ...] = ()
 
     def counts(self) -> dict[str, int]:
         out = {a.value: 0 for a in Action}

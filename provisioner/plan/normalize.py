@@ -63,7 +63,8 @@ def live_view(
     for k in shape:
         if (k in kind.write_only_fields or k not in stripped) and k in applied:
             stripped[k] = applied[k]
-    return project(stripped, shape)
+    projected: dict[str, Any] = project(stripped, shape)
+    return projected
 
 
 def display(value: Any) -> Any:

@@ -63,6 +63,10 @@ class Renderer:
 
     def plan(self, plan: Plan, *, show_drift: bool = True) -> str:
         lines: list[str] = []
+        for m in plan.moved:
+            lines.append(f"  {m.replace(' -> ', ' has moved to ')}")
+        if plan.moved:
+            lines.append("")
         drifted = plan.drifted() if show_drift else ()
         if drifted:
             lines.append(self.style("Changed outside the manifest (drift):", bold=True))
@@ -87,6 +91,15 @@ class Renderer:
         if plan.warnings:
             lines.append("")
         lines.append(self.summary_line(plan))
+        return "\n".join(lines)
+
+    def drift(self, plan: Plan) -> str:
+        """Drift alone: resources changed or deleted outside the manifest."""
+        lines = [self.style("Changed outside the manifest (drift):", bold=True), ""]
+        for c in plan.drifted():
+            lines.extend(self._drift_block(c))
+        lines.append("")
+        lines.append(f"{len(plan.drifted())} resource(s) drifted.")
         return "\n".join(lines)
 
     def summary_line(self, plan: Plan) -> str:

@@ -1,0 +1,154 @@
+"""The whole pipeline through the CLI against the sandbox: validate -> plan -> apply -> plan."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from tests.conftest import SECRET, Cli
+
+FULL = "examples/full.yaml"
+
+
+def apply_full(run: Cli) -> str:
+    result = run("apply", FULL, "--sandbox", "--auto-approve")
+    assert result.exit_code == 0, result.output
+    return result.output
+
+
+def test_validate_examples(run: Cli) -> None:
+    for name in ("examples/full.yaml", "examples/small.yaml"):
+        result = run("validate", name)
+        assert result.exit_code == 0, result.output
+        assert "is valid" in result.output
+
+
+def test_apply_full_then_plan_is_empty(run: Cli, project: Path) -> None:
+    first = run("plan", FULL, "--sandbox", "--detailed-exitcode")
+    assert first.exit_code == 2, first.output
+    assert "Plan: 13 to create, 0 to update, 0 to replace, 0 to delete." in first.output
+
+    out = apply_full(run)
+    assert "Apply complete: 13 done, 0 failed, 0 skipped." in out
+    assert "call +1 415 555 0100 to talk to Acme Support" in out
+    assert "https://dashboard.vapi.ai/assistants/" in out
+
+    again = run("plan", FULL, "--sandbox", "--detailed-exitcode")
+    assert again.exit_code == 0, again.output
+    assert "No changes." in again.output
+
+    state = json.loads((project / "state/.sandbox/full.json").read_text())
+    assert len(state["resources"]) == 13
+    assert all(r["id"] for r in state["resources"].values())
+
+
+def test_changing_one_field_plans_exactly_one_update(run: Cli, project: Path) -> None:
+    apply_full(run)
+    manifest = project / FULL
+    manifest.write_text(manifest.read_text().replace("temperature: 0.3", "temperature: 0.5"))
+    result = run("plan", FULL, "--sandbox", "--detailed-exitcode")
+    assert result.exit_code == 2
+    assert "Plan: 0 to create, 1 to update, 0 to replace, 0 to delete." in result.output
+    assert "~ model.temperature: 0.3 -> 0.5" in result.output
+    assert "~ assistant.support" in result.output
+
+
+def test_prompt_change_shows_a_line_diff(run: Cli, project: Path) -> None:
+    apply_full(run)
+    prompt = project / "examples/prompts/support.md"
+    prompt.write_text(prompt.read_text().replace("orders, shipping", "orders, invoices"))
+    result = run("plan", FULL, "--sandbox")
+    assert "-- Answer questions about orders, shipping and returns." in result.output
+    assert "+- Answer questions about orders, invoices and returns." in result.output
+
+
+def test_removing_a_resource_plans_its_delete(run: Cli, project: Path) -> None:
+    apply_full(run)
+    manifest = project / FULL
+    text = manifest.read_text()
+    start = text.index("    ended-reasons:")
+    end = text.index("    average-duration:")
+    text = text[:start] + text[end:]
+    # The board must stop referencing it too.
+    text = text.replace(
+        """        - type: insight
+          insightId: ${insight.ended-reasons.id}
+          position: {x: 3, y: 2}
+          size: {width: 3, height: 2}
+""",
+        "",
+    )
+    manifest.write_text(text)
+    result = run("plan", FULL, "--sandbox")
+    assert "- insight.ended-reasons" in result.output
+    assert "Plan: 0 to create, 1 to update, 0 to replace, 1 to delete." in result.output
+    applied = run("apply", FULL, "--sandbox", "--auto-approve")
+    assert applied.exit_code == 0, applied.output
+    assert run("plan", FULL, "--sandbox", "--detailed-exitcode").exit_code == 0
+
+
+def test_remote_edit_is_reported_as_drift(run: Cli, project: Path) -> None:
+    from provisioner.emulator import EmulatorStore
+
+    apply_full(run)
+    state = json.loads((project / "state/.sandbox/full.json").read_text())
+    assistant_id = state["resources"]["assistant.sales"]["id"]
+    _edit_in_sandbox(project, "assistant", assistant_id, {"firstMessage": "Edited in dashboard"})
+    result = run("plan", FULL, "--sandbox", "--detailed-exitcode")
+    assert result.exit_code == 2
+    assert "Changed outside the manifest (drift):" in result.output
+    assert "changed outside the manifest" in result.output
+    assert '"Edited in dashboard" -> "Hello from Acme sales!' in result.output
+    assert EmulatorStore  # imported for the helper below
+
+
+def _edit_in_sandbox(project: Path, kind: str, resource_id: str, patch: dict[str, object]) -> None:
+    """Change an object as a dashboard user would: through the API, not our tool."""
+    import httpx
+
+    from provisioner.emulator import make_sandbox_transport
+    from provisioner.kinds import KINDS
+
+    transport = make_sandbox_transport(project / "state/.sandbox/vapi.json")
+    with httpx.Client(transport=transport, base_url="http://sandbox") as http:
+        r = http.patch(
+            KINDS[kind].item_path(resource_id),
+            json=patch,
+            headers={"Authorization": "Bearer dashboard-user"},
+        )
+        assert r.status_code == 200, r.text
+
+
+def test_secret_never_written_or_printed(run: Cli, project: Path) -> None:
+    outputs = [
+        run("plan", FULL, "--sandbox").output,
+        apply_full(run),
+        run("plan", FULL, "--sandbox").output,
+        run("output", FULL, "--sandbox", "--json").output,
+        run("state", "show", FULL, "phoneNumber.main-line", "--sandbox").output,
+    ]
+    # Rotate the secret: the change is detected (from the keyed hash) but never shown.
+    rotated = run("plan", FULL, "--sandbox", env={"TWILIO_AUTH_TOKEN": "rotated-" + SECRET})
+    assert "~ twilioAuthToken: (sensitive) -> (sensitive)" in rotated.output
+    outputs.append(rotated.output)
+    for text in outputs:
+        assert SECRET not in text
+    for path in project.rglob("*"):
+        if path.is_file() and "sandbox" not in path.name and path.name != "vapi.json":
+            assert SECRET.encode() not in path.read_bytes(), path
+
+
+def test_destroy_removes_everything(run: Cli, project: Path) -> None:
+    apply_full(run)
+    result = run("destroy", FULL, "--sandbox", "--auto-approve")
+    assert result.exit_code == 0, result.output
+    assert "13 done" in result.output
+    state = json.loads((project / "state/.sandbox/full.json").read_text())
+    assert state["resources"] == {}
+
+
+def test_apply_without_tty_or_auto_approve_refuses(run: Cli, project: Path) -> None:
+    result = run("apply", FULL, "--sandbox")
+    assert result.exit_code == 1
+    assert "--auto-approve" in result.output
+    assert not (project / "state/.sandbox/full.json").exists()
