@@ -20,6 +20,10 @@ from typing import Any
 FORMAT_VERSION = 1
 
 
+def _same(value: Any) -> Any:
+    return value
+
+
 class ResourceStatus(StrEnum):
     # The create was confirmed and `id` is the remote object.
     CREATED = "created"
@@ -45,16 +49,19 @@ class ResourceState:
     # Kind-specific facts that must survive a crash (e.g. a purchased number's Twilio SID).
     extra: dict[str, Any] = field(default_factory=dict)
 
-    def to_dict(self) -> dict[str, Any]:
+    def to_dict(self, *, deep: bool = True) -> dict[str, Any]:
+        """The JSON form. `deep=False` shares the nested values instead of copying them:
+        only for serialising at once (the state store does, for speed), never to keep."""
+        dup = copy.deepcopy if deep else _same
         out: dict[str, Any] = {"kind": self.kind, "id": self.id, "status": str(self.status)}
-        out["applied"] = copy.deepcopy(self.applied)
+        out["applied"] = dup(self.applied)
         out["depends_on"] = list(self.depends_on)
         if self.intent is not None:
-            out["intent"] = copy.deepcopy(self.intent)
+            out["intent"] = dup(self.intent)
         if self.remote_updated_at is not None:
             out["remote_updated_at"] = self.remote_updated_at
         if self.extra:
-            out["extra"] = copy.deepcopy(self.extra)
+            out["extra"] = dup(self.extra)
         return out
 
     @classmethod

@@ -1,0 +1,469 @@
+"""State storage: the only code that reads or writes state files.
+
+Owns the `StateStore` interface (so another backend, e.g. PostgreSQL, can come later) and
+`FileStateStore`, a JSON file with:
+
+- refusal, never guessing: a file that is empty, truncated, not JSON, not an object, missing
+  `format_version`/`lineage`/`serial`, or from a newer format is refused with
+  `StateCorruptError` naming the file and its backup. Treating a bad file as empty would
+  create every resource again;
+- format upgrades on read, one function per version step (`_UPGRADES`);
+- Terraform's serial/lineage rules on write: `serial` is bumped only when the content
+  changed; a state of another lineage, or with a serial lower than the stored one (another
+  writer got in between), is never written over the stored one;
+- atomic, crash-safe writes: temp file in the same directory, flush + fsync, the previous
+  version kept as `<path>.backup` (a hard link, so no copying), then `os.replace`. A crash at
+  any instant leaves the old or the new complete file;
+- thread safety and speed: the apply engine writes after every remote change, from several
+  threads. Writes are serialised by a mutex; each resource's JSON text is cached and
+  re-rendered only when that resource changed, so a write costs one comparison per resource
+  plus the I/O.
+
+Locking is `lock.py`; `read()` never locks (a plan without apply takes no lock; the caller
+decides). Nothing here knows about plans, the remote API or the manifest.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import stat
+import tempfile
+import threading
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager, contextmanager
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any, Protocol
+
+from provisioner.errors import StateCorruptError, StateError
+from provisioner.state.lock import (
+    FileLock,
+    Lock,
+    LockInfo,
+    acquire_lock,
+    force_unlock,
+    lock_path_for,
+)
+from provisioner.state.model import FORMAT_VERSION, ResourceState, StateFile
+
+# One function per format step: _UPGRADES[n] turns a version-n document into version n + 1
+# (and sets "format_version" accordingly). Empty while version 1 is the only one.
+_UPGRADES: dict[int, Callable[[dict[str, Any]], dict[str, Any]]] = {}
+
+_REQUIRED_KEYS = ("format_version", "lineage", "serial")
+
+
+class StateStore(Protocol):
+    """Where a deployment's state lives."""
+
+    def read(self) -> StateFile:
+        """The stored state, upgraded to the current format; `StateFile.new()` if none yet.
+
+        Raises:
+            StateCorruptError: the stored state cannot be trusted.
+        """
+        ...
+
+    def write(self, state: StateFile) -> StateFile:
+        """Persist `state`; bump its serial only if the content differs from what is stored.
+
+        Returns:
+            The state as stored (the argument is not modified).
+
+        Raises:
+            StateCorruptError: the stored state belongs to another lineage or is unreadable.
+            StateError: the stored serial is higher (someone else wrote in between).
+        """
+        ...
+
+    def lock(self, info: LockInfo, timeout: float) -> AbstractContextManager[Lock]:
+        """Hold the state lock for the `with` block; waits up to `timeout` seconds.
+
+        Raises:
+            StateLockedError: another run holds it (or left it behind).
+        """
+        ...
+
+    def force_unlock(self, lock_id: str) -> None:
+        """Remove the lock, only if its ID is `lock_id`.
+
+        Raises:
+            StateError: not locked, or locked under another ID (named in the message).
+        """
+        ...
+
+    def describe(self) -> str:
+        """Where the state is, for messages (e.g. the file path)."""
+        ...
+
+    def exists(self) -> bool:
+        """Whether a state has been stored yet (`read()` would not return a new one)."""
+        ...
+
+
+@dataclass(frozen=True, slots=True)
+class _Entry:
+    """One resource as last stored: its compact JSON (the comparison key) and its lines."""
+
+    key: str
+    text: str
+
+    @classmethod
+    def of(cls, address: str, view: dict[str, Any], key: str) -> _Entry:
+        # The lines json.dumps(indent=2) gives it at depth 2 ("resources" -> address). JSON
+        # strings never hold a raw newline, so re-indenting by replacing "\n" is exact.
+        body = _PRETTY.encode(view).replace("\n", "\n    ")
+        return cls(key, f"    {_PRETTY.encode(address)}: {body}")
+
+
+@dataclass(frozen=True, slots=True)
+class _Stored:
+    """What this store last read or wrote, and the file identity it came from.
+
+    If the file on disk no longer has `identity`, someone else replaced it and it is re-read.
+    """
+
+    identity: tuple[int, int, int, int]
+    lineage: str
+    serial: int
+    head_key: str
+    entries: dict[str, _Entry]
+
+
+def _identity(st: os.stat_result) -> tuple[int, int, int, int]:
+    return (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns)
+
+
+# Built once: json.dumps() with options builds a new encoder on every call, which costs
+# more than encoding a small resource.
+_COMPACT = json.JSONEncoder(sort_keys=True, separators=(",", ":"))
+_PRETTY = json.JSONEncoder(sort_keys=True, indent=2)
+
+_RESOURCES_SLOT = '\n  "resources": {}'
+
+
+def _head(state: StateFile) -> dict[str, Any]:
+    """The top-level fields (serial included), resources left empty."""
+    return replace(state, resources={}).to_dict()
+
+
+def _render(head: dict[str, Any], entries: dict[str, _Entry]) -> str:
+    """The whole file: exactly `json.dumps(doc, indent=2, sort_keys=True) + "\\n"`."""
+    text = _PRETTY.encode(head)
+    if not entries:
+        return text + "\n"
+    before, slot, after = text.partition(_RESOURCES_SLOT)
+    assert slot and _RESOURCES_SLOT not in after
+    body = ",\n".join([entries[address].text for address in sorted(entries)])
+    return f'{before}\n  "resources": {{\n{body}\n  }}{after}\n'
+
+
+def _snapshot(state: StateFile, identity: tuple[int, int, int, int]) -> _Stored:
+    head = _head(state)
+    head.pop("serial")
+    entries: dict[str, _Entry] = {}
+    for address, resource in state.resources.items():
+        view = resource.to_dict(deep=False)
+        entries[address] = _Entry.of(address, view, _COMPACT.encode(view))
+    return _Stored(identity, state.lineage, state.serial, _COMPACT.encode(head), entries)
+
+
+class FileStateStore:
+    """A state kept in one JSON file, with `<path>.backup` and `<path>.lock` beside it.
+
+    Args:
+        path: the state file; its directory is created on the first write or lock.
+        durable: fsync the file and its directory on every write. Turning it off is only
+            safe where losing the last writes on a power cut is acceptable (tests); a
+            crashed process loses nothing either way.
+    """
+
+    def __init__(self, path: Path, *, durable: bool = True) -> None:
+        self.path = Path(path)
+        self.backup_path = self.path.with_name(self.path.name + ".backup")
+        self.lock_path = lock_path_for(self.path)
+        self.durable = durable
+        self._mutex = threading.Lock()
+        self._stored: _Stored | None = None
+
+    def describe(self) -> str:
+        return str(self.path)
+
+    def exists(self) -> bool:
+        return self.path.exists()
+
+    def __repr__(self) -> str:
+        return f"FileStateStore({str(self.path)!r})"
+
+    # reading -------------------------------------------------------------------------------
+
+    def read(self) -> StateFile:
+        """The stored state, upgraded; `StateFile.new()` if the file does not exist yet.
+
+        Raises:
+            StateCorruptError: the file cannot be trusted (see the module docstring), or it is
+                missing while its backup exists.
+        """
+        with self._mutex:
+            loaded = self._load()
+            if loaded is None:
+                self._stored = None
+                return StateFile.new()
+            state, self._stored = loaded
+            return state
+
+    def _load(self) -> tuple[StateFile, _Stored] | None:
+        try:
+            with open(self.path, "rb") as f:
+                identity = _identity(os.fstat(f.fileno()))
+                raw = f.read()
+        except FileNotFoundError:
+            if self.backup_path.exists():
+                raise StateCorruptError(
+                    f"{self.path} does not exist, but its backup {self.backup_path} does: the "
+                    f"state file was removed. Refusing to start from an empty state, since "
+                    f"that would create every resource again. Restore it with "
+                    f"`cp {self.backup_path} {self.path}`; to really start over, delete the "
+                    f"backup too."
+                ) from None
+            return None
+        except OSError as exc:
+            raise StateError(f"cannot read {self.path}: {exc.strerror or exc}") from exc
+        state = self._parse(raw)
+        return state, _snapshot(state, identity)
+
+    def _parse(self, raw: bytes) -> StateFile:
+        """Validate and upgrade the bytes of the state file."""
+        path = self.path
+        if not raw.strip():
+            raise self._corrupt(f"{path} is empty")
+        try:
+            text = raw.decode("utf-8-sig")
+        except UnicodeDecodeError as exc:
+            raise self._corrupt(f"{path} is not UTF-8 text (byte {exc.start})") from None
+        try:
+            doc = json.loads(text)
+        except json.JSONDecodeError as exc:
+            raise self._corrupt(
+                f"{path} is not valid JSON (line {exc.lineno}, column {exc.colno}: {exc.msg})"
+            ) from None
+        if not isinstance(doc, dict):
+            raise self._corrupt(f"{path} does not hold a JSON object (found {type(doc).__name__})")
+        missing = [k for k in _REQUIRED_KEYS if k not in doc]
+        if missing:
+            raise self._corrupt(f"{path} lacks {', '.join(missing)}")
+        version = doc["format_version"]
+        if not isinstance(version, int) or isinstance(version, bool) or version < 1:
+            raise self._corrupt(f"{path} has an invalid format_version {version!r}")
+        if version > FORMAT_VERSION:
+            raise self._corrupt(
+                f"{path} uses state format {version}, but this provisioner reads formats up "
+                f"to {FORMAT_VERSION}: it was written by a newer provisioner. Upgrade "
+                f"provisioner"
+            )
+        while version < FORMAT_VERSION:
+            upgrade = _UPGRADES.get(version)
+            if upgrade is None:
+                raise self._corrupt(f"{path} uses state format {version}, which has no upgrade")
+            doc = upgrade(doc)
+            version = doc["format_version"]
+        lineage, serial = doc["lineage"], doc["serial"]
+        if not isinstance(lineage, str) or not lineage:
+            raise self._corrupt(f"{path} has an invalid lineage {lineage!r}")
+        if not isinstance(serial, int) or isinstance(serial, bool) or serial < 0:
+            raise self._corrupt(f"{path} has an invalid serial {serial!r}")
+        resources = doc.get("resources")
+        if resources is None:
+            resources = {}
+        if not isinstance(resources, dict):
+            raise self._corrupt(f"{path}: 'resources' is not an object")
+        parsed: dict[str, ResourceState] = {}
+        for address, data in resources.items():
+            try:
+                if not isinstance(data, dict):
+                    raise ValueError("not an object")
+                parsed[address] = ResourceState.from_dict(data)
+            except (KeyError, ValueError, TypeError) as exc:
+                raise self._corrupt(f"{path}: resource {address} is malformed ({exc!r})") from None
+        hash_key = doc.get("hash_key", "")
+        if not isinstance(hash_key, str):
+            raise self._corrupt(f"{path} has an invalid hash_key")
+        return StateFile(
+            lineage=lineage,
+            serial=serial,
+            format_version=version,
+            hash_key=hash_key,
+            resources=parsed,
+        )
+
+    def _corrupt(self, problem: str) -> StateCorruptError:
+        message = (
+            f"{problem}: refusing to continue, since treating it as empty would create every "
+            f"resource again. "
+        )
+        if self.backup_path.exists():
+            message += (
+                f"The previous version is in {self.backup_path} (one write older); restore it "
+                f"with `cp {self.backup_path} {self.path}`, then run `provisioner plan` to check."
+            )
+        else:
+            message += (
+                f"There is no backup ({self.backup_path}); restore the file from version "
+                f"control or repair it by hand."
+            )
+        return StateCorruptError(message)
+
+    def _current(self) -> _Stored | None:
+        """What is stored now: the cached snapshot if the file is still the one we saw."""
+        try:
+            identity = _identity(os.stat(self.path))
+        except FileNotFoundError:
+            # Removed under us (or never written): nothing to protect.
+            return None
+        if self._stored is not None and self._stored.identity == identity:
+            return self._stored
+        loaded = self._load()
+        self._stored = None if loaded is None else loaded[1]
+        return self._stored
+
+    # writing -------------------------------------------------------------------------------
+
+    def write(self, state: StateFile) -> StateFile:
+        """Persist `state`, atomically; bump the serial only if the content changed.
+
+        Thread-safe. `state` must not be mutated by another thread during the call.
+
+        Returns:
+            A StateFile with the stored serial, sharing `state`'s resources (not a copy);
+            `state` itself is not modified.
+
+        Raises:
+            StateCorruptError: the stored file belongs to another lineage, or is unreadable.
+            StateError: the stored serial is higher than `state.serial` (another writer got
+                in between), or the file cannot be written.
+        """
+        with self._mutex:
+            stored = self._current()
+            if stored is not None:
+                if stored.lineage != state.lineage:
+                    raise StateCorruptError(
+                        f"{self.path} belongs to another deployment (lineage {stored.lineage}, "
+                        f"expected {state.lineage}): refusing to overwrite it. Check the "
+                        f"--state path and the manifest name."
+                    )
+                if state.serial < stored.serial:
+                    raise StateError(
+                        f"{self.path} was changed by another writer in the meantime (stored "
+                        f"serial {stored.serial}, ours {state.serial}): refusing to overwrite "
+                        f"its changes. Run `provisioner plan` again."
+                    )
+            head = _head(state)
+            head.pop("serial")
+            head_key = _COMPACT.encode(head)
+            old = stored.entries if stored is not None else {}
+            changed = (
+                stored is None or head_key != stored.head_key or len(old) != len(state.resources)
+            )
+            entries: dict[str, _Entry] = {}
+            for address, resource in state.resources.items():
+                view = resource.to_dict(deep=False)
+                key = _COMPACT.encode(view)
+                previous = old.get(address)
+                if previous is not None and previous.key == key:
+                    entries[address] = previous
+                else:
+                    entries[address] = _Entry.of(address, view, key)
+                    changed = True
+            if not changed:
+                assert stored is not None
+                return replace(state, serial=stored.serial)
+            serial = state.serial + 1
+            head["serial"] = serial
+            identity = self._replace(_render(head, entries).encode())
+            self._stored = _Stored(identity, state.lineage, serial, head_key, entries)
+            return replace(state, serial=serial)
+
+    def _replace(self, data: bytes) -> tuple[int, int, int, int]:
+        """Atomically make `data` the file's content, keeping the old one as the backup."""
+        directory = self.path.parent
+        try:
+            directory.mkdir(parents=True, exist_ok=True)
+            fd, tmp_name = tempfile.mkstemp(
+                dir=directory, prefix=f".{self.path.name}.", suffix=".tmp"
+            )
+        except OSError as exc:
+            raise StateError(f"cannot write {self.path}: {exc.strerror or exc}") from exc
+        tmp = Path(tmp_name)
+        try:
+            with os.fdopen(fd, "wb") as f:
+                f.write(data)
+                f.flush()
+                if self.durable:
+                    os.fsync(f.fileno())
+                try:
+                    # Keep the mode the user gave the file; new files stay 0600 (mkstemp).
+                    os.fchmod(f.fileno(), stat.S_IMODE(os.stat(self.path).st_mode))
+                except FileNotFoundError:
+                    pass
+                identity = _identity(os.fstat(f.fileno()))
+            self._keep_backup()
+            os.replace(tmp, self.path)
+        except BaseException as exc:
+            tmp.unlink(missing_ok=True)
+            if isinstance(exc, OSError):
+                raise StateError(f"cannot write {self.path}: {exc.strerror or exc}") from exc
+            raise
+        if self.durable:
+            _fsync_directory(directory)
+        return identity
+
+    def _keep_backup(self) -> None:
+        """Make `<path>.backup` the current file (atomically; a hard link, no copy)."""
+        unique = f"{os.getpid()}.{threading.get_ident()}"
+        tmp = self.backup_path.with_name(f".{self.backup_path.name}.{unique}.tmp")
+        tmp.unlink(missing_ok=True)
+        try:
+            os.link(self.path, tmp)
+        except FileNotFoundError:
+            return
+        except OSError:
+            # A file system without hard links.
+            try:
+                shutil.copy2(self.path, tmp)
+            except FileNotFoundError:
+                return
+        os.replace(tmp, self.backup_path)
+
+    # locking -------------------------------------------------------------------------------
+
+    @contextmanager
+    def lock(self, info: LockInfo, timeout: float) -> Iterator[FileLock]:
+        """Hold `<path>.lock` for the `with` block; see `lock.acquire_lock`."""
+        try:
+            self.lock_path.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise StateError(f"cannot create {self.lock_path.parent}: {exc}") from exc
+        held = acquire_lock(self.lock_path, info, timeout, subject=str(self.path))
+        try:
+            yield held
+        finally:
+            held.release()
+
+    def force_unlock(self, lock_id: str) -> None:
+        force_unlock(self.lock_path, lock_id, subject=str(self.path))
+
+
+def _fsync_directory(directory: Path) -> None:
+    """Make a rename in `directory` durable (no-op where directories cannot be opened)."""
+    try:
+        fd = os.open(directory, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
