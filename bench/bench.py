@@ -264,7 +264,10 @@ def main() -> int:
         f"{args.rps or 'none'} req/s, parallelism {args.parallelism}, start-up {startup:.2f} s, "
         f"{os.cpu_count()} CPUs"
     )
-    header = f"{'N':>5} {'step':<7} {'wall s':>7} {'reqs':>6} {'writes':>6} {'429s':>5} {'peak MB':>8} {'bound s':>8} {'ratio':>6}  ok"
+    header = (
+        f"{'N':>5} {'step':<7} {'wall s':>7} {'reqs':>6} {'writes':>6} {'429s':>5} "
+        f"{'peak MB':>8} {'bound s':>8} {'ratio':>6}  ok"
+    )
     print(header)
     print("-" * len(header))
     for r in rows:

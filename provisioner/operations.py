@@ -15,10 +15,11 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Protocol
 
+from provisioner import importer
 from provisioner.diagnostics import Diagnostics
-from provisioner.errors import ProvisionerError
+from provisioner.errors import ProvisionerError, StateCorruptError
 from provisioner.graph import find_cycle
-from provisioner.kinds import KINDS
+from provisioner.kinds import KINDS, OWNER_MARKER_KEY
 from provisioner.manifest.loader import load_manifest
 from provisioner.manifest.model import Manifest, build_manifest
 from provisioner.manifest.schema import validate_schema
@@ -26,13 +27,13 @@ from provisioner.moves import apply_moves
 from provisioner.plan import saved
 from provisioner.plan.differ import LiveSnapshot, make_plan
 from provisioner.plan.model import Action, Plan, PlanMode
-from provisioner.plan.normalize import live_view
+from provisioner.plan.normalize import comparable, live_view
 from provisioner.refresh import adopt_found, refresh_state
 from provisioner.remote.client import RequestEvent, VapiClient
-from provisioner.resolve import ResolvedManifest, resolve_manifest
+from provisioner.resolve import ResolvedManifest, bind, resolve_manifest
 from provisioner.settings import Settings
 from provisioner.state.lock import LockInfo
-from provisioner.state.model import StateFile
+from provisioner.state.model import ResourceState, StateFile
 from provisioner.state.store import FileStateStore
 
 
@@ -40,6 +41,8 @@ class StateWriter(Protocol):
     def read(self) -> StateFile: ...
 
     def write(self, state: StateFile) -> StateFile: ...
+
+    def describe(self) -> str: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -175,14 +178,16 @@ def prepare(
     if validated is None:
         return None, diags
     reader = store or open_state(settings, path)
-    state = reader.read()
-    state, moves, mdiags = apply_moves(state, validated.manifest.moved)
+    original = reader.read()
+    state, moves, mdiags = apply_moves(original, validated.manifest.moved)
     diags.extend(mdiags)
     if diags.has_errors():
         return None, diags
     live = refresh_state(client, state, parallelism=settings.parallelism)
+    _check_lineage(state, live, reader.describe())
     state, live = adopt_found(state, live)
-    if store is not None and (moves or not state.content_equal(store.read())):
+    # Compare with what was read (not a fresh read: a missing file reads as a new lineage).
+    if store is not None and (moves or not state.content_equal(original)):
         state = store.write(state)
     return Prepared(validated, state, live, tuple(moves)), diags
 
@@ -325,3 +330,105 @@ def accept_drift(store: StateWriter, result: PlanResult) -> int:
     if count:
         store.write(state)
     return count
+
+
+def import_resource(
+    settings: Settings,
+    manifest: Path,
+    address: str,
+    resource_id: str,
+    client: VapiClient,
+    store: StateWriter,
+) -> dict[str, Any]:
+    """Adopt the existing remote object `resource_id` as `address` of the manifest."""
+    validated, diags = validate(manifest, settings.environ)
+    if validated is None:
+        raise ManifestInvalid(diags)
+    resolved = validated.resolved.resources.get(address)
+    if resolved is None:
+        known = ", ".join(validated.resolved.resources) or "none"
+        raise ProvisionerError(
+            f"{address} is not declared in {manifest} (declared: {known}); add it first"
+        )
+    state = store.read()
+    if address in state.resources and state.resources[address].id:
+        raise ProvisionerError(
+            f"{address} is already managed (ID {state.resources[address].id}); "
+            "to manage another object, remove it from the state first"
+        )
+    for other, rs in state.resources.items():
+        if rs.id == resource_id:
+            raise ProvisionerError(f"{resource_id} is already managed as {other}")
+    kind = resolved.kind
+    live = client.get(kind, resource_id)
+    if live is None:
+        raise ProvisionerError(f"there is no {kind.label} with ID {resource_id} in Vapi")
+    ids = {a: r.id for a, r in state.resources.items() if r.id}
+    shape = comparable(bind(resolved.body, ids), state.hash_key)
+    state.resources[address] = ResourceState(
+        kind=kind.name,
+        id=resource_id,
+        applied=live_view(kind, live, shape, {}),
+        depends_on=sorted(resolved.depends_on),
+        remote_updated_at=live.get("updatedAt"),
+    )
+    store.write(state)
+    return dict(live)
+
+
+def generate_from_remote(
+    manifest: Path, client: VapiClient, store: StateWriter
+) -> importer.Generated:
+    """`import --generate`: write a manifest, its prompt files and its state from every
+    resource in the org. Refuses to overwrite an existing manifest or state."""
+    if manifest.exists():
+        raise ProvisionerError(f"{manifest} already exists: choose a new file name")
+    state = store.read()
+    if state.resources:
+        raise ProvisionerError(f"the state for {manifest} already has resources")
+    objects: dict[str, list[Mapping[str, Any]]] = {}
+    for kind in KINDS.values():
+        result = client.list_all(kind)
+        # Server-made objects (the default board, system insights) are not ours to manage.
+        objects[kind.name] = [o for o in result.items if not o.get("systemKey")]
+    generated = importer.generate_manifest(objects)
+    for rel in generated.files:
+        target = manifest.parent / rel
+        if target.exists():
+            raise ProvisionerError(f"{target} already exists: choose another folder")
+    manifest.parent.mkdir(parents=True, exist_ok=True)
+    for rel, text in generated.files.items():
+        target = manifest.parent / rel
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_text(text, encoding="utf-8")
+    manifest.write_text(generated.manifest_yaml, encoding="utf-8")
+    state.resources.update(generated.entries)
+    store.write(state)
+    return generated
+
+
+class ManifestInvalid(ProvisionerError):
+    """The manifest has errors (already reported as diagnostics)."""
+
+    def __init__(self, diags: Diagnostics) -> None:
+        super().__init__(f"the manifest has {len(diags.errors())} problem(s)")
+        self.diagnostics = diags
+
+
+def _check_lineage(state: StateFile, live: LiveSnapshot, where: str) -> None:
+    """Refuse a state file that belongs to another deployment: the objects it names carry
+    another lineage in their ownership marker (e.g. a state file copied between projects)."""
+    for addr, obj in live.objects.items():
+        rs = state.resources.get(addr)
+        if obj is None or rs is None or not KINDS[rs.kind].owner_marker:
+            continue
+        meta = obj.get("metadata")
+        marker = meta.get(OWNER_MARKER_KEY) if isinstance(meta, dict) else None
+        theirs = marker.get("lineage") if isinstance(marker, dict) else None
+        if theirs and theirs != state.lineage:
+            raise StateCorruptError(
+                f"{where} belongs to another deployment: {addr} ({rs.id}) is managed by "
+                f"state lineage {theirs}, but this state's lineage is {state.lineage}. "
+                "Refusing to continue: applying it could change or delete resources another "
+                "state manages. Use the state file of that deployment."
+            )

@@ -24,7 +24,13 @@ from datetime import UTC, datetime
 from typing import Any, Protocol
 
 from provisioner.apply.events import ApplyEvents, ChangeOutcome, NullEvents, Outcome
-from provisioner.errors import AmbiguousCreateError, ProvisionerError, StalePlanError
+from provisioner.errors import (
+    AmbiguousCreateError,
+    ProvisionerError,
+    RemoteError,
+    RemoteTransportError,
+    StalePlanError,
+)
 from provisioner.kinds import KINDS, OWNER_MARKER_KEY, ResourceKind
 from provisioner.plan.model import Action, Plan, ResourceChange
 from provisioner.refresh import ReadClient, creation_intent, find_created, owner_marker
@@ -228,28 +234,16 @@ class _Runner:
             )
 
         self.recorder.mutate(record_intent)
-        obj: dict[str, Any] | None = None
-        for attempt in range(1, _CREATE_ATTEMPTS + 1):
-            try:
-                obj = self.client.create(kind, send)
-                break
-            except AmbiguousCreateError as exc:
-                self.events.note(
-                    change.address,
-                    f"create outcome unknown ({exc.message}); looking for it before retrying",
-                )
-                found = find_created(
-                    kind, intent, self.client.list_all(kind).items, self.recorder.owned_ids()
-                )
-                if found is not None:
-                    self.events.note(change.address, f"found it ({found['id']}); adopting")
-                    obj = found
-                    break
-                if attempt == _CREATE_ATTEMPTS:
-                    raise
-                self.events.note(change.address, "not found; creating again")
-        assert obj is not None
-        created = obj
+        try:
+            created = self._send_create(change, kind, send, intent)
+        except RemoteError as exc:
+            if _definitely_not_created(exc):
+                # The API refused it: no object can exist, so the intent goes too.
+                def forget_intent(state: StateFile) -> None:
+                    state.resources.pop(change.address, None)
+
+                self.recorder.mutate(forget_intent)
+            raise
 
         def record_created(state: StateFile) -> None:
             state.resources[change.address] = ResourceState(
@@ -264,6 +258,33 @@ class _Runner:
 
         self.recorder.mutate(record_created)
         return created
+
+    def _send_create(
+        self,
+        change: ResourceChange,
+        kind: ResourceKind,
+        send: dict[str, Any],
+        intent: Mapping[str, Any],
+    ) -> dict[str, Any]:
+        """POST, and after an ambiguous outcome look for the object before sending again."""
+        for attempt in range(1, _CREATE_ATTEMPTS + 1):
+            try:
+                return self.client.create(kind, send)
+            except AmbiguousCreateError as exc:
+                self.events.note(
+                    change.address,
+                    f"create outcome unknown ({exc.message}); looking for it before retrying",
+                )
+                found = find_created(
+                    kind, intent, self.client.list_all(kind).items, self.recorder.owned_ids()
+                )
+                if found is not None:
+                    self.events.note(change.address, f"found it ({found['id']}); adopting")
+                    return found
+                if attempt == _CREATE_ATTEMPTS:
+                    raise
+                self.events.note(change.address, "not found; creating again")
+        raise AssertionError("unreachable")
 
     def _update(self, change: ResourceChange, kind: ResourceKind) -> dict[str, Any]:
         assert change.id is not None
@@ -301,6 +322,15 @@ class _Runner:
             state.resources.pop(change.address, None)
 
         self.recorder.mutate(forget)
+
+
+def _definitely_not_created(exc: RemoteError) -> bool:
+    """The API answered a create with a client error (not 429), or it never got it."""
+    if isinstance(exc, AmbiguousCreateError):
+        return False
+    if isinstance(exc, RemoteTransportError):
+        return not exc.sent
+    return exc.status is not None and 400 <= exc.status < 500 and exc.status != 429
 
 
 def _with_marker(body: Mapping[str, Any], address: str, lineage: str) -> dict[str, Any]:

@@ -47,6 +47,21 @@ class AppContext:
 pass_app = click.make_pass_decorator(AppContext)
 
 
+@contextmanager
+def _locked(app: AppContext, store: Any, command: str, timeout: float) -> Iterator[None]:
+    """Hold the state lock; say so when it was left by a run that died."""
+    from provisioner import operations
+
+    with store.lock(operations.lock_info(command), timeout=timeout) as held:
+        if held.replaced is not None:
+            app.err(
+                f"Warning: took over the state lock of a run that is no longer running "
+                f"({held.replaced.describe()}); it was probably killed. Anything it created "
+                f"was recorded and is picked up by this run."
+            )
+        yield
+
+
 def _use_color(no_color: bool) -> bool:
     if no_color or os.environ.get("NO_COLOR"):
         return False
@@ -263,9 +278,7 @@ def drift(
     with operations.open_client(settings, _request_printer(app)) as client:
         if accept:
             store = operations.open_state(settings, manifest)
-            with store.lock(
-                operations.lock_info(f"provisioner drift {manifest}"), timeout=lock_timeout
-            ):
+            with _locked(app, store, f"provisioner drift {manifest}", lock_timeout):
                 result, diags = operations.plan(settings, manifest, client, store=store)
                 if result is not None and not diags.has_errors():
                     accepted = operations.accept_drift(store, result)
@@ -283,10 +296,10 @@ def drift(
 
 
 def _request_printer(app: AppContext) -> Callable[[Any], None]:
+    """Retries and waits go to stderr ("rate limited, retrying in 2 s (POST /assistant)")."""
+
     def on_event(event: Any) -> None:
-        delay = getattr(event, "delay", 0.0)
-        reason = getattr(event, "reason", "retrying")
-        app.err(f"  {reason}: {event.method} {event.path}, retrying in {delay:.1f} s")
+        app.err(f"  {event.describe()}")
 
     return on_event
 
@@ -393,7 +406,7 @@ def _run_apply(
     store = operations.open_state(settings, manifest)
     with (
         operations.open_client(settings, _request_printer(app)) as client,
-        store.lock(operations.lock_info(command), timeout=lock_timeout),
+        _locked(app, store, command, lock_timeout),
     ):
         if plan_file is not None:
             result, diags = operations.load_plan_file(settings, plan_file, client, store)
@@ -631,6 +644,65 @@ def force_unlock(
     store = operations.open_state(settings, manifest)
     store.force_unlock(lock_id)
     app.out(f"Lock {lock_id} removed from {store.describe()}.")
+
+
+@cli.command("import")
+@MANIFEST
+@click.argument("address", required=False)
+@click.argument("resource_id", metavar="ID", required=False)
+@_common
+@click.option(
+    "--generate",
+    is_flag=True,
+    help="Write MANIFEST (and prompt files) from every resource in the org, and adopt them.",
+)
+@click.option("--lock-timeout", type=click.FloatRange(min=0), default=0)
+@pass_app
+def import_(
+    app: AppContext,
+    manifest: Path,
+    address: str | None,
+    resource_id: str | None,
+    sandbox: bool,
+    state_path: Path | None,
+    generate: bool,
+    lock_timeout: float,
+) -> None:
+    """Adopt existing remote resources: `import MANIFEST ADDRESS ID` records one object
+    under ADDRESS; `import --generate MANIFEST` writes a manifest for everything."""
+    from provisioner import operations
+
+    if generate == bool(address or resource_id) or (not generate and not (address and resource_id)):
+        raise click.UsageError("give either ADDRESS and ID, or --generate")
+    settings = _settings(app, sandbox=sandbox, state_path=state_path)
+    store = operations.open_state(settings, manifest)
+    command = f"provisioner import {manifest}"
+    with (
+        operations.open_client(settings, _request_printer(app)) as client,
+        _locked(app, store, command, lock_timeout),
+    ):
+        if generate:
+            gen = operations.generate_from_remote(manifest, client, store)
+            app.out(
+                f"Wrote {manifest} with {len(gen.entries)} resources"
+                + (f" and {len(gen.files)} prompt files" if gen.files else "")
+                + "."
+            )
+            for note in gen.notes:
+                app.out(f"  note: {note}")
+            app.out(f"Run `provisioner plan {manifest}` to check: it should show no changes.")
+            return
+        assert address is not None and resource_id is not None
+        try:
+            live = operations.import_resource(
+                settings, manifest, address, resource_id, client, store
+            )
+        except operations.ManifestInvalid as exc:
+            app.diagnostics(exc.diagnostics)
+            raise SystemExit(_fail(app, "Nothing was imported.")) from exc
+    name = f" ({live['name']})" if live.get("name") else ""
+    app.out(f"Imported {address}{name}: {resource_id}.")
+    app.out(f"Run `provisioner plan {manifest}` to see how it differs from the manifest.")
 
 
 # sandbox -------------------------------------------------------------------------------------

@@ -18,7 +18,7 @@ from provisioner.apply.events import ChangeOutcome, Outcome
 from provisioner.diagnostics import Diagnostic, Severity
 from provisioner.kinds import KINDS
 from provisioner.plan.model import MISSING, Action, FieldChange, Plan, ResourceChange
-from provisioner.values import KNOWN_AFTER_APPLY, Unknown
+from provisioner.values import KNOWN_AFTER_APPLY, SENSITIVE_TEXT, Sensitive, Unknown
 
 Styler = Callable[..., str]
 
@@ -234,7 +234,8 @@ class Renderer:
         width = max(len(r["address"]) for r in rows)
         for r in rows:
             name = f"  {r['name']}" if r.get("name") else ""
-            lines.append(f"  {r['address']:<{width}}  {r['id']}{name}")
+            rid = r["id"] or "(create unconfirmed: the next apply looks for it)"
+            lines.append(f"  {r['address']:<{width}}  {rid}{name}")
         calls = [r for r in rows if r.get("call")]
         if calls:
             lines.append("")
@@ -258,6 +259,8 @@ def short(value: Any) -> str:
 def pretty(value: Any) -> str:
     if isinstance(value, Unknown):
         return KNOWN_AFTER_APPLY
+    if isinstance(value, Sensitive) or value == SENSITIVE_TEXT:
+        return SENSITIVE_TEXT  # a placeholder, not a value: never quoted
     if isinstance(value, str):
         return json.dumps(value, ensure_ascii=False)
     text = json.dumps(_jsonable(value), ensure_ascii=False)

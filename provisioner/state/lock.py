@@ -2,31 +2,37 @@
 
 Owns the lock file `<state path>.lock` and nothing else: who holds it (`LockInfo`), taking it
 with a timeout, releasing it, and `force_unlock`. It never reads or writes the state itself
-(that is `store.py`), and never removes another run's lock on its own: a lock left by a dead
-process is reported, and clearing it is the user's call (`provisioner force-unlock`), as in
-Terraform.
+(that is `store.py`).
 
 Design. The lock file is created with `O_CREAT | O_EXCL`, which is atomic: of two runs racing,
 exactly one creates the file, so there is no window between "is it held?" and "take it" (we never
-check first; we try to create and inspect the holder only when that fails). No `flock` is added:
-it would be a second mechanism with its own caveats (network file systems, inheritance across
-fork) and would not close any window the exclusive create leaves open. The one remaining
+check first; we try to create and inspect the holder only when that fails). The one remaining
 window is a reader seeing the file between its creation and the holder writing its content;
 an unreadable lock file is therefore re-read for a short grace period before it is reported.
 
-A holder on this host is alive if `os.kill(pid, 0)` finds its process. A holder on another
-host is assumed alive. A reused PID can make a dead holder look alive; that errs on the safe
-side (we wait, then report the holder, and the user can force-unlock).
+A holder on this host is alive if `os.kill(pid, 0)` finds its process. A lock left by a holder
+on this host that is provably dead (killed, crashed) is taken over, and the caller is told
+whose it was: unlike Terraform, a killed apply leaves nothing to repair by hand (the state
+records each create's intent before the request, and the next run adopts what it finds), so
+making the user clear the lock would only add a step. A holder on another host is assumed
+alive: that lock is reported, and clearing it is the user's call (`provisioner force-unlock`).
+A reused PID can make a dead holder look alive; that errs on the safe side (we wait, then
+report the holder).
+
+Every change to the lock file (create, take over, release, force-unlock) happens under a
+short `flock` on the state directory, so that taking over a dead holder's lock can never
+replace a lock another run has just created.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import socket
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -128,6 +134,11 @@ class Lock(Protocol):
     @property
     def info(self) -> LockInfo: ...
 
+    @property
+    def replaced(self) -> LockInfo | None:
+        """The lock of a dead run this one took over, if any."""
+        ...
+
 
 @dataclass(frozen=True, slots=True)
 class FileLock:
@@ -135,6 +146,8 @@ class FileLock:
 
     path: Path
     info: LockInfo
+    # The lock of a dead run on this host that this one took over, if any.
+    replaced: LockInfo | None = None
 
     def release(self) -> bool:
         """Remove the lock file if it is still ours. Returns whether it was removed.
@@ -142,14 +155,36 @@ class FileLock:
         If someone force-unlocked us (and maybe another run took the lock since), the file
         is left alone.
         """
-        holder = _read(self.path)
-        if not isinstance(holder, LockInfo) or holder.id != self.info.id:
-            return False
-        try:
-            self.path.unlink()
-        except FileNotFoundError:
-            return False
-        return True
+        with _guard(self.path):
+            holder = _read(self.path)
+            if not isinstance(holder, LockInfo) or holder.id != self.info.id:
+                return False
+            try:
+                self.path.unlink()
+            except FileNotFoundError:
+                return False
+            return True
+
+
+@contextlib.contextmanager
+def _guard(path: Path) -> Iterator[None]:
+    """Serialise changes to lock files in `path`'s directory (held for milliseconds; the
+    kernel drops it if the process dies). A no-op where `flock` does not exist."""
+    try:
+        import fcntl
+    except ImportError:  # Windows: O_EXCL alone; dead locks are then reported, not taken over
+        yield
+        return
+    try:
+        fd = os.open(path.parent, os.O_RDONLY)
+    except OSError:
+        yield
+        return
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)  # closing releases the flock
 
 
 class _Unreadable:
@@ -207,8 +242,17 @@ def is_alive(info: LockInfo) -> bool:
     return True
 
 
+def _encode(info: LockInfo) -> bytes:
+    return json.dumps(info.to_dict(), indent=2, sort_keys=True).encode() + b"\n"
+
+
 def _create(path: Path, info: LockInfo) -> bool:
     """Create the lock file holding `info`; False if it already exists."""
+    with _guard(path):
+        return _create_unguarded(path, info)
+
+
+def _create_unguarded(path: Path, info: LockInfo) -> bool:
     try:
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
     except FileExistsError:
@@ -217,7 +261,7 @@ def _create(path: Path, info: LockInfo) -> bool:
         raise StateError(f"cannot create the lock file {path}: {exc.strerror or exc}") from exc
     try:
         with os.fdopen(fd, "wb") as f:
-            f.write(json.dumps(info.to_dict(), indent=2, sort_keys=True).encode() + b"\n")
+            f.write(_encode(info))
             f.flush()
             os.fsync(f.fileno())
     except OSError as exc:
@@ -244,9 +288,8 @@ def acquire_lock(
         subject: what the lock protects, for messages (the state path).
 
     Raises:
-        StateLockedError: a live run still holds the lock after `timeout`; or the holder is a
-            dead process on this host (at once: clearing it is the user's decision); or the
-            lock file is unreadable.
+        StateLockedError: a live run still holds the lock after `timeout`, or the lock file
+            is unreadable. A dead holder on this host is replaced (see `FileLock.replaced`).
     """
     deadline = clock() + max(0.0, timeout)
     delay = FIRST_DELAY
@@ -268,13 +311,9 @@ def acquire_lock(
             continue
         unreadable_since = None
         if not is_alive(holder):
-            raise StateLockedError(
-                f"{subject} is locked by {holder.describe()}, but that process is no longer "
-                f"running on this host: the run was probably killed or crashed, and may have "
-                f"left the state one change behind the remote. If no other run is active, "
-                f"clear the lock with `provisioner force-unlock <manifest> {holder.id}`, then "
-                f"run `provisioner plan` to review."
-            )
+            if _take_over(path, holder, info):
+                return FileLock(path, info, replaced=holder)
+            continue  # someone else changed the lock meanwhile: look again
         remaining = deadline - clock()
         if remaining <= 0:
             waited = f" (waited {timeout:g}s)" if timeout > 0 else ""
@@ -284,6 +323,28 @@ def acquire_lock(
             )
         sleep(min(delay, remaining))
         delay = min(delay * 2, MAX_DELAY)
+
+
+def _take_over(path: Path, dead: LockInfo, info: LockInfo) -> bool:
+    """Replace the lock of `dead` (a dead process on this host) by `info`, atomically.
+
+    False if the lock file no longer holds `dead` (released, force-unlocked, or another run
+    took it over first)."""
+    with _guard(path):
+        current = _read(path)
+        if not isinstance(current, LockInfo) or current.id != dead.id:
+            return False
+        tmp = path.with_name(f"{path.name}.{info.id}.tmp")
+        try:
+            with open(tmp, "wb") as f:
+                f.write(_encode(info))
+                f.flush()
+                os.fsync(f.fileno())
+            os.replace(tmp, path)
+        except OSError as exc:
+            tmp.unlink(missing_ok=True)
+            raise StateError(f"cannot write the lock file {path}: {exc.strerror or exc}") from exc
+        return True
 
 
 def force_unlock(path: Path, lock_id: str, *, subject: str) -> LockInfo:
@@ -302,10 +363,10 @@ def force_unlock(path: Path, lock_id: str, *, subject: str) -> LockInfo:
             f"{subject} is locked with lock ID {holder.id}, not {lock_id}: nothing removed. "
             f"The holder is {holder.describe()}."
         )
-    try:
-        path.unlink()
-    except FileNotFoundError:
-        pass
+    with _guard(path):
+        current = _read(path)
+        if isinstance(current, LockInfo) and current.id == lock_id:
+            path.unlink(missing_ok=True)
     return holder
 
 

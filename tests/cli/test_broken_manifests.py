@@ -79,7 +79,7 @@ CASES = [
             "phoneNumbers:",
             "  other:\n    name: Other\n    firstMessage: ${assistant.support.id}\nphoneNumbers:",
         ),
-        ":",
+        "3:",
         "cycle",
     ),
     (
@@ -93,7 +93,7 @@ CASES = [
     (
         "voice-missing-voice-id",
         BASE.replace("    model:", "    voice: {provider: 11labs}\n    model:"),
-        "5:",
+        "6:13:",
         "voiceId",
     ),
 ]

@@ -26,10 +26,10 @@ def test_validate_examples(run: Cli) -> None:
 def test_apply_full_then_plan_is_empty(run: Cli, project: Path) -> None:
     first = run("plan", FULL, "--sandbox", "--detailed-exitcode")
     assert first.exit_code == 2, first.output
-    assert "Plan: 13 to create, 0 to update, 0 to replace, 0 to delete." in first.output
+    assert "Plan: 14 to create, 0 to update, 0 to replace, 0 to delete." in first.output
 
     out = apply_full(run)
-    assert "Apply complete: 13 done, 0 failed, 0 skipped." in out
+    assert "Apply complete: 14 done, 0 failed, 0 skipped." in out
     assert "call +1 415 555 0100 to talk to Acme Support" in out
     assert "https://dashboard.vapi.ai/assistants/" in out
 
@@ -38,7 +38,7 @@ def test_apply_full_then_plan_is_empty(run: Cli, project: Path) -> None:
     assert "No changes." in again.output
 
     state = json.loads((project / "state/.sandbox/full.json").read_text())
-    assert len(state["resources"]) == 13
+    assert len(state["resources"]) == 14
     assert all(r["id"] for r in state["resources"].values())
 
 
@@ -142,7 +142,7 @@ def test_destroy_removes_everything(run: Cli, project: Path) -> None:
     apply_full(run)
     result = run("destroy", FULL, "--sandbox", "--auto-approve")
     assert result.exit_code == 0, result.output
-    assert "13 done" in result.output
+    assert "14 done" in result.output
     state = json.loads((project / "state/.sandbox/full.json").read_text())
     assert state["resources"] == {}
 

@@ -401,7 +401,7 @@ def test_sigkill_mid_write_leaves_a_complete_file(store: FileStateStore, path: P
 
 def test_concurrent_writers_lose_nothing(path: Path) -> None:
     store = FileStateStore(path, durable=False)
-    threads, per_thread = 8, 25
+    threads, per_thread = 4, 12
     latest = store.write(StateFile.new())
     latest_lock = threading.Lock()
     serials: list[int] = []

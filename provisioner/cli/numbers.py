@@ -1,0 +1,453 @@
+"""`provisioner numbers`: find Twilio phone numbers to buy, and what they cost per month.
+
+Owns: the `numbers` click group (`search`, `pricing`), reading the Twilio settings from
+the environment (`TWILIO_ACCOUNT_SID`, `TWILIO_AUTH_TOKEN`, and the optional base-URL
+overrides `TWILIO_BASE_URL`, `TWILIO_PRICING_BASE_URL`), the `--sandbox` wiring to the
+in-process Twilio emulator (bought numbers persist in `state/.sandbox/twilio.json`), and
+the table and JSON renderings of the results.
+
+Must not touch: the Vapi API, manifests, the state files of `plan`/`apply`. It buys and
+releases nothing (the client can; no command here does yet).
+
+The root group registers it with `cli.add_command(numbers)` and maps the
+`ProvisionerError`s raised here to exit 1 with "Error: ...".
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from decimal import Decimal
+from typing import TYPE_CHECKING, Any
+
+import click
+
+from provisioner.errors import ProvisionerError, RemoteError
+from provisioner.settings import SANDBOX_DIR
+
+if TYPE_CHECKING:
+    # Imported where used: registering the group must not slow every CLI start with httpx.
+    from provisioner.remote.twilio import (
+        AvailableNumber,
+        CountryPricing,
+        RetryNotice,
+        TwilioClient,
+    )
+
+__all__ = [
+    "SANDBOX_ACCOUNT_SID",
+    "SANDBOX_DATA",
+    "VAPI_FREE_NUMBERS",
+    "MissingCredentialsError",
+    "numbers",
+]
+
+ACCOUNT_SID_VAR = "TWILIO_ACCOUNT_SID"
+AUTH_TOKEN_VAR = "TWILIO_AUTH_TOKEN"
+BASE_URL_VAR = "TWILIO_BASE_URL"
+PRICING_BASE_URL_VAR = "TWILIO_PRICING_BASE_URL"
+# The sandbox's fake account: any AC SID works with the emulator.
+SANDBOX_ACCOUNT_SID = "AC" + "0" * 32
+SANDBOX_AUTH_TOKEN = "sandbox"
+SANDBOX_URL = "http://twilio.sandbox.local"
+SANDBOX_DATA = SANDBOX_DIR / "twilio.json"
+VAPI_FREE_NUMBERS = (
+    "Vapi also provides free US numbers "
+    "(choose an area code with numberDesiredAreaCode; up to 5 per account)"
+)
+SEARCH_TYPES = ("local", "toll-free", "mobile")
+_NANP = ("US", "CA")
+_ACCOUNT_SID = re.compile(r"^AC[0-9a-fA-F]{32}$")
+_AREA_CODE = re.compile(r"^[2-9]\d\d$")
+_CONTAINS = re.compile(r"^\+?%?[0-9A-Za-z*]{2,16}%?\$?$")
+
+
+class MissingCredentialsError(ProvisionerError):
+    """The Twilio account SID or auth token is not in the environment (or malformed)."""
+
+
+class SandboxDataError(ProvisionerError):
+    """The Twilio sandbox's data file cannot be used."""
+
+
+# -- option checks -----------------------------------------------------------------------
+
+
+def _check_country(ctx: click.Context, param: click.Parameter, value: str) -> str:
+    if not re.fullmatch(r"[A-Za-z]{2}", value.strip()):
+        raise click.BadParameter("use a two-letter ISO country code, e.g. US, CA, GB")
+    return value.strip().upper()
+
+
+def _check_area_code(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
+    if value is None:
+        return None
+    if not _AREA_CODE.match(value.strip()):
+        raise click.BadParameter("a US/CA area code is three digits, not starting with 0 or 1")
+    return value.strip()
+
+
+def _check_contains(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
+    if value is None:
+        return None
+    if not _CONTAINS.match(value.strip()):
+        raise click.BadParameter(
+            "use 2 to 16 digits or letters, `*` for any one digit "
+            "(e.g. 555, 415***0000, +1415, 1234$)"
+        )
+    return value.strip()
+
+
+# -- the group ---------------------------------------------------------------------------
+
+
+@click.group("numbers")
+def numbers() -> None:
+    """Find Twilio phone numbers to buy, with their monthly prices."""
+
+
+SANDBOX = click.option(
+    "--sandbox",
+    is_flag=True,
+    help="Use the local Twilio emulator (no credentials needed).",
+)
+AS_JSON = click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+COUNTRY = click.option(
+    "--country",
+    default="US",
+    show_default=True,
+    callback=_check_country,
+    help="ISO country code.",
+)
+
+
+@numbers.command("search")
+@COUNTRY
+@click.option(
+    "--area-code", callback=_check_area_code, help="US/CA area code, e.g. 415 (US and CA only)."
+)
+@click.option(
+    "--contains",
+    callback=_check_contains,
+    help="Digits or letters the number must contain; `*` matches any one digit.",
+)
+@click.option(
+    "--type",
+    "number_type",
+    type=click.Choice(SEARCH_TYPES),
+    default="local",
+    show_default=True,
+    help="Kind of number.",
+)
+@click.option(
+    "--limit",
+    type=click.IntRange(1, 1000),
+    default=20,
+    show_default=True,
+    help="At most this many.",
+)
+@click.option("--sms", is_flag=True, help="Only numbers that can receive SMS.")
+@click.option("--voice", is_flag=True, help="Only numbers that can receive calls.")
+@AS_JSON
+@SANDBOX
+@click.pass_context
+def search(
+    ctx: click.Context,
+    country: str,
+    area_code: str | None,
+    contains: str | None,
+    number_type: str,
+    limit: int,
+    sms: bool,
+    voice: bool,
+    as_json: bool,
+    sandbox: bool,
+) -> None:
+    """Search the numbers Twilio has for sale, with their monthly price."""
+    from provisioner.remote.twilio import TwilioError
+
+    if area_code is not None and country not in _NANP:
+        raise click.BadParameter(
+            f"area codes exist only for US and CA numbers, not {country}",
+            param_hint="--area-code",
+        )
+    with _open_client(ctx, sandbox) as client:
+        try:
+            found = client.search(
+                country,
+                type=number_type,
+                area_code=area_code,
+                contains=contains,
+                sms=True if sms else None,
+                voice=True if voice else None,
+                limit=limit,
+            )
+        except TwilioError as exc:
+            if exc.status != 404:
+                raise
+            hint = f"`provisioner numbers pricing --country {country}` lists the types on sale"
+            raise TwilioError(
+                f"{exc.message}; {hint}",
+                method=exc.method,
+                path=exc.path,
+                status=exc.status,
+                body=exc.body,
+                code=exc.code,
+                more_info=exc.more_info,
+            ) from exc
+        price, currency, price_problem = _monthly_price(client, country, number_type)
+    if price_problem is not None:
+        click.echo(f"Note: prices unavailable: {price_problem}", err=True)
+    if as_json:
+        doc = {
+            "country": country,
+            "type": number_type,
+            "monthly_price": _money(price),
+            "currency": currency,
+            "numbers": [_number_json(n, price, currency) for n in found],
+            "vapi_free_numbers": VAPI_FREE_NUMBERS,
+        }
+        click.echo(json.dumps(doc, indent=2))
+        return
+    criteria = _criteria(country, number_type, area_code, contains, sms, voice)
+    if not found:
+        click.echo(f"No Twilio numbers for sale match: {criteria}.")
+    else:
+        shown = f"{len(found)} number{'s' if len(found) != 1 else ''}"
+        click.echo(f"Twilio numbers for sale ({criteria}): {shown}")
+        click.echo("")
+        rows = [
+            [
+                _format_number(n.phone_number),
+                n.locality or "-",
+                n.region or "-",
+                " ".join(n.capabilities.labels()) or "-",
+                _price_text(price, currency),
+            ]
+            for n in found
+        ]
+        for line in _table(["NUMBER", "LOCALITY", "REGION", "CAPABILITIES", "MONTHLY"], rows):
+            click.echo(line)
+    click.echo("")
+    click.echo(f"{VAPI_FREE_NUMBERS}.")
+
+
+@numbers.command("pricing")
+@COUNTRY
+@AS_JSON
+@SANDBOX
+@click.pass_context
+def pricing(ctx: click.Context, country: str, as_json: bool, sandbox: bool) -> None:
+    """Show Twilio's monthly price per phone number, by number type."""
+    with _open_client(ctx, sandbox) as client:
+        prices = client.pricing(country)
+    if as_json:
+        click.echo(json.dumps(_pricing_json(prices), indent=2))
+        return
+    click.echo(
+        f"Twilio phone-number prices in {prices.country} ({prices.iso_country}), "
+        "per number per month:"
+    )
+    click.echo("")
+    if not prices.prices:
+        click.echo("  (no number types listed)")
+        return
+    rows = []
+    for row in prices.prices:
+        text = _price_text(row.current_price, prices.currency)
+        if row.base_price != row.current_price:
+            text += f" (list {_money(row.base_price)})"
+        rows.append([row.number_type, text])
+    for line in _table(["TYPE", "MONTHLY"], rows):
+        click.echo(line)
+
+
+# -- client wiring -----------------------------------------------------------------------
+
+
+def _environ(ctx: click.Context) -> Mapping[str, str]:
+    """The environment the root group captured (`AppContext.environ`), else the process's."""
+    environ = getattr(ctx.obj, "environ", None)
+    if isinstance(environ, Mapping):
+        return environ
+    return os.environ
+
+
+def _report_retry(notice: RetryNotice) -> None:
+    click.echo(f"  {notice.describe()}", err=True)
+
+
+@contextmanager
+def _open_client(ctx: click.Context, sandbox: bool) -> Iterator[TwilioClient]:
+    if sandbox:
+        client = _sandbox_client()
+    else:
+        client = _live_client(_environ(ctx))
+    with client:
+        yield client
+
+
+def _live_client(environ: Mapping[str, str]) -> TwilioClient:
+    from provisioner.remote.twilio import (
+        DEFAULT_BASE_URL,
+        DEFAULT_PRICING_BASE_URL,
+        TwilioClient,
+    )
+
+    sid = (environ.get(ACCOUNT_SID_VAR) or "").strip()
+    token = (environ.get(AUTH_TOKEN_VAR) or "").strip()
+    if not sid or not token:
+        unset = " and ".join(
+            n for n, v in ((ACCOUNT_SID_VAR, sid), (AUTH_TOKEN_VAR, token)) if not v
+        )
+        raise MissingCredentialsError(
+            f"Twilio credentials missing ({unset} not set): set {ACCOUNT_SID_VAR} and "
+            f"{AUTH_TOKEN_VAR} from the Twilio console, or pass --sandbox to try the "
+            "local emulator"
+        )
+    if not _ACCOUNT_SID.match(sid):
+        raise MissingCredentialsError(
+            f"{ACCOUNT_SID_VAR} must be an Account SID: AC followed by 32 hexadecimal digits"
+        )
+    return TwilioClient(
+        sid,
+        token,
+        base_url=(environ.get(BASE_URL_VAR) or "").strip() or DEFAULT_BASE_URL,
+        pricing_base_url=(environ.get(PRICING_BASE_URL_VAR) or "").strip()
+        or DEFAULT_PRICING_BASE_URL,
+        on_retry=_report_retry,
+    )
+
+
+def _sandbox_client() -> TwilioClient:
+    import httpx
+
+    from provisioner.emulator.twilio import TwilioEmulator
+    from provisioner.remote.twilio import TwilioClient
+
+    try:
+        emulator = TwilioEmulator(store_path=SANDBOX_DATA)
+    except ValueError as exc:
+        raise SandboxDataError(
+            f"cannot use the Twilio sandbox data ({exc}); move the file away to start afresh"
+        ) from exc
+    return TwilioClient(
+        SANDBOX_ACCOUNT_SID,
+        SANDBOX_AUTH_TOKEN,
+        base_url=SANDBOX_URL,
+        pricing_base_url=SANDBOX_URL,
+        transport=httpx.WSGITransport(app=emulator),
+        on_retry=_report_retry,
+    )
+
+
+def _monthly_price(
+    client: TwilioClient, country: str, number_type: str
+) -> tuple[Decimal | None, str | None, str | None]:
+    """(price, currency, why there is none) for one number of this type."""
+    try:
+        prices = client.pricing(country)
+    except RemoteError as exc:
+        return None, None, str(exc)
+    price = prices.monthly(number_type)
+    if price is None:
+        return None, prices.currency, f"Twilio lists no {number_type} price for {country}"
+    return price, prices.currency, None
+
+
+# -- rendering ---------------------------------------------------------------------------
+
+
+def _money(value: Decimal | None) -> str | None:
+    return None if value is None else str(value)
+
+
+def _price_text(price: Decimal | None, currency: str | None) -> str:
+    if price is None:
+        return "?"
+    return f"{price} {currency}" if currency else str(price)
+
+
+def _format_number(number: str) -> str:
+    """+14155550100 -> +1 415 555 0100 (NANP); other numbers unchanged."""
+    if number.startswith("+1") and len(number) == 12 and number[1:].isdigit():
+        return f"+1 {number[2:5]} {number[5:8]} {number[8:]}"
+    return number
+
+
+def _criteria(
+    country: str,
+    number_type: str,
+    area_code: str | None,
+    contains: str | None,
+    sms: bool,
+    voice: bool,
+) -> str:
+    parts = [country, number_type]
+    if area_code:
+        parts.append(f"area code {area_code}")
+    if contains:
+        parts.append(f"containing {contains}")
+    if sms:
+        parts.append("SMS")
+    if voice:
+        parts.append("voice")
+    return ", ".join(parts)
+
+
+def _number_json(
+    number: AvailableNumber, price: Decimal | None, currency: str | None
+) -> dict[str, Any]:
+    caps = number.capabilities
+    return {
+        "phone_number": number.phone_number,
+        "friendly_name": number.friendly_name,
+        "iso_country": number.iso_country,
+        "locality": number.locality,
+        "region": number.region,
+        "postal_code": number.postal_code,
+        "rate_center": number.rate_center,
+        "lata": number.lata,
+        "latitude": number.latitude,
+        "longitude": number.longitude,
+        "capabilities": {"voice": caps.voice, "sms": caps.sms, "mms": caps.mms, "fax": caps.fax},
+        "address_requirements": number.address_requirements,
+        "beta": number.beta,
+        "monthly_price": _money(price),
+        "currency": currency,
+    }
+
+
+def _pricing_json(prices: CountryPricing) -> dict[str, Any]:
+    from provisioner.remote.twilio import NUMBER_TYPES
+
+    by_row = {_key(row_name): name for name, (_, row_name) in NUMBER_TYPES.items()}
+    return {
+        "country": prices.country,
+        "iso_country": prices.iso_country,
+        "currency": prices.currency,
+        "prices": [
+            {
+                "number_type": row.number_type,
+                "type": by_row.get(_key(row.number_type)),
+                "monthly_price": _money(row.current_price),
+                "base_price": _money(row.base_price),
+            }
+            for row in prices.prices
+        ],
+    }
+
+
+def _key(name: str) -> str:
+    return " ".join(name.lower().replace("_", " ").replace("-", " ").split())
+
+
+def _table(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> list[str]:
+    widths = [max(len(str(r[i])) for r in [headers, *rows]) for i in range(len(headers))]
+    return [
+        "  ".join(str(cell).ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip()
+        for row in [headers, *rows]
+    ]

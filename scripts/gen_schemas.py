@@ -1,0 +1,673 @@
+"""Generate the JSON Schemas the provisioner ships, from Vapi's OpenAPI 3.0 spec.
+
+Owns the OpenAPI 3.0 -> JSON Schema 2020-12 conversion and the three generated files:
+
+* `provisioner/data/vapi-api.schema.json`: the Create/Update DTOs named in `provisioner.kinds`
+  and their whole `$ref` closure under `$defs`, keyed by the OpenAPI component names. The
+  emulator validates request bodies against `{"$ref": "#/$defs/<DTO>"}` inside it.
+* `schemas/manifest.schema.json` and its byte-identical packaged copy
+  `provisioner/data/manifest.schema.json`: the manifest format (the installed package never
+  reads the spec).
+
+Conversion rules, and why:
+
+* NestJS's whitelist rejects unknown properties, so every DTO object with `properties` gets
+  `additionalProperties: false`. Free-form objects (no `properties`) stay open, and so do the
+  DTOs that carry user-written JSON Schema (`OPEN_SCHEMAS`).
+* `{"allOf": [{"$ref": X}], ...}` (the spec's way of describing a single ref) becomes
+  `{"$ref": X, ...}`; 2020-12 allows siblings next to `$ref`.
+* `oneOf` unions whose branches are all objects with an enum-valued property (`provider`,
+  `type`, ...) become an `if`/`then` dispatch on that property, so a typo in the
+  discriminator yields one "not one of" error and a mistake inside a branch yields that
+  branch's errors only. Every other union, including branches that share a discriminator
+  value, becomes `anyOf`: the API (class-validator) has no "exactly one" rule, and a literal
+  `oneOf` would reject e.g. a preset `voiceId`, which is also a valid free-form string.
+* A few spec mistakes are corrected (`_SPEC_FIXES`, JavaScript-only regex syntax), each
+  reported as a note when the script runs.
+* Descriptions keep their first paragraph (editor hovers); examples, titles, discriminator
+  objects and `x-*` extensions are dropped.
+
+Run: `python scripts/gen_schemas.py [--openapi PATH]` from anywhere.
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import json
+import re
+import sys
+from collections.abc import Iterable, Iterator, Mapping
+from pathlib import Path
+from typing import Any
+
+from provisioner.addresses import KEY_PATTERN
+from provisioner.kinds import KINDS, ResourceKind
+
+REPO = Path(__file__).resolve().parents[1]
+DEFAULT_OPENAPI = REPO.parent / "shared" / "vapi" / "openapi.json"
+API_SCHEMA = Path("provisioner/data/vapi-api.schema.json")
+MANIFEST_SCHEMAS = (
+    Path("schemas/manifest.schema.json"),
+    Path("provisioner/data/manifest.schema.json"),
+)
+DIALECT = "https://json-schema.org/draft/2020-12/schema"
+
+# DTOs that describe a JSON Schema the user writes (structured outputs, tool parameters).
+# The spec lists a handful of keywords, but these are passed on to LLM providers that accept
+# the rest of JSON Schema too; closing them would reject valid schemas with no workaround.
+OPEN_SCHEMAS = frozenset({"JsonSchema", "OpenAIFunctionParameters"})
+
+# JavaScript-only regex syntax in the spec -> an equivalent both ECMA-262 and Python accept.
+_PATTERN_FIXES = {r"\p{L}[\p{L}\d]*": r"[^\W\d_][^\W_]*"}
+# Properties the spec types wrongly as `type: object` (its own descriptions and examples say
+# otherwise); a literal conversion would reject every valid value. `None` drops the keyword.
+_SPEC_FIXES: dict[tuple[str, str], dict[str, Any]] = {
+    # "ISO 8601 date-time string or relative time string", e.g. "-7d", "now".
+    **{
+        (t, p): {"type": "string"}
+        for t in ("InsightTimeRange", "InsightTimeRangeWithStep")
+        for p in ("start", "end")
+    },
+    # ISO 639-1 code, example "en".
+    ("NeuphonicVoice", "language"): {"type": "string"},
+    ("FallbackNeuphonicVoice", "language"): {"type": "string"},
+    # "The value type depends on the structured output type being filtered."
+    ("FilterStructuredOutputColumnOnCallTable", "value"): {"type": None},
+    # A MathJS expression per its description, though other insights wrap it in an object.
+    ("CreateTextInsightFromCallTableDTO", "formula"): {"type": None},
+    ("UpdateTextInsightFromCallTableDTO", "formula"): {"type": None},
+}
+# Patterns that are obviously unexpanded placeholders in the spec rather than regexes.
+_PLACEHOLDER_PATTERN = re.compile(r"^[A-Z][A-Z0-9_]*_PATTERN$")
+
+# Keywords copied as they are (after the checks in `_convert`).
+_PLAIN_KEYWORDS = (
+    "default",
+    "deprecated",
+    "enum",
+    "format",
+    "maxItems",
+    "maxLength",
+    "maximum",
+    "minItems",
+    "minLength",
+    "minimum",
+    "multipleOf",
+    "uniqueItems",
+    "maxProperties",
+    "minProperties",
+)
+# Keywords dropped on purpose: documentation noise or OpenAPI-only.
+_DROPPED_KEYWORDS = frozenset(
+    {"example", "examples", "discriminator", "title", "readOnly", "writeOnly", "xml"}
+)
+
+# Reserved manifest keys that are ours and never sent to the API.
+LIFECYCLE = {
+    "type": "object",
+    "description": "How the provisioner treats this resource; never sent to Vapi.",
+    "additionalProperties": False,
+    "properties": {
+        "preventDestroy": {
+            "type": "boolean",
+            "description": "Refuse any plan that would delete or replace this resource.",
+        },
+        "ignoreChanges": {
+            "type": "array",
+            "description": "Field paths (e.g. `model.temperature`) left out of diffs.",
+            "items": {"type": "string", "minLength": 1},
+            "uniqueItems": True,
+        },
+    },
+}
+PURCHASE = {
+    "type": "object",
+    "description": "Buy a number from Twilio instead of importing `number`; never sent to Vapi.",
+    "additionalProperties": False,
+    "properties": {
+        "country": {
+            "type": "string",
+            "description": "ISO 3166-1 alpha-2 country code, e.g. US.",
+            "pattern": "^[A-Z]{2}$",
+        },
+        "areaCode": {
+            "type": "string",
+            "description": "Three-digit area code to search in.",
+            "pattern": "^[0-9]{3}$",
+        },
+        "type": {"type": "string", "enum": ["local", "toll-free", "mobile"]},
+        "contains": {"type": "string", "description": "Digits or pattern the number must contain."},
+        "release": {
+            "type": "boolean",
+            "description": "Release the number at Twilio when the resource is destroyed.",
+        },
+    },
+}
+# Phone-number providers whose entries may carry `purchase` (then `number` is optional).
+PURCHASE_PROVIDERS = frozenset({"twilio"})
+# Address prefixes for `moved` and interpolation, from the kinds registry.
+ADDRESS_PATTERN = f"^({'|'.join(KINDS)})\\.{KEY_PATTERN}$"
+
+
+class SpecError(Exception):
+    """The OpenAPI document has a shape this converter does not understand."""
+
+
+def _ref_name(ref: str) -> str:
+    prefix = "#/components/schemas/"
+    if not ref.startswith(prefix):
+        raise SpecError(f"unsupported $ref {ref!r}")
+    return ref[len(prefix) :]
+
+
+def _short_description(text: str) -> str:
+    """The first paragraph, on one line."""
+    para = text.strip().split("\n\n", 1)[0]
+    return " ".join(line.strip() for line in para.splitlines() if line.strip())
+
+
+def _fix_pattern(pattern: str, where: str, notes: list[str]) -> str | None:
+    """A Python- and ECMA-compatible regex for a spec pattern (which may be `/re/flags`)."""
+    if _PLACEHOLDER_PATTERN.match(pattern):
+        notes.append(f"{where}: dropped placeholder pattern {pattern!r}")
+        return None
+    m = re.fullmatch(r"/(.*)/([a-z]*)", pattern, re.DOTALL)
+    if m:
+        pattern = m.group(1)
+    for js, py in _PATTERN_FIXES.items():
+        pattern = pattern.replace(js, py)
+    try:
+        re.compile(pattern)
+    except re.error as exc:
+        notes.append(f"{where}: dropped pattern {pattern!r} ({exc})")
+        return None
+    return pattern
+
+
+class Converter:
+    """Converts components on demand; `defs` collects the `$ref` closure of what was asked for."""
+
+    def __init__(self, components: Mapping[str, Any]) -> None:
+        self.components = components
+        self.defs: dict[str, Any] = {}
+        self.notes: list[str] = []
+        self._queue: list[str] = []
+
+    def add(self, names: Iterable[str]) -> None:
+        self._queue.extend(names)
+        while self._queue:
+            name = self._queue.pop()
+            if name in self.defs:
+                continue
+            if name not in self.components:
+                raise SpecError(f"component {name!r} is not in the spec")
+            self.defs[name] = {}  # placeholder: breaks cycles
+            self.defs[name] = self._convert(self.components[name], name, top=name)
+
+    def _fixed(self, component: str | None, prop: str, schema: Any) -> Any:
+        fix = _SPEC_FIXES.get((component or "", prop))
+        if fix is None or not isinstance(schema, Mapping):
+            return schema
+        self.notes.append(f"{component}.{prop}: spec fix {fix}")
+        fixed = dict(schema, **fix)
+        return {k: v for k, v in fixed.items() if v is not None}
+
+    def _ref(self, ref: str) -> dict[str, Any]:
+        name = _ref_name(ref)
+        if name not in self.defs:
+            self._queue.append(name)
+        return {"$ref": f"#/$defs/{name}"}
+
+    def _convert(self, node: Any, where: str, top: str | None = None) -> Any:
+        if isinstance(node, bool):
+            return node
+        if not isinstance(node, Mapping):
+            raise SpecError(f"{where}: schema is not an object")
+        out: dict[str, Any] = {}
+        if "$ref" in node:
+            out.update(self._ref(node["$ref"]))
+        all_of = [self._convert(s, f"{where}/allOf") for s in node.get("allOf", [])]
+        one_of = [self._convert(s, f"{where}/oneOf") for s in node.get("oneOf", [])]
+        any_of = [self._convert(s, f"{where}/anyOf") for s in node.get("anyOf", [])]
+        # The spec sometimes states one ref both as allOf and as a one-branch oneOf.
+        one_of = [s for s in one_of if s not in all_of]
+        if len(one_of) == 1:
+            all_of.append(one_of.pop())
+        # A single member (the spec's `allOf: [{$ref}]` wrapper, or a one-branch oneOf) is
+        # the schema itself; the node's own keywords (description, ...) apply beside it.
+        own = set(node) - {"allOf", "oneOf", "description", "deprecated", "nullable"}
+        if len(all_of) == 1 and "$ref" not in out and not set(all_of[0]) & own:
+            out.update(all_of.pop())
+        if all_of:
+            # Only the single-ref wrapper occurs in the spec. Real composition of closed DTOs
+            # would need their properties merged (each one's additionalProperties: false
+            # rejects the others'), so fail loudly rather than emit a schema that rejects all.
+            raise SpecError(f"{where}: allOf composition is not supported: {all_of}")
+        if one_of:
+            out["oneOf"] = one_of
+        if any_of:
+            out["anyOf"] = any_of
+        if "not" in node:
+            out["not"] = self._convert(node["not"], f"{where}/not")
+
+        for key, value in node.items():
+            if key in _DROPPED_KEYWORDS or key.startswith("x-"):
+                continue
+            if key in _PLAIN_KEYWORDS:
+                out[key] = copy.deepcopy(value)
+            elif key == "description" and isinstance(value, str):
+                short = _short_description(value)
+                if short:
+                    out["description"] = short
+            elif key == "pattern" and isinstance(value, str):
+                fixed = _fix_pattern(value, where, self.notes)
+                if fixed is not None:
+                    out["pattern"] = fixed
+            elif key == "type":
+                out["type"] = value
+            elif key == "required":
+                out["required"] = list(value)
+            elif key == "items":
+                out["items"] = self._convert(value, f"{where}/items")
+            elif key == "properties":
+                out["properties"] = {
+                    p: self._convert(self._fixed(top, p, s), f"{where}.{p}")
+                    for p, s in value.items()
+                }
+            elif key == "additionalProperties":
+                out["additionalProperties"] = self._convert(value, f"{where}/additionalProperties")
+            elif key in {"$ref", "allOf", "oneOf", "anyOf", "not", "nullable"}:
+                pass  # handled above/below
+            elif key in {"exclusiveMinimum", "exclusiveMaximum"}:
+                pass  # below
+            else:
+                raise SpecError(f"{where}: unsupported keyword {key!r}")
+
+        # OpenAPI 3.0's boolean exclusiveMinimum/Maximum qualify minimum/maximum.
+        for bound, exclusive in (("minimum", "exclusiveMinimum"), ("maximum", "exclusiveMaximum")):
+            if node.get(exclusive) is True and bound in out:
+                out[exclusive] = out.pop(bound)
+        if out.get("type") == "object" and any(isinstance(v, str) for v in out.get("enum", ())):
+            # e.g. TransferPlan.sipVerb: `type: object` with enum ["refer", "bye", "dial"].
+            out["type"] = "string"
+            self.notes.append(f"{where}: string enum typed as object; typed as string")
+        if "properties" in out and "type" not in out:
+            out["type"] = "object"
+        if "properties" in out and "additionalProperties" not in out and top not in OPEN_SCHEMAS:
+            # NestJS whitelist: unknown properties are a 400.
+            out["additionalProperties"] = False
+        if node.get("nullable") is True:
+            out = _nullable(out)
+        return out
+
+
+def _nullable(schema: dict[str, Any]) -> dict[str, Any]:
+    """`schema` or null."""
+    t = schema.get("type")
+    if isinstance(t, str) and not {"$ref", "allOf", "oneOf", "anyOf"} & set(schema):
+        out = dict(schema, type=[t, "null"])
+        if "enum" in out and None not in out["enum"]:
+            out["enum"] = [*out["enum"], None]
+        return out
+    annotations: dict[str, Any] = {
+        k: schema[k] for k in ("description", "deprecated", "default") if k in schema
+    }
+    inner = {k: v for k, v in schema.items() if k not in annotations}
+    return {**annotations, "anyOf": [inner, {"type": "null"}]}
+
+
+# ---------------------------------------------------------------------------------------
+# Discriminated unions
+
+
+def _resolve(schema: Any, defs: Mapping[str, Any]) -> Any:
+    seen = 0
+    while isinstance(schema, Mapping) and set(schema) - {"description"} == {"$ref"}:
+        schema = defs[schema["$ref"].rsplit("/", 1)[1]]
+        seen += 1
+        if seen > 50:
+            break
+    return schema
+
+
+def _enum_values(prop: Any, defs: Mapping[str, Any]) -> list[Any] | None:
+    prop = _resolve(prop, defs)
+    if not isinstance(prop, Mapping):
+        return None
+    if "const" in prop:
+        return [prop["const"]]
+    values = prop.get("enum")
+    if isinstance(values, list) and values and None not in values:
+        return list(values)
+    return None
+
+
+def _is_object(schema: Any) -> bool:
+    return isinstance(schema, Mapping) and schema.get("type") == "object" and "properties" in schema
+
+
+def _discriminate(
+    branches: list[Any], defs: Mapping[str, Any], components: Mapping[str, Any]
+) -> dict[str, Any] | None:
+    """An if/then dispatch accepting what any of `branches` accepts, or None if no property
+    is declared by every branch with an enum of values (the discriminator)."""
+    resolved = [_resolve(b, defs) for b in branches]
+    if len(branches) < 2 or not all(_is_object(r) for r in resolved):
+        return None
+    candidates: set[str] = set.intersection(*(set(r["properties"]) for r in resolved))
+    best: tuple[tuple[int, int, int], str, list[list[Any]]] | None = None
+    for prop in sorted(candidates):
+        values = [_enum_values(r["properties"][prop], defs) for r in resolved]
+        if any(v is None for v in values):
+            continue
+        per_branch = [v for v in values if v is not None]
+        if len(_groups(per_branch)) == 1:
+            per_branch = _examples(branches, prop, per_branch, components) or per_branch
+        groups = len(_groups(per_branch))
+        if groups < 2:
+            continue
+        required = all(prop in r.get("required", ()) for r in resolved)
+        # Prefer a required property, then the one separating most branches, then the usual
+        # names (ties are broken by name, so the output is stable).
+        score = (int(required), groups, int(prop in {"provider", "type"}))
+        if best is None or score > best[0]:
+            best = (score, prop, per_branch)
+    if best is None:
+        return None
+    _, prop, per_branch = best
+    all_values: list[Any] = []
+    for vs in per_branch:
+        all_values.extend(v for v in vs if v not in all_values)
+    dispatch = []
+    for values, members in _groups(per_branch):
+        cond: dict[str, Any] = {"const": values[0]} if len(values) == 1 else {"enum": values}
+        then = _any_of([branches[i] for i in members])
+        dispatch.append({"if": {"properties": {prop: cond}, "required": [prop]}, "then": then})
+    out: dict[str, Any] = {"type": "object", "properties": {prop: {"enum": all_values}}}
+    optional = [
+        b for b, r in zip(branches, resolved, strict=True) if prop not in r.get("required", ())
+    ]
+    if optional:
+        # Branches that may omit the discriminator are the only candidates when it is absent.
+        dispatch.append({"if": {"not": {"required": [prop]}}, "then": _any_of(optional)})
+    else:
+        out["required"] = [prop]
+    out["allOf"] = dispatch
+    return out
+
+
+def _any_of(branches: list[Any]) -> Any:
+    return branches[0] if len(branches) == 1 else {"anyOf": branches}
+
+
+def _examples(
+    branches: list[Any], prop: str, per_branch: list[list[Any]], components: Mapping[str, Any]
+) -> list[list[Any]] | None:
+    """Per-branch discriminator values taken from the spec's `example`s.
+
+    Some unions (e.g. `smartEndpointingPlan`) let every branch's `provider` take every value,
+    so a literal `oneOf` would reject `{provider: vapi}` (it matches two branches). The
+    example on each branch says which value that branch is for; NestJS dispatches the same
+    way. Used only when the examples are distinct and within the enums.
+    """
+    out: list[list[Any]] = []
+    for branch, allowed in zip(branches, per_branch, strict=True):
+        ref = branch.get("$ref", "") if isinstance(branch, Mapping) else ""
+        original = components.get(ref.rsplit("/", 1)[-1], {})
+        example = original.get("properties", {}).get(prop, {}).get("example")
+        if example is None or example not in allowed:
+            return None
+        out.append([example])
+    return out if len({json.dumps(v) for v in out}) == len(out) else None
+
+
+def _groups(per_branch: list[list[Any]]) -> list[tuple[list[Any], list[int]]]:
+    """Discriminator values grouped by the set of branches that accept them, in order."""
+    by_members: dict[tuple[int, ...], list[Any]] = {}
+    seen: list[Any] = []
+    for vs in per_branch:
+        for v in vs:
+            if v in seen:
+                continue
+            seen.append(v)
+            members = tuple(i for i, other in enumerate(per_branch) if v in other)
+            by_members.setdefault(members, []).append(v)
+    return [(values, list(members)) for members, values in by_members.items()]
+
+
+def _union(branches: list[Any], defs: Mapping[str, Any], components: Mapping[str, Any]) -> Any:
+    """The 2020-12 form of an OpenAPI `oneOf`.
+
+    The API validates with class-validator, which has no "exactly one" rule: a body valid
+    for two overlapping branches (a preset `voiceId` is also a string) is accepted. So what
+    cannot be dispatched on a discriminator becomes `anyOf`, never `oneOf`.
+    """
+    objects = [b for b in branches if _is_object(_resolve(b, defs))]
+    others = [b for b in branches if not _is_object(_resolve(b, defs))]
+    # `"off"` or one of several plans: scalars and objects never overlap, so dispatch the
+    # objects and keep the scalars beside them.
+    if len(objects) >= 2 and all(_is_scalar(_resolve(b, defs)) for b in others):
+        dispatch = _discriminate(objects, defs, components)
+        if dispatch is not None:
+            return _any_of([*others, dispatch])
+    return _any_of(branches)
+
+
+def _is_scalar(schema: Any) -> bool:
+    t = schema.get("type") if isinstance(schema, Mapping) else None
+    types = t if isinstance(t, list) else [t]
+    return t is not None and "object" not in types
+
+
+def _subschemas(schema: Any) -> Iterator[Any]:
+    if not isinstance(schema, dict):
+        return
+    for key in ("items", "additionalProperties", "not", "if", "then", "else"):
+        if key in schema:
+            yield schema[key]
+    for key in ("allOf", "oneOf", "anyOf"):
+        yield from schema.get(key, ())
+    yield from schema.get("properties", {}).values()
+
+
+def rewrite_unions(defs: dict[str, Any], components: Mapping[str, Any]) -> int:
+    """Replace every `oneOf` in `defs` in place (see `_union`); returns how many were
+    dispatched on a discriminator."""
+    count = 0
+
+    def visit(schema: Any) -> None:
+        nonlocal count
+        if not isinstance(schema, dict):
+            return
+        if "oneOf" in schema:
+            union = _union(schema.pop("oneOf"), defs, components)
+            count += _dispatched(union)
+            if {"type", "properties", "allOf", "anyOf", "$ref"} & set(schema) or not isinstance(
+                union, dict
+            ):
+                schema.setdefault("allOf", []).append(union)
+            else:
+                schema.update(union)
+        for sub in list(_subschemas(schema)):
+            visit(sub)
+
+    for schema in defs.values():
+        visit(schema)
+    return count
+
+
+def _dispatched(union: Any) -> bool:
+    if not isinstance(union, dict):
+        return False
+    return any("if" in s for s in union.get("allOf", ())) or any(
+        _dispatched(s) for s in union.get("anyOf", ())
+    )
+
+
+def _closure(roots: Iterable[str], defs: Mapping[str, Any]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    todo = list(roots)
+    while todo:
+        name = todo.pop()
+        if name in out:
+            continue
+        out[name] = defs[name]
+        todo.extend(_refs(defs[name]))
+    return out
+
+
+def _refs(schema: Any) -> Iterator[str]:
+    if isinstance(schema, dict):
+        ref = schema.get("$ref")
+        if isinstance(ref, str) and ref.startswith("#/$defs/"):
+            yield ref[len("#/$defs/") :]
+        for value in schema.values():
+            yield from _refs(value)
+    elif isinstance(schema, list):
+        for value in schema:
+            yield from _refs(value)
+
+
+# ---------------------------------------------------------------------------------------
+# The two documents
+
+
+def api_schema(spec: Mapping[str, Any]) -> tuple[dict[str, Any], list[str]]:
+    """The API document and notes about what the conversion had to change."""
+    components = spec.get("components", {}).get("schemas", {})
+    conv = Converter(components)
+    roots = sorted(
+        {
+            n
+            for k in KINDS.values()
+            for n in (*k.create_schemas.values(), *k.update_schemas.values())
+        }
+    )
+    conv.add(roots)
+    defs = conv.defs
+    count = rewrite_unions(defs, components)
+    conv.notes.append(f"{count} oneOf unions rewritten as discriminated dispatch")
+    doc = {
+        "$schema": DIALECT,
+        "$id": "https://provisioner.local/schemas/vapi-api.schema.json",
+        "title": "Vapi API request bodies",
+        "description": (
+            "Create/Update DTOs of the Vapi API converted from its OpenAPI spec by "
+            "scripts/gen_schemas.py. Validate a body against {'$ref': '#/$defs/<DTO>'}."
+        ),
+        "$defs": defs,
+    }
+    return doc, conv.notes
+
+
+def _entry(kind: ResourceKind, variant: str, dto: str, defs: Mapping[str, Any]) -> dict[str, Any]:
+    """A manifest entry: the Create DTO plus the reserved keys."""
+    entry: dict[str, Any] = copy.deepcopy(defs[dto])
+    props = entry.setdefault("properties", {})
+    props["lifecycle"] = {"$ref": "#/$defs/Lifecycle"}
+    if kind.name == "phoneNumber" and variant in PURCHASE_PROVIDERS:
+        props["purchase"] = {"$ref": "#/$defs/Purchase"}
+        required = [r for r in entry.get("required", []) if r != "number"]
+        entry["required"] = required
+        # Without `purchase` the number to import must be given.
+        entry["if"] = {"not": {"required": ["purchase"]}}
+        entry["then"] = {"required": ["number"]}
+    return entry
+
+
+def manifest_schema(api: Mapping[str, Any]) -> dict[str, Any]:
+    api_defs: Mapping[str, Any] = api["$defs"]
+    roots = sorted({n for k in KINDS.values() for n in k.create_schemas.values()})
+    defs = copy.deepcopy(_closure(roots, api_defs))
+    defs["Lifecycle"] = LIFECYCLE
+    defs["Purchase"] = PURCHASE
+    sections: dict[str, Any] = {}
+    for kind in KINDS.values():
+        kind_def = f"Manifest{kind.name[0].upper()}{kind.name[1:]}"
+        about = f"One {kind.label}: the Vapi create body plus `lifecycle`."
+        if len(kind.create_schemas) == 1:
+            [(variant, dto)] = kind.create_schemas.items()
+            defs[kind_def] = {**_entry(kind, variant, dto, api_defs), "description": about}
+        else:
+            branches = []
+            for variant, dto in kind.create_schemas.items():
+                name = f"{kind_def}.{variant}"
+                defs[name] = _entry(kind, variant, dto, api_defs)
+                branches.append({"$ref": f"#/$defs/{name}"})
+            defs[kind_def] = {**_union(branches, defs, {}), "description": about}
+        section: dict[str, Any] = {
+            "type": "object",
+            "description": f"{kind.label.capitalize()}s by key; address `{kind.name}.KEY`.",
+            "propertyNames": {"pattern": f"^{KEY_PATTERN}$"},
+            "additionalProperties": {"$ref": f"#/$defs/{kind_def}"},
+        }
+        parent = sections
+        for part in kind.section[:-1]:
+            parent = parent.setdefault(
+                part, {"type": "object", "additionalProperties": False, "properties": {}}
+            )["properties"]
+        parent[kind.section[-1]] = section
+    return {
+        "$schema": DIALECT,
+        "$id": "https://provisioner.local/schemas/manifest.schema.json",
+        "title": "provisioner manifest",
+        "description": (
+            "Vapi assistants, phone numbers and analytics declared as code. Values may contain "
+            "${KIND.KEY.id}, ${env:NAME} and ${file:path} interpolations."
+        ),
+        "type": "object",
+        "required": ["version"],
+        "additionalProperties": False,
+        "properties": {
+            "version": {"const": 1, "description": "Manifest format version; must be 1."},
+            **sections,
+            "moved": {
+                "type": "array",
+                "description": "Renamed resources: keep the remote object, change its address.",
+                "items": {
+                    "type": "object",
+                    "additionalProperties": False,
+                    "required": ["from", "to"],
+                    "properties": {
+                        "from": {"type": "string", "pattern": ADDRESS_PATTERN},
+                        "to": {"type": "string", "pattern": ADDRESS_PATTERN},
+                    },
+                },
+            },
+        },
+        "$defs": defs,
+    }
+
+
+def dump(doc: Mapping[str, Any]) -> str:
+    return json.dumps(doc, indent=1, sort_keys=True, ensure_ascii=False) + "\n"
+
+
+def generate(spec: Mapping[str, Any]) -> tuple[dict[Path, str], list[str]]:
+    """Text of every generated file (repo-relative path -> content), plus conversion notes."""
+    api, notes = api_schema(spec)
+    manifest = dump(manifest_schema(api))
+    files = {API_SCHEMA: dump(api)}
+    files.update({p: manifest for p in MANIFEST_SCHEMAS})
+    return files, notes
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n", 1)[0])
+    parser.add_argument("--openapi", type=Path, default=DEFAULT_OPENAPI, help="Vapi openapi.json")
+    args = parser.parse_args(argv)
+    spec = json.loads(args.openapi.read_text(encoding="utf-8"))
+    files, notes = generate(spec)
+    for rel, text in files.items():
+        target = REPO / rel
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_text(text, encoding="utf-8")
+        sys.stderr.write(f"wrote {rel} ({len(text.encode()) // 1024} KB)\n")
+    for note in notes:
+        sys.stderr.write(f"note: {note}\n")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

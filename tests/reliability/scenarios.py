@@ -1,0 +1,217 @@
+"""The reliability scenarios, each returning figures; run by the tests and by
+scripts/reliability_matrix.py (which prints them)."""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from tests.reliability.harness import Sandbox, census, cli, kill_at, start_cli, workdir
+
+FULL = "examples/full.yaml"
+EXPECTED = 14  # resources in examples/full.yaml
+STATE = Path("state/full.json")
+
+
+@dataclass
+class Figures:
+    name: str
+    ok: bool
+    figures: dict[str, Any] = field(default_factory=dict)
+    detail: str = ""
+
+
+def _reset(sandbox: Sandbox) -> None:
+    sandbox.set_faults({})
+    sandbox.request("POST", "/__emulator/reset", {}, admin=True)
+
+
+def kill_matrix(sandbox: Sandbox, base: Path, boundaries: int, parallelism: int = 10) -> Figures:
+    """SIGKILL an apply of the full example at each request boundary (before and after
+    the server processed the request), then apply again: one object per entry, every ID
+    in state, and an empty plan."""
+    runs = dup = lost = orphans = nonempty = killed = 0
+    failures: list[str] = []
+    for boundary in range(boundaries):
+        for phase in ("before", "after"):
+            _reset(sandbox)
+            cwd = workdir(base / f"kill-{boundary}-{phase}")
+            par = ["--parallelism", str(parallelism)]
+            killed += kill_at(sandbox, cwd, boundary, phase, "apply", FULL, "--auto-approve", *par)
+            second = cli(sandbox, cwd, "apply", FULL, "--auto-approve", *par)
+            plan = cli(sandbox, cwd, "plan", FULL, "--detailed-exitcode")
+            c = census(sandbox, cwd / STATE, EXPECTED)
+            runs += 1
+            dup += c.duplicates
+            lost += c.lost_ids
+            orphans += c.orphans
+            nonempty += plan.returncode != 0
+            if second.returncode != 0 or plan.returncode != 0 or not c.ok:
+                failures.append(
+                    f"boundary {boundary} ({phase}): apply={second.returncode} "
+                    f"plan={plan.returncode} {c}\n{second.stdout[-1500:]}{plan.stdout[-800:]}"
+                )
+    return Figures(
+        f"kill matrix (parallelism {parallelism})",
+        not failures,
+        {
+            "runs": runs,
+            "killed mid-run": killed,
+            "duplicates": dup,
+            "lost IDs": lost,
+            "orphans": orphans,
+            "non-empty final plans": nonempty,
+        },
+        "\n".join(failures[:3]),
+    )
+
+
+def faulty_apply(sandbox: Sandbox, base: Path, seed: int, parallelism: int = 10) -> Figures:
+    """20% 429s, 10% 5xx, 10% ambiguous POSTs: apply converges in one run, no duplicate."""
+    _reset(sandbox)
+    sandbox.set_faults({"p_429": 0.2, "p_5xx": 0.1, "p_ambiguous_post": 0.1, "seed": seed})
+    cwd = workdir(base / f"faults-{seed}-{parallelism}")
+    before = sandbox.stats()
+    run = cli(sandbox, cwd, "apply", FULL, "--auto-approve", "--parallelism", str(parallelism))
+    after = sandbox.stats()
+    sandbox.set_faults({})
+    plan = cli(sandbox, cwd, "plan", FULL, "--detailed-exitcode")
+    c = census(sandbox, cwd / STATE, EXPECTED)
+    ok = run.returncode == 0 and plan.returncode == 0 and c.ok
+    return Figures(
+        f"faults seed {seed} (parallelism {parallelism})",
+        ok,
+        {
+            "requests": after["requests"] - before["requests"],
+            "429s": _status(after, "429") - _status(before, "429"),
+            "5xx": sum(_status(after, s) - _status(before, s) for s in ("500", "502", "503")),
+            "duplicates": c.duplicates,
+            "lost IDs": c.lost_ids,
+        },
+        "" if ok else run.stdout[-3000:] + plan.stdout[-1000:],
+    )
+
+
+def rate_limited_apply(sandbox: Sandbox, base: Path, rps: float = 5) -> Figures:
+    """Under a limit of `rps` requests/s the apply sees no failure; count its 429s."""
+    _reset(sandbox)
+    sandbox.set_faults({"rate_limit_rps": rps})
+    cwd = workdir(base / "ratelimit")
+    before = sandbox.stats()
+    start = time.monotonic()
+    run = cli(sandbox, cwd, "apply", FULL, "--auto-approve")
+    wall = time.monotonic() - start
+    after = sandbox.stats()
+    sandbox.set_faults({})
+    c = census(sandbox, cwd / STATE, EXPECTED)
+    requests = after["requests"] - before["requests"]
+    return Figures(
+        f"rate limit {rps:g} req/s",
+        run.returncode == 0 and c.ok,
+        {
+            "requests": requests,
+            "429s provoked": _status(after, "429") - _status(before, "429"),
+            "wall s": round(wall, 2),
+            "achieved req/s": round(requests / wall, 2) if wall else 0,
+        },
+        "" if run.returncode == 0 else run.stdout[-3000:],
+    )
+
+
+def concurrent_applies(sandbox: Sandbox, base: Path, lock_timeout: float) -> Figures:
+    """Two applies on the same state at once: never interleaved, never a duplicate."""
+    _reset(sandbox)
+    cwd = workdir(base / f"concurrent-{lock_timeout:g}")
+    args = ("apply", FULL, "--auto-approve", "--lock-timeout", str(lock_timeout))
+    a = start_cli(sandbox, cwd, *args)
+    b = start_cli(sandbox, cwd, *args)
+    out_a, _ = a.communicate(timeout=300)
+    out_b, _ = b.communicate(timeout=300)
+    codes = sorted([a.returncode, b.returncode])
+    c = census(sandbox, cwd / STATE, EXPECTED)
+    state_ok = json.loads((cwd / STATE).read_text())["resources"] is not None
+    loser = out_a if a.returncode else out_b
+    if lock_timeout == 0:
+        ok = codes in ([0, 0], [0, 1]) and (codes == [0, 0] or "is locked by" in loser)
+    else:
+        ok = codes == [0, 0]
+    ok = ok and c.ok and state_ok
+    return Figures(
+        f"two applies at once (lock timeout {lock_timeout:g} s)",
+        ok,
+        {"exit codes": codes, "duplicates": c.duplicates, "lost IDs": c.lost_ids},
+        "" if ok else out_a[-2000:] + "\n---\n" + out_b[-2000:],
+    )
+
+
+def corrupt_state(sandbox: Sandbox, base: Path) -> Figures:
+    """Corrupt, truncated, newer and foreign state files are refused, and nothing remote
+    is written."""
+    _reset(sandbox)
+    results: dict[str, Any] = {}
+    ok = True
+    good = workdir(base / "corrupt-source")
+    assert cli(sandbox, good, "apply", FULL, "--auto-approve").returncode == 0
+    text = (good / STATE).read_text()
+    foreign = json.loads(text)
+    foreign["lineage"] = "00000000-0000-4000-8000-000000000000"
+    variants = {
+        "garbage": "this is not json {",
+        "truncated": text[: len(text) // 2],
+        "empty": "",
+        "newer format": json.dumps({**json.loads(text), "format_version": 99}),
+        "foreign lineage": json.dumps(foreign),
+    }
+    for label, content in variants.items():
+        cwd = workdir(base / f"corrupt-{label.replace(' ', '-')}")
+        (cwd / "state").mkdir()
+        (cwd / STATE).write_text(content)
+        before = _writes(sandbox.stats())
+        run = cli(sandbox, cwd, "apply", FULL, "--auto-approve")
+        written = _writes(sandbox.stats()) - before
+        refused = run.returncode == 1 and "Error:" in run.stderr
+        results[label] = "refused" if refused and written == 0 else f"NOT refused ({written})"
+        ok = ok and refused and written == 0 and (cwd / STATE).read_text() == content
+    results["objects after"] = len([o for v in sandbox.objects().values() for o in v])
+    return Figures("bad state files refused", ok and results["objects after"] == EXPECTED, results)
+
+
+def _writes(stats: dict[str, Any]) -> int:
+    by = stats.get("by_method", {})
+    return sum(int(by.get(m, 0)) for m in ("POST", "PATCH", "DELETE"))
+
+
+def partial_failure(sandbox: Sandbox, base: Path) -> Figures:
+    """A create rejected by the API (400): dependents skipped, independent work done,
+    state keeps every success, exit 1; the next apply finishes."""
+    _reset(sandbox)
+    sandbox.set_faults({"reject_create_names": ["Calls per day"]})
+    cwd = workdir(base / "partial")
+    first = cli(sandbox, cwd, "apply", FULL, "--auto-approve")
+    st = json.loads((cwd / STATE).read_text())["resources"]
+    sandbox.set_faults({})
+    second = cli(sandbox, cwd, "apply", FULL, "--auto-approve")
+    plan = cli(sandbox, cwd, "plan", FULL, "--detailed-exitcode")
+    c = census(sandbox, cwd / STATE, EXPECTED)
+    ok = (
+        first.returncode == 1
+        and "failed:  insight.calls-per-day" in first.stdout
+        and "skipped: board.overview" in first.stdout
+        and len(st) == EXPECTED - 2
+        and second.returncode == 0
+        and plan.returncode == 0
+        and c.ok
+    )
+    return Figures(
+        "failed create mid-run",
+        ok,
+        {"done in first run": len(st), "second run exit": second.returncode},
+        "" if ok else first.stdout[-3000:] + second.stdout[-1500:],
+    )
+
+
+def _status(stats: dict[str, Any], code: str) -> int:
+    return int(stats.get("by_status", {}).get(code, 0))

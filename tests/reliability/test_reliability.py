@@ -1,0 +1,58 @@
+"""Apply survives the real world: kills, faults, rate limits, concurrent runs, bad state
+files and failed creates. Sandbox over a real socket, `provisioner` as real processes."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.reliability import scenarios
+from tests.reliability.harness import Sandbox
+
+
+@pytest.fixture(scope="module")
+def sandbox() -> Iterator[Sandbox]:
+    box = Sandbox()
+    yield box
+    box.close()
+
+
+def check(fig: scenarios.Figures) -> None:
+    assert fig.ok, f"{fig.name}: {fig.figures}\n{fig.detail}"
+
+
+@pytest.mark.parametrize("parallelism", [1, 10])
+def test_kill_at_every_request_boundary(sandbox: Sandbox, tmp_path: Path, parallelism: int) -> None:
+    fig = scenarios.kill_matrix(sandbox, tmp_path, boundaries=14, parallelism=parallelism)
+    check(fig)
+    assert fig.figures["killed mid-run"] >= 20
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3])
+def test_converges_under_faults(sandbox: Sandbox, tmp_path: Path, seed: int) -> None:
+    fig = scenarios.faulty_apply(sandbox, tmp_path, seed)
+    check(fig)
+    assert fig.figures["429s"] + fig.figures["5xx"] > 0
+
+
+def test_rate_limit_causes_no_failure(sandbox: Sandbox, tmp_path: Path) -> None:
+    check(scenarios.rate_limited_apply(sandbox, tmp_path, rps=5))
+
+
+@pytest.mark.parametrize("lock_timeout", [0, 120])
+def test_concurrent_applies_never_interleave(
+    sandbox: Sandbox, tmp_path: Path, lock_timeout: float
+) -> None:
+    check(scenarios.concurrent_applies(sandbox, tmp_path, lock_timeout))
+
+
+def test_bad_state_files_are_refused(sandbox: Sandbox, tmp_path: Path) -> None:
+    check(scenarios.corrupt_state(sandbox, tmp_path))
+
+
+def test_failed_create_skips_dependents_and_rerun_finishes(
+    sandbox: Sandbox, tmp_path: Path
+) -> None:
+    check(scenarios.partial_failure(sandbox, tmp_path))
