@@ -18,11 +18,7 @@ from typing import Any, Protocol
 from provisioner import importer
 from provisioner.diagnostics import Diagnostics
 from provisioner.errors import ProvisionerError, StateCorruptError
-from provisioner.graph import find_cycle
 from provisioner.kinds import KINDS, OWNER_MARKER_KEY
-from provisioner.manifest.loader import load_manifest
-from provisioner.manifest.model import Manifest, build_manifest
-from provisioner.manifest.schema import validate_schema
 from provisioner.moves import apply_moves
 from provisioner.plan import saved
 from provisioner.plan.differ import LiveSnapshot, make_plan
@@ -30,11 +26,12 @@ from provisioner.plan.model import Action, Plan, PlanMode
 from provisioner.plan.normalize import comparable, live_view
 from provisioner.refresh import adopt_found, refresh_state
 from provisioner.remote.client import RequestEvent, VapiClient
-from provisioner.resolve import ResolvedManifest, bind, resolve_manifest
+from provisioner.resolve import bind
 from provisioner.settings import Settings
 from provisioner.state.lock import LockInfo
 from provisioner.state.model import ResourceState, StateFile
 from provisioner.state.store import FileStateStore
+from provisioner.validation import Validated, validate
 
 
 class StateWriter(Protocol):
@@ -46,67 +43,12 @@ class StateWriter(Protocol):
 
 
 @dataclass(frozen=True, slots=True)
-class Validated:
-    manifest: Manifest
-    resolved: ResolvedManifest
-
-
-@dataclass(frozen=True, slots=True)
 class PlanResult:
     plan: Plan
     state: StateFile
     validated: Validated
     live: LiveSnapshot
     diagnostics: Diagnostics = field(default_factory=Diagnostics)
-
-
-def validate(path: Path, environ: Mapping[str, str]) -> tuple[Validated | None, Diagnostics]:
-    """Every problem in the manifest at once: YAML, schema, references, env vars, files, cycles."""
-    loaded, diags = load_manifest(path)
-    if loaded is None:
-        return None, diags
-    schema_diags = validate_schema(loaded)
-    diags.extend(schema_diags)
-    if not _sections_usable(loaded.data):
-        return None, diags
-    try:
-        manifest = build_manifest(loaded)
-    except (ValueError, TypeError, AttributeError, KeyError):
-        # Schema errors already explain what is wrong with the structure.
-        if not diags.has_errors():
-            diags.error("the manifest's structure is invalid", file=loaded.source.file)
-        return None, diags
-    resolved, rdiags = resolve_manifest(manifest, environ)
-    diags.extend(rdiags)
-    edges = {a: r.depends_on for a, r in resolved.resources.items()}
-    cycle = find_cycle(edges)
-    if cycle:
-        first = manifest.resources[cycle[0]]
-        diags.error(
-            "dependency cycle: " + " -> ".join(cycle),
-            **manifest.source.where(first.path),
-        )
-    if diags.has_errors():
-        return None, diags
-    return Validated(manifest, resolved), diags
-
-
-def _sections_usable(data: Any) -> bool:
-    if not isinstance(data, dict):
-        return False
-    for kind in KINDS.values():
-        node: Any = data
-        for part in kind.section:
-            if node is None:
-                break
-            if not isinstance(node, dict):
-                return False
-            node = node.get(part)
-        if node is not None and (
-            not isinstance(node, dict) or not all(isinstance(v, dict | None) for v in node.values())
-        ):
-            return False
-    return True
 
 
 def open_state(settings: Settings, manifest_path: Path) -> FileStateStore:

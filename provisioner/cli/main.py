@@ -137,9 +137,9 @@ MANIFEST = click.argument("manifest", type=click.Path(path_type=Path))
 @pass_app
 def validate(app: AppContext, manifest: Path) -> None:
     """Check MANIFEST against the schema, references, env vars and files."""
-    from provisioner import operations
+    from provisioner.validation import validate as validate_manifest
 
-    validated, diags = operations.validate(manifest, app.environ)
+    validated, diags = validate_manifest(manifest, app.environ)
     app.diagnostics(diags)
     if validated is None or diags.has_errors():
         n = len(diags.errors())
@@ -393,13 +393,14 @@ def _run_apply(
     from provisioner import operations
     from provisioner.apply.engine import apply_plan
     from provisioner.plan.model import PlanMode
+    from provisioner.validation import validate as validate_manifest
 
     settings = _settings(app, lock_timeout=lock_timeout, **kw)
     plan_file = target if not destroy and operations.is_plan_file(target) else None
     manifest = operations.saved_manifest_path(plan_file) if plan_file else target
     command = f"provisioner {'destroy' if destroy else 'apply'} {target}"
     # Check the manifest before taking the lock or touching anything.
-    validated, diags = operations.validate(manifest, app.environ)
+    validated, diags = validate_manifest(manifest, app.environ)
     if validated is None:
         app.diagnostics(diags)
         raise SystemExit(_fail(app, "Nothing was changed."))
