@@ -15,15 +15,16 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Protocol
 
-from provisioner import importer
+from provisioner import costs, importer
 from provisioner.diagnostics import Diagnostics
 from provisioner.errors import ProvisionerError, StateCorruptError
-from provisioner.kinds import KINDS, OWNER_MARKER_KEY
+from provisioner.kinds import KINDS
 from provisioner.moves import apply_moves
 from provisioner.plan import saved
 from provisioner.plan.differ import LiveSnapshot, make_plan
 from provisioner.plan.model import Action, Plan, PlanMode
 from provisioner.plan.normalize import comparable, live_view
+from provisioner.purchasing import PurchaseError, Twilio
 from provisioner.refresh import adopt_found, refresh_state
 from provisioner.remote.client import RequestEvent, VapiClient
 from provisioner.resolve import bind
@@ -141,16 +142,56 @@ def plan(
     *,
     mode: PlanMode = PlanMode.NORMAL,
     store: StateWriter | None = None,
+    numbers: Twilio | None = None,
 ) -> tuple[PlanResult | None, Diagnostics]:
-    """Prepare, then compute the plan (and check lifecycle rules)."""
+    """Prepare, then compute the plan (and check lifecycle rules). With `numbers`, the
+    plan carries what its phone numbers cost per month (Twilio's prices)."""
     prepared, diags = prepare(settings, path, client, store=store)
     if prepared is None:
         return None, diags
     validated, state, live = prepared.validated, prepared.state, prepared.live
     result = make_plan(validated.resolved.resources, state, live, mode=mode)
     result = dataclasses.replace(result, moved=prepared.moves)
+    if numbers is not None:
+        result = price_plan(result, validated, numbers)
     _check_prevent_destroy(result, validated, diags)
     return PlanResult(result, state, validated, live, diags), diags
+
+
+@contextmanager
+def open_twilio(settings: Settings) -> Iterator[Twilio]:
+    """Twilio access for pricing and buying (nothing is sent until a price is needed)."""
+    twilio = Twilio(settings)
+    try:
+        yield twilio
+    finally:
+        twilio.close()
+
+
+def remember_twilio_accounts(validated: Validated, numbers: Twilio) -> None:
+    """Give `numbers` the Twilio credentials of the manifest's numbers (for prices, and
+    for releasing a number whose entry is being deleted)."""
+    for r in validated.resolved.resources.values():
+        if r.kind.name == "phoneNumber" and r.body.get("provider") == "twilio":
+            try:
+                numbers.remember(r.body)
+            except PurchaseError:
+                pass  # reported where a price or a purchase needs them
+
+
+def price_plan(the_plan: Plan, validated: Validated, numbers: Twilio) -> Plan:
+    """The plan with its numbers' prices: each purchase's, and the monthly total."""
+    remember_twilio_accounts(validated, numbers)
+    if not costs.needed_prices(the_plan) and not any(
+        c.kind == "phoneNumber" for c in the_plan.changes
+    ):
+        return the_plan
+    priced = costs.with_purchase_prices(the_plan, numbers.price)
+    estimate = costs.estimate(priced, numbers.price)
+    problems = tuple(numbers.price_problems())
+    return dataclasses.replace(
+        priced, cost=estimate, warnings=tuple(dict.fromkeys((*priced.warnings, *problems)))
+    )
 
 
 def _check_prevent_destroy(plan: Plan, validated: Validated, diags: Diagnostics) -> None:
@@ -313,6 +354,7 @@ def import_resource(
         applied=live_view(kind, live, shape, {}),
         depends_on=sorted(resolved.depends_on),
         remote_updated_at=live.get("updatedAt"),
+        extra=importer.adoption_extra(live, state.lineage),
     )
     store.write(state)
     return dict(live)
@@ -364,10 +406,10 @@ def _check_lineage(state: StateFile, live: LiveSnapshot, where: str) -> None:
         rs = state.resources.get(addr)
         if obj is None or rs is None or not KINDS[rs.kind].owner_marker:
             continue
-        meta = obj.get("metadata")
-        marker = meta.get(OWNER_MARKER_KEY) if isinstance(meta, dict) else None
-        theirs = marker.get("lineage") if isinstance(marker, dict) else None
-        if theirs and theirs != state.lineage:
+        theirs = importer.marker_lineage(obj)
+        # `import` records the lineage of an object it adopted on purpose.
+        adopted = rs.extra.get(importer.ADOPTED_LINEAGE_KEY)
+        if theirs and theirs != state.lineage and theirs != adopted:
             raise StateCorruptError(
                 f"{where} belongs to another deployment: {addr} ({rs.id}) is managed by "
                 f"state lineage {theirs}, but this state's lineage is {state.lineage}. "

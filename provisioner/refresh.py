@@ -88,6 +88,7 @@ def adopt_found(state: StateFile, live: LiveSnapshot) -> tuple[StateFile, LiveSn
             applied=dict(intent.get("applied") or {}),
             depends_on=list(intent.get("depends_on") or []),
             remote_updated_at=obj.get("updatedAt"),
+            extra=dict(prev.extra),
         )
     objects = {**live.objects, **live.adopted}
     return out, LiveSnapshot(objects=objects)

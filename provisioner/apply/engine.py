@@ -54,6 +54,16 @@ class StateWriter(Protocol):
     def write(self, state: StateFile) -> StateFile: ...
 
 
+class NumberVendor(Protocol):
+    """Buys and releases Twilio numbers (`provisioner.purchasing.Twilio`)."""
+
+    def credentials(self, body: Mapping[str, Any]) -> tuple[str, str]: ...
+    def client(self, account_sid: str, token: str | None = None) -> Any: ...
+    def find_bought(self, account_sid: str, marker: str) -> Any: ...
+    def buy(self, account_sid: str, purchase: Mapping[str, Any], marker: str) -> Any: ...
+    def release(self, account_sid: str, sid: str) -> bool: ...
+
+
 @dataclass(frozen=True, slots=True)
 class ApplyResult:
     state: StateFile
@@ -108,8 +118,12 @@ def apply_plan(
     parallelism: int = 10,
     interrupt: threading.Event | None = None,
     now: Callable[[], datetime] = lambda: datetime.now(UTC),
+    numbers: NumberVendor | None = None,
 ) -> ApplyResult:
-    """Execute `plan`. Raises StalePlanError if `state` is not the state it was made from."""
+    """Execute `plan`. Raises StalePlanError if `state` is not the state it was made from.
+
+    `numbers` buys the Twilio numbers of `purchase:` entries (and releases them on delete);
+    a plan that buys or releases one fails those changes without it."""
     if plan.lineage and (plan.lineage != state.lineage or plan.serial != state.serial):
         raise StalePlanError(
             f"the plan was made against state serial {plan.serial} but the state is now at "
@@ -118,7 +132,7 @@ def apply_plan(
     events = events or NullEvents()
     interrupt = interrupt or threading.Event()
     recorder = _Recorder(store, state)
-    runner = _Runner(client, recorder, events, now)
+    runner = _Runner(client, recorder, events, now, numbers)
 
     pending = {c.address: c for c in plan.pending()}
     waiting_on = {a: {d for d in c.depends_on if d in pending} for a, c in pending.items()}
@@ -173,11 +187,13 @@ class _Runner:
         recorder: _Recorder,
         events: ApplyEvents,
         now: Callable[[], datetime],
+        numbers: NumberVendor | None = None,
     ) -> None:
         self.client = client
         self.recorder = recorder
         self.events = events
         self.now = now
+        self.numbers = numbers
 
     def run(self, change: ResourceChange) -> ChangeOutcome:
         start = time.monotonic()
@@ -216,6 +232,8 @@ class _Runner:
 
     def _create(self, change: ResourceChange, kind: ResourceKind) -> dict[str, Any]:
         body = self._bound(change)
+        if change.purchase is not None and change.purchase.get("action") == "buy":
+            body["number"] = self._buy(change, body)
         lineage = self.recorder.state.lineage
         send = _with_marker(body, change.address, lineage) if kind.owner_marker else body
         intent = creation_intent(
@@ -228,9 +246,16 @@ class _Runner:
             depends_on=change.references,
         )
 
+        # A bought number stays recorded whatever happens to the Vapi side.
+        kept = self._bought(change.address)
+
         def record_intent(state: StateFile) -> None:
             state.resources[change.address] = ResourceState(
-                kind=kind.name, id=None, status=ResourceStatus.CREATING, intent=intent
+                kind=kind.name,
+                id=None,
+                status=ResourceStatus.CREATING,
+                intent=intent,
+                extra=dict(kept),
             )
 
         self.recorder.mutate(record_intent)
@@ -240,7 +265,12 @@ class _Runner:
             if _definitely_not_created(exc):
                 # The API refused it: no object can exist, so the intent goes too.
                 def forget_intent(state: StateFile) -> None:
-                    state.resources.pop(change.address, None)
+                    if kept:
+                        state.resources[change.address] = ResourceState(
+                            kind=kind.name, id=None, status=ResourceStatus.CREATING, extra=kept
+                        )
+                    else:
+                        state.resources.pop(change.address, None)
 
                 self.recorder.mutate(forget_intent)
             raise
@@ -253,7 +283,7 @@ class _Runner:
                 applied=hash_secrets(body, state.hash_key),
                 depends_on=list(change.references),
                 remote_updated_at=created.get("updatedAt"),
-                extra=_outputs(created),
+                extra={**kept, **_outputs(created)},
             )
 
         self.recorder.mutate(record_created)
@@ -317,11 +347,106 @@ class _Runner:
     def _delete(self, change: ResourceChange, kind: ResourceKind) -> None:
         if change.id is not None:
             self.client.delete(kind, change.id)
+        step = change.purchase if change.action is Action.DELETE else None
+        kept = self._bought(change.address)
+        if step is not None and step.get("action") == "release" and kept:
+            # Out of Vapi first (so no call is routed to a released number), then
+            # released; the entry stays (without a Vapi ID) until Twilio confirms.
+            def vapi_gone(state: StateFile) -> None:
+                state.resources[change.address] = ResourceState(
+                    kind=kind.name, id=None, status=ResourceStatus.CREATING, extra=kept
+                )
+
+            self.recorder.mutate(vapi_gone)
+            self._release(change, kept["purchase"])
+            kept = {}
+        elif change.action is Action.DELETE:
+            kept = {}
 
         def forget(state: StateFile) -> None:
-            state.resources.pop(change.address, None)
+            if kept:
+                # A replace keeps the bought number for the new object.
+                state.resources[change.address] = ResourceState(
+                    kind=kind.name, id=None, status=ResourceStatus.CREATING, extra=kept
+                )
+            else:
+                state.resources.pop(change.address, None)
 
         self.recorder.mutate(forget)
+
+    # -- numbers bought from Twilio ----------------------------------------------------
+
+    def _bought(self, address: str) -> dict[str, Any]:
+        """`{"purchase": {...}}` if state records a number bought for `address`."""
+        rs = self.recorder.state.resources.get(address)
+        bought = rs.extra.get("purchase") if rs is not None else None
+        return {"purchase": dict(bought)} if isinstance(bought, Mapping) else {}
+
+    def _buy(self, change: ResourceChange, body: Mapping[str, Any]) -> str:
+        """Buy the number a `purchase:` entry asks for; returns it (E.164).
+
+        State records the wish (with the marker the number is bought under) before the
+        request and the number with its SID right after, so a crash at any point is
+        resolved by the next run: it finds the number by its marker instead of buying
+        another."""
+        wanted = change.purchase or {}
+        prior = self._bought(change.address).get("purchase") or {}
+        if prior.get("number"):
+            return str(prior["number"])
+        if self.numbers is None:
+            raise ProvisionerError(f"{change.address}: buying a number needs Twilio access")
+        from provisioner.purchasing import purchase_marker
+
+        account, token = self.numbers.credentials(body)
+        self.numbers.client(account, token)
+        marker = purchase_marker(change.address, self.recorder.state.lineage)
+        record = {
+            **{k: v for k, v in wanted.items() if k not in ("action", "monthly", "currency")},
+            "account": account,
+            "marker": marker,
+        }
+
+        def record_wish(state: StateFile) -> None:
+            state.resources[change.address] = ResourceState(
+                kind="phoneNumber",
+                id=None,
+                status=ResourceStatus.CREATING,
+                extra={"purchase": record},
+            )
+
+        self.recorder.mutate(record_wish)
+        bought = self.numbers.find_bought(account, marker)
+        if bought is not None:
+            self.events.note(change.address, f"found {bought.phone_number}, bought earlier")
+        else:
+            self.events.note(change.address, "buying a number from Twilio")
+            try:
+                bought = self.numbers.buy(account, wanted, marker)
+            except AmbiguousCreateError:
+                bought = self.numbers.find_bought(account, marker)
+                if bought is None:
+                    raise
+            self.events.note(change.address, f"bought {bought.phone_number} ({bought.sid})")
+        done = {**record, "number": bought.phone_number, "sid": bought.sid}
+
+        def record_bought(state: StateFile) -> None:
+            state.resources[change.address] = ResourceState(
+                kind="phoneNumber",
+                id=None,
+                status=ResourceStatus.CREATING,
+                extra={"purchase": done},
+            )
+
+        self.recorder.mutate(record_bought)
+        return str(bought.phone_number)
+
+    def _release(self, change: ResourceChange, bought: Mapping[str, Any]) -> None:
+        if self.numbers is None:
+            raise ProvisionerError(f"{change.address}: releasing a number needs Twilio access")
+        account = str(bought.get("account") or "")
+        self.numbers.client(account)
+        self.numbers.release(account, str(bought["sid"]))
+        self.events.note(change.address, f"released {bought.get('number')} at Twilio")
 
 
 def _definitely_not_created(exc: RemoteError) -> bool:

@@ -202,10 +202,18 @@ def plan(
     from provisioner import operations
     from provisioner.plan.model import PlanMode
 
+    if refresh_only and (out is not None or destroy):
+        other = "--out" if out is not None else "--destroy"
+        raise click.UsageError(
+            f"--refresh-only reports drift only; it cannot be combined with {other}"
+        )
     settings = _settings(app, sandbox=sandbox, state_path=state_path, parallelism=parallelism)
     mode = PlanMode.DESTROY if destroy else PlanMode.NORMAL
-    with operations.open_client(settings, _request_printer(app)) as client:
-        result, diags = operations.plan(settings, manifest, client, mode=mode)
+    with (
+        operations.open_client(settings, _request_printer(app)) as client,
+        operations.open_twilio(settings) as numbers,
+    ):
+        result, diags = operations.plan(settings, manifest, client, mode=mode, numbers=numbers)
     app.diagnostics(diags)
     if result is None or diags.has_errors():
         raise SystemExit(_fail(app, "Planning failed."))
@@ -227,7 +235,7 @@ def _show_plan(app: AppContext, the_plan: Any, fmt: str) -> None:
     if fmt == "json":
         from provisioner.render.json import dumps_plan
 
-        app.out(dumps_plan(the_plan))
+        app.out(dumps_plan(the_plan, cost=the_plan.cost))
     elif fmt == "markdown":
         from provisioner.render.markdown import plan_to_markdown
 
@@ -407,13 +415,18 @@ def _run_apply(
     store = operations.open_state(settings, manifest)
     with (
         operations.open_client(settings, _request_printer(app)) as client,
+        operations.open_twilio(settings) as numbers,
         _locked(app, store, command, lock_timeout),
     ):
         if plan_file is not None:
             result, diags = operations.load_plan_file(settings, plan_file, client, store)
+            if result is not None:
+                operations.remember_twilio_accounts(result.validated, numbers)
         else:
             mode = PlanMode.DESTROY if destroy else PlanMode.NORMAL
-            result, diags = operations.plan(settings, manifest, client, mode=mode, store=store)
+            result, diags = operations.plan(
+                settings, manifest, client, mode=mode, store=store, numbers=numbers
+            )
         app.diagnostics(diags)
         if result is None or diags.has_errors():
             raise SystemExit(_fail(app, "Nothing was changed."))
@@ -445,6 +458,7 @@ def _run_apply(
                 events=events,
                 parallelism=settings.parallelism,
                 interrupt=interrupt,
+                numbers=numbers,
             )
     if json_events:
         events.summary(applied.outcomes, applied.interrupted)
@@ -740,6 +754,15 @@ def sandbox_serve(
     except ValueError as exc:
         raise click.BadParameter(str(exc), param_hint="--faults") from exc
     serve_forever(host, port, store_path=data, faults=profile, token=token)
+
+
+def _register_numbers() -> None:
+    from provisioner.cli.numbers import numbers
+
+    cli.add_command(numbers)
+
+
+_register_numbers()
 
 
 # entry point ---------------------------------------------------------------------------------

@@ -1,13 +1,14 @@
 """`provisioner numbers`: find Twilio phone numbers to buy, and what they cost per month.
 
-Owns: the `numbers` click group (`search`, `pricing`), reading the Twilio settings from
+Owns: the `numbers` click group (`list`, `search`, `pricing`), reading the Twilio settings from
 the environment (`TWILIO_ACCOUNT_SID`, `TWILIO_AUTH_TOKEN`, and the optional base-URL
 overrides `TWILIO_BASE_URL`, `TWILIO_PRICING_BASE_URL`), the `--sandbox` wiring to the
 in-process Twilio emulator (bought numbers persist in `state/.sandbox/twilio.json`), and
 the table and JSON renderings of the results.
 
-Must not touch: the Vapi API, manifests, the state files of `plan`/`apply`. It buys and
-releases nothing (the client can; no command here does yet).
+`list` reads the Vapi org's numbers (and, given a manifest, its state to tell which ones it
+manages); it writes nothing. Nothing here buys or releases: that happens only in `apply`,
+after a plan that shows the price.
 
 The root group registers it with `cli.add_command(numbers)` and maps the
 `ProvisionerError`s raised here to exit 1 with "Error: ...".
@@ -21,10 +22,12 @@ import re
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from decimal import Decimal
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import click
 
+from provisioner import purchasing
 from provisioner.errors import ProvisionerError, RemoteError
 from provisioner.settings import SANDBOX_DIR
 
@@ -50,9 +53,9 @@ AUTH_TOKEN_VAR = "TWILIO_AUTH_TOKEN"
 BASE_URL_VAR = "TWILIO_BASE_URL"
 PRICING_BASE_URL_VAR = "TWILIO_PRICING_BASE_URL"
 # The sandbox's fake account: any AC SID works with the emulator.
-SANDBOX_ACCOUNT_SID = "AC" + "0" * 32
-SANDBOX_AUTH_TOKEN = "sandbox"
-SANDBOX_URL = "http://twilio.sandbox.local"
+SANDBOX_ACCOUNT_SID = purchasing.SANDBOX_ACCOUNT_SID
+SANDBOX_AUTH_TOKEN = purchasing.SANDBOX_AUTH_TOKEN
+SANDBOX_URL = purchasing.SANDBOX_TWILIO_URL
 SANDBOX_DATA = SANDBOX_DIR / "twilio.json"
 VAPI_FREE_NUMBERS = (
     "Vapi also provides free US numbers "
@@ -106,7 +109,7 @@ def _check_contains(ctx: click.Context, param: click.Parameter, value: str | Non
 
 @click.group("numbers")
 def numbers() -> None:
-    """Find Twilio phone numbers to buy, with their monthly prices."""
+    """List the org's phone numbers; find Twilio numbers to buy, with their prices."""
 
 
 SANDBOX = click.option(
@@ -122,6 +125,101 @@ COUNTRY = click.option(
     callback=_check_country,
     help="ISO country code.",
 )
+
+
+@numbers.command("list")
+@click.argument("manifest", required=False, type=click.Path(path_type=Path))
+@click.option("--sandbox", is_flag=True, help="Use the local Vapi emulator.")
+@click.option(
+    "--state",
+    "state_path",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="State file of MANIFEST (default: state/<manifest stem>.json).",
+)
+@AS_JSON
+@click.pass_context
+def list_numbers(
+    ctx: click.Context,
+    manifest: Path | None,
+    sandbox: bool,
+    state_path: Path | None,
+    as_json: bool,
+) -> None:
+    """Every phone number in the Vapi org, where it routes, and whether MANIFEST manages it."""
+    from provisioner import operations
+    from provisioner.kinds import KINDS
+    from provisioner.settings import Settings
+
+    settings = Settings(environ=dict(_environ(ctx)), sandbox=sandbox, state_path=state_path)
+    managed: dict[str, str] = {}  # remote ID -> address
+    if manifest is not None:
+        state = operations.open_state(settings, manifest).read()
+        managed = {r.id: a for a, r in state.resources.items() if r.id}
+    with operations.open_client(settings) as client:
+        phones = client.list_all(KINDS["phoneNumber"]).items
+        assistants = client.list_all(KINDS["assistant"]).items
+    names = {str(a.get("id")): a.get("name") for a in assistants}
+    rows = [_listed_number(p, managed, names) for p in phones]
+    rows.sort(key=lambda r: (r["managed_by"] is None, r["managed_by"] or "", r["number"] or ""))
+    if as_json:
+        click.echo(json.dumps({"phone_numbers": rows}, indent=2))
+        return
+    if not rows:
+        click.echo("No phone numbers in this Vapi org.")
+        return
+    table = [
+        [
+            _format_number(r["number"]) if r["number"] else "-",
+            r["provider"] or "-",
+            r["name"] or "-",
+            r["routes_to"] or "-",
+            r["status"] or "-",
+            r["managed_by"] or ("no" if manifest is not None else "?"),
+        ]
+        for r in rows
+    ]
+    headers = ["NUMBER", "PROVIDER", "NAME", "ROUTES TO", "STATUS", "MANAGED"]
+    for line in _table(headers, table):
+        click.echo(line)
+    if manifest is None:
+        click.echo("")
+        click.echo("Give a manifest to see which of these it manages.")
+
+
+def _listed_number(
+    phone: Mapping[str, Any], managed: Mapping[str, str], names: Mapping[str, Any]
+) -> dict[str, Any]:
+    by_id = {rid: addr for rid, addr in managed.items()}
+    target: str | None = None
+    for field, label in (
+        ("assistantId", "assistant"),
+        ("squadId", "squad"),
+        ("workflowId", "workflow"),
+    ):
+        value = phone.get(field)
+        if isinstance(value, str) and value:
+            where = by_id.get(value) or (
+                f"{label} {names[value]} ({value})" if names.get(value) else f"{label} {value}"
+            )
+            target = where
+            break
+    if target is None and isinstance(phone.get("fallbackDestination"), Mapping):
+        dest = phone["fallbackDestination"]
+        target = f"forwards to {dest.get('number') or dest.get('sipUri') or '?'}"
+    status = phone.get("status")
+    if status is None and "isActive" in phone:
+        status = "active" if phone.get("isActive") else "inactive"
+    return {
+        "id": phone.get("id"),
+        "number": phone.get("number") or phone.get("sipUri"),
+        "provider": phone.get("provider"),
+        "name": phone.get("name"),
+        "routes_to": target,
+        "assistant_id": phone.get("assistantId"),
+        "squad_id": phone.get("squadId"),
+        "status": status,
+        "managed_by": by_id.get(str(phone.get("id"))),
+    }
 
 
 @numbers.command("search")

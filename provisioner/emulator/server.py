@@ -85,6 +85,23 @@ def make_sandbox_transport(
     return SandboxTransport(app=app)
 
 
+def with_twilio(vapi: WSGIApplication, twilio_store: Path | None) -> WSGIApplication:
+    """One server for both fakes: Twilio's paths (`/2010-04-01/...` for numbers,
+    `/v1/PhoneNumbers...` for prices) go to the Twilio emulator, the rest to Vapi's; so
+    `TWILIO_BASE_URL` and `TWILIO_PRICING_BASE_URL` can point at the sandbox too."""
+    from provisioner.emulator.twilio import TwilioEmulator
+
+    twilio = TwilioEmulator(store_path=twilio_store)
+
+    def app(environ: WSGIEnvironment, start_response: StartResponse) -> Any:
+        path = str(environ.get("PATH_INFO", ""))
+        if path.startswith(("/2010-04-01/", "/v1/PhoneNumbers")):
+            return twilio(environ, start_response)
+        return vapi(environ, start_response)
+
+    return app
+
+
 class _Server(socketserver.ThreadingMixIn, WSGIServer):
     daemon_threads = True  # a hung request must not keep the process alive
     block_on_close = False
@@ -160,14 +177,15 @@ def serve_forever(
     """Serve the emulator until Ctrl-C or SIGTERM (the `sandbox serve` command).
 
     Prints one line, `Vapi sandbox listening on http://HOST:PORT`, once the socket is
-    bound.
+    bound. The Twilio emulator answers on the same port (see `with_twilio`).
 
     Args:
         store_path: keep objects in this JSON file; None = in memory.
         faults: faults to inject; none if None.
         token: the only API key accepted; None accepts any.
     """
-    app = VapiEmulator(EmulatorStore(path=store_path), token=token, faults=faults)
+    vapi = VapiEmulator(EmulatorStore(path=store_path), token=token, faults=faults)
+    app = with_twilio(vapi, store_path.with_name("twilio.json") if store_path else None)
     server = _make_server(app, host, port)
     previous: Any = None
     in_main = threading.current_thread() is threading.main_thread()

@@ -51,6 +51,7 @@ def make_plan(
     mode: PlanMode = PlanMode.NORMAL,
 ) -> Plan:
     """Compute the plan. `desired` is keyed by address string, in manifest order."""
+    in_manifest = desired
     if mode is PlanMode.DESTROY:
         desired = {}
     ids = _known_ids(state, live)
@@ -66,7 +67,9 @@ def make_plan(
     for addr in state.resources:
         if addr in desired:
             continue
-        changes[addr] = _plan_delete(addr, state, live, mode)
+        change = _plan_delete(addr, state, live, mode)
+        config = in_manifest.get(addr)
+        changes[addr] = _with_release(change, state, config.purchase if config else None)
     ordered = _order(changes, desired, state)
     warnings = tuple(w for c in ordered for w in c.warnings)
     return Plan(
@@ -96,17 +99,19 @@ def _plan_resource(
 ) -> ResourceChange:
     addr = str(res.address)
     kind = res.kind
-    bound = bind(res.body, ids)
+    rs = state.resources.get(addr)
+    body, purchase = _with_purchase(res, rs.extra if rs is not None else {})
+    bound = bind(body, ids)
     name = bound.get("name") if isinstance(bound.get("name"), str) else None
     common: dict[str, Any] = {
         "address": addr,
         "kind": kind.name,
-        "body": res.body,
+        "body": body,
         "name": name,
         "depends_on": tuple(sorted(res.depends_on)),
         "references": tuple(sorted(res.depends_on)),
+        "purchase": purchase,
     }
-    rs = state.resources.get(addr)
     live_obj: Mapping[str, Any] | None
     if addr in live.adopted:
         live_obj = live.adopted[addr]
@@ -125,6 +130,8 @@ def _plan_resource(
             reason = ActionReason.CREATE_UNFINISHED
         else:
             reason = ActionReason.NEW
+        if purchase is not None and "number" not in after:
+            after = {**after, "number": Unknown("number")}
         fields = tuple(FieldChange((k,), MISSING, v) for k, v in after.items())
         return ResourceChange(
             action=Action.CREATE, reason=reason, after=after, fields=fields, **common
@@ -175,6 +182,44 @@ def _plan_resource(
     else:
         reason = ActionReason.MANIFEST_CHANGED
     return ResourceChange(action=Action.UPDATE, reason=reason, fields=tuple(marked), **common)
+
+
+def _with_purchase(
+    res: ResolvedResource, extra: Mapping[str, Any]
+) -> tuple[Mapping[str, Any], dict[str, Any] | None]:
+    """A number to buy: its body gets the bought number once state has one; and the
+    purchase step to show (`buy`, or `bought` when state already records the number)."""
+    if res.purchase is None or res.kind.name != "phoneNumber":
+        return res.body, None
+    wanted = {k: v for k, v in res.purchase.items() if v is not None}
+    wanted.setdefault("country", "US")
+    wanted.setdefault("type", "local")
+    bought = extra.get("purchase") if isinstance(extra.get("purchase"), Mapping) else None
+    if bought and bought.get("number"):
+        step = {**wanted, "action": "bought", "number": bought["number"], "sid": bought.get("sid")}
+        return {**res.body, "number": bought["number"]}, step
+    return res.body, {**wanted, "action": "buy"}
+
+
+def _with_release(
+    change: ResourceChange, state: StateFile, wanted: Mapping[str, Any] | None
+) -> ResourceChange:
+    """A deleted number this tool bought: say whether it is released at Twilio (per the
+    manifest's `purchase.release` if it is still there, else as recorded at purchase)."""
+    rs = state.resources[change.address]
+    bought = rs.extra.get("purchase")
+    if not isinstance(bought, Mapping) or not bought.get("sid"):
+        return change
+    release = bool((wanted if wanted is not None else bought).get("release"))
+    step = {
+        "action": "release" if release else "keep",
+        "number": bought.get("number"),
+        "sid": bought.get("sid"),
+        "country": bought.get("country"),
+        "type": bought.get("type"),
+        "release": release,
+    }
+    return dataclasses.replace(change, purchase=step)
 
 
 def _plan_delete(addr: str, state: StateFile, live: LiveSnapshot, mode: PlanMode) -> ResourceChange:

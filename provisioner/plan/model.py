@@ -97,6 +97,11 @@ class ResourceChange:
     # Human-readable name of the resource (its `name`, if any).
     name: str | None = None
     warnings: tuple[str, ...] = ()
+    # A Twilio number bought by this create, or released by this delete: JSON-ready, with
+    # `action` ("buy", "bought", "release" or "keep") and the keys of `purchase:`
+    # (country, type, areaCode, contains, release) plus `number`/`sid` once bought and
+    # `monthly`/`currency` once priced. See `provisioner.costs`.
+    purchase: Mapping[str, Any] | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -109,6 +114,8 @@ class Plan:
     warnings: tuple[str, ...] = ()
     # State entries re-keyed by the manifest's `moved` list ("assistant.a -> assistant.b").
     moved: tuple[str, ...] = ()
+    # The monthly cost of the phone numbers, JSON-ready (`provisioner.costs.estimate`).
+    cost: Mapping[str, Any] | None = None
 
     def counts(self) -> dict[str, int]:
         out = {a.value: 0 for a in Action}

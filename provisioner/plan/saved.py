@@ -455,6 +455,7 @@ def _encode_change(c: ResourceChange, secret_hashes: Mapping[str, str]) -> dict[
         "depends_on": list(c.depends_on),
         "references": list(c.references),
         "warnings": list(c.warnings),
+        "purchase": None if c.purchase is None else dict(c.purchase),
         "body": None if c.body is None else _encode_body(c.body, "", lookup),
     }
 
@@ -467,6 +468,7 @@ def plan_to_dict(plan: Plan, secret_hashes: Mapping[str, str]) -> dict[str, Any]
         "serial": plan.serial,
         "warnings": list(plan.warnings),
         "moved": list(plan.moved),
+        "cost": None if plan.cost is None else dict(plan.cost),
         "changes": [_encode_change(c, secret_hashes) for c in plan.changes],
     }
 
@@ -548,6 +550,7 @@ def _decode_change(data: Any) -> ResourceChange:
         body=None if body is None else _dict(_decode_value(body, body=True)),
         name=_opt_str(d.get("name")),
         warnings=tuple(_str(w) for w in _list(d.get("warnings", []))),
+        purchase=None if d.get("purchase") is None else _dict(d["purchase"]),
     )
 
 
@@ -564,6 +567,7 @@ def plan_from_dict(data: Any) -> Plan:
         serial=serial,
         warnings=tuple(_str(w) for w in _list(d.get("warnings", []))),
         moved=tuple(_str(m) for m in _list(d.get("moved", []))),
+        cost=None if d.get("cost") is None else _dict(d["cost"]),
     )
 
 

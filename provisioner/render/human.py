@@ -15,6 +15,7 @@ from typing import Any
 import click
 
 from provisioner.apply.events import ChangeOutcome, Outcome
+from provisioner.costs import describe_purchase, format_cost
 from provisioner.diagnostics import Diagnostic, Severity
 from provisioner.kinds import KINDS
 from provisioner.plan.model import MISSING, Action, FieldChange, Plan, ResourceChange
@@ -80,6 +81,8 @@ class Renderer:
                 self.style("No changes.", fg="green", bold=True)
                 + " The remote matches the manifest."
             )
+            if plan.cost is not None and plan.cost.get("numbers"):
+                lines.extend(format_cost(plan.cost))
             return "\n".join(lines)
         lines.append("Planned actions (+ create, ~ update, -/+ replace, - delete):")
         lines.append("")
@@ -91,6 +94,8 @@ class Renderer:
         if plan.warnings:
             lines.append("")
         lines.append(self.summary_line(plan))
+        if plan.cost is not None:
+            lines.extend(format_cost(plan.cost))
         return "\n".join(lines)
 
     def drift(self, plan: Plan) -> str:
@@ -121,6 +126,8 @@ class Renderer:
         lines = [self._title(c)]
         if c.id:
             lines.append(f"      id: {c.id}")
+        if c.purchase and c.action is not Action.UPDATE:
+            lines.append(self.style(f"      $ {describe_purchase(c.purchase)}", fg="yellow"))
         sym = SYMBOLS[c.action]
         if c.action is Action.CREATE:
             for f in c.fields:
@@ -257,7 +264,7 @@ def short(value: Any) -> str:
 
 
 def pretty(value: Any) -> str:
-    if isinstance(value, Unknown):
+    if isinstance(value, Unknown) or value == KNOWN_AFTER_APPLY:
         return KNOWN_AFTER_APPLY
     if isinstance(value, Sensitive) or value == SENSITIVE_TEXT:
         return SENSITIVE_TEXT  # a placeholder, not a value: never quoted

@@ -1,0 +1,212 @@
+"""Twilio for plan and apply: prices for the plan's cost line, and buying and releasing
+the numbers a manifest asks for with `purchase:`.
+
+Owns: one `TwilioClient` per account (credentials from the phone number's own
+`twilioAccountSid`/`twilioAuthToken`, else `TWILIO_ACCOUNT_SID`/`TWILIO_AUTH_TOKEN`), the
+base URLs (`TWILIO_BASE_URL`, `TWILIO_PRICING_BASE_URL`, or the in-process emulator under
+`--sandbox`), a price cache per account and country for the run, and the purchase marker.
+
+Buying is made crash-safe by the marker: every number is bought with a FriendlyName that
+names the manifest address and the state lineage, so a run that died between Twilio's
+answer and the state write finds its number (`find_bought`) instead of buying another.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Mapping
+from decimal import Decimal
+from typing import TYPE_CHECKING, Any
+
+from provisioner.costs import Price, PriceKey
+from provisioner.errors import ProvisionerError, RemoteError
+from provisioner.settings import Settings
+from provisioner.values import Sensitive
+
+if TYPE_CHECKING:
+    from provisioner.remote.twilio import PurchasedNumber, TwilioClient
+
+SANDBOX_TWILIO_URL = "http://twilio.sandbox.local"
+SANDBOX_ACCOUNT_SID = "AC" + "0" * 32
+SANDBOX_AUTH_TOKEN = "sandbox"
+# Twilio's search type -> the Pricing API's `number_type` is handled by CountryPricing.
+_SEARCH_TYPES = {"local": "local", "toll-free": "toll-free", "mobile": "mobile"}
+
+
+def purchase_marker(address: str, lineage: str) -> str:
+    """The FriendlyName a bought number carries (Twilio allows 64 characters)."""
+    return f"provisioner {lineage[:8]} {address}"[:64]
+
+
+class PurchaseError(ProvisionerError):
+    """A number could not be bought or released."""
+
+
+class Twilio:
+    """The Twilio accounts a run talks to. Thread-safe; close() when done."""
+
+    def __init__(self, settings: Settings) -> None:
+        self._settings = settings
+        self._clients: dict[str, TwilioClient] = {}
+        self._tokens: dict[str, str] = {}
+        self._prices: dict[tuple[str, str], Any] = {}
+        self._lock = threading.Lock()
+        self._transport: Any = None
+
+    # -- credentials and clients -------------------------------------------------------
+
+    def credentials(self, body: Mapping[str, Any]) -> tuple[str, str]:
+        """(account SID, auth token) for a phone number's body; raises PurchaseError."""
+        env = self._settings.environ
+        if self._settings.sandbox:
+            sid = body.get("twilioAccountSid")
+            return (sid if isinstance(sid, str) and sid else SANDBOX_ACCOUNT_SID), "sandbox"
+        sid = body.get("twilioAccountSid") or env.get("TWILIO_ACCOUNT_SID") or ""
+        token_value = body.get("twilioAuthToken")
+        if isinstance(token_value, Sensitive):
+            token = token_value.value
+        elif isinstance(token_value, str):
+            token = token_value
+        else:
+            token = env.get("TWILIO_AUTH_TOKEN") or ""
+        if not sid or not token:
+            raise PurchaseError(
+                "buying or pricing a Twilio number needs the account's credentials: set "
+                "twilioAccountSid and twilioAuthToken on the phone number, or "
+                "TWILIO_ACCOUNT_SID and TWILIO_AUTH_TOKEN"
+            )
+        return str(sid), token
+
+    def client(self, account_sid: str, token: str | None = None) -> TwilioClient:
+        from provisioner.remote.twilio import (
+            DEFAULT_BASE_URL,
+            DEFAULT_PRICING_BASE_URL,
+            TwilioClient,
+        )
+
+        with self._lock:
+            existing = self._clients.get(account_sid)
+            if existing is not None:
+                return existing
+            env = self._settings.environ
+            token = token or self._tokens.get(account_sid) or env.get("TWILIO_AUTH_TOKEN")
+            if self._settings.sandbox:
+                base = pricing = SANDBOX_TWILIO_URL
+                token = token or SANDBOX_AUTH_TOKEN
+                transport = self._sandbox_transport()
+            else:
+                base = (env.get("TWILIO_BASE_URL") or "").strip() or DEFAULT_BASE_URL
+                pricing = (
+                    env.get("TWILIO_PRICING_BASE_URL") or ""
+                ).strip() or DEFAULT_PRICING_BASE_URL
+                transport = None
+            if not token:
+                raise PurchaseError(f"no Twilio auth token for account {account_sid}")
+            try:
+                created = TwilioClient(
+                    account_sid,
+                    token,
+                    base_url=base,
+                    pricing_base_url=pricing,
+                    transport=transport,
+                )
+            except ValueError as exc:
+                raise PurchaseError(f"Twilio account {account_sid}: {exc}") from exc
+            self._clients[account_sid] = created
+            return created
+
+    def remember(self, body: Mapping[str, Any]) -> str:
+        """Note a phone number's credentials for later price lookups; returns its SID."""
+        sid, token = self.credentials(body)
+        with self._lock:
+            self._tokens.setdefault(sid, token)
+        return sid
+
+    def _sandbox_transport(self) -> Any:
+        if self._transport is None:
+            import httpx
+
+            from provisioner.emulator.twilio import TwilioEmulator
+
+            self._settings.sandbox_dir.mkdir(parents=True, exist_ok=True)
+            try:
+                app = TwilioEmulator(store_path=self._settings.sandbox_dir / "twilio.json")
+            except ValueError as exc:
+                raise PurchaseError(f"cannot use the Twilio sandbox data ({exc})") from exc
+            self._transport = httpx.WSGITransport(app=app)
+        return self._transport
+
+    def close(self) -> None:
+        with self._lock:
+            for c in self._clients.values():
+                c.close()
+            self._clients.clear()
+
+    # -- prices ----------------------------------------------------------------------
+
+    def price(self, key: PriceKey) -> Price:
+        """Monthly price of one number of this type, or None (no such type, or Twilio
+        could not be asked: `price_problem` says why). Cached per account and country."""
+        account, country, number_type = key
+        cache_key = (account, country)
+        with self._lock:
+            cached = self._prices.get(cache_key)
+        if cached is None:
+            try:
+                cached = self.client(account).pricing(country)
+            except (RemoteError, PurchaseError) as exc:
+                cached = exc
+            with self._lock:
+                self._prices[cache_key] = cached
+        if isinstance(cached, Exception):
+            return None
+        amount: Decimal | None = cached.monthly(_SEARCH_TYPES.get(number_type, number_type))
+        if amount is None:
+            return None
+        return amount, str(cached.currency or "USD").upper()
+
+    def price_problems(self) -> list[str]:
+        """Why some prices are missing (each failed lookup once)."""
+        with self._lock:
+            return [
+                f"Twilio prices for {country} (account {account}): {exc}"
+                for (account, country), exc in self._prices.items()
+                if isinstance(exc, Exception)
+            ]
+
+    # -- buying and releasing ------------------------------------------------------------
+
+    def find_bought(self, account_sid: str, marker: str) -> PurchasedNumber | None:
+        """A number this manifest entry bought before (by its FriendlyName marker)."""
+        for owned in self.client(account_sid).list_owned():
+            if owned.friendly_name == marker:
+                return owned
+        return None
+
+    def buy(self, account_sid: str, purchase: Mapping[str, Any], marker: str) -> PurchasedNumber:
+        """Buy one number matching `purchase` (country, type, areaCode, contains)."""
+        client = self.client(account_sid)
+        country = str(purchase.get("country") or "US")
+        number_type = str(purchase.get("type") or "local")
+        area_code = purchase.get("areaCode")
+        contains = purchase.get("contains")
+        if contains or country not in ("US", "CA") or number_type != "local" or not area_code:
+            # Twilio buys by AreaCode only for US/CA local numbers: otherwise pick one.
+            found = client.search(
+                country,
+                type=number_type,
+                area_code=str(area_code) if area_code else None,
+                contains=str(contains) if contains else None,
+                limit=1,
+            )
+            if not found:
+                raise PurchaseError(
+                    f"Twilio has no {number_type} number for sale in {country}"
+                    + (f" in area code {area_code}" if area_code else "")
+                    + (f" containing {contains}" if contains else "")
+                )
+            return client.buy(phone_number=found[0].phone_number, friendly_name=marker)
+        return client.buy(area_code=str(area_code), friendly_name=marker)
+
+    def release(self, account_sid: str, sid: str) -> bool:
+        return self.client(account_sid).release(sid)
