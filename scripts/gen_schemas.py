@@ -43,6 +43,7 @@ from typing import Any
 
 from provisioner.addresses import KEY_PATTERN
 from provisioner.kinds import KINDS, ResourceKind
+from provisioner.manifest.schema import E164_PATTERN, SIP_URI_PATTERN
 
 REPO = Path(__file__).resolve().parents[1]
 DEFAULT_OPENAPI = REPO.parent / "shared" / "vapi" / "openapi.json"
@@ -144,6 +145,8 @@ PURCHASE = {
         },
     },
 }
+# API.md: Twilio, Vonage and Telnyx numbers must be E.164 (the API answers 400 otherwise).
+E164_PROVIDERS = frozenset({"twilio", "vonage", "telnyx"})
 # Phone-number providers whose entries may carry `purchase` (then `number` is optional).
 PURCHASE_PROVIDERS = frozenset({"twilio"})
 # Address prefixes for `moved` and interpolation, from the kinds registry.
@@ -562,10 +565,22 @@ def api_schema(spec: Mapping[str, Any]) -> tuple[dict[str, Any], list[str]]:
 
 
 def _entry(kind: ResourceKind, variant: str, dto: str, defs: Mapping[str, Any]) -> dict[str, Any]:
-    """A manifest entry: the Create DTO plus the reserved keys."""
+    """A manifest entry: the Create DTO plus the reserved keys and the checks the API makes
+    that its spec does not state (API.md: E.164 numbers for imported numbers)."""
     entry: dict[str, Any] = copy.deepcopy(defs[dto])
     props = entry.setdefault("properties", {})
     props["lifecycle"] = {"$ref": "#/$defs/Lifecycle"}
+    if kind.name == "phoneNumber" and variant in E164_PROVIDERS and "number" in props:
+        props["number"] = {**props["number"], "pattern": E164_PATTERN}
+    if kind.name == "phoneNumber" and variant == "byo-phone-number" and "number" in props:
+        # E.164 unless the entry turns the check off, as the API does.
+        entry["if"] = {
+            "properties": {"numberE164CheckEnabled": {"const": False}},
+            "required": ["numberE164CheckEnabled"],
+        }
+        entry["else"] = {"properties": {"number": {"pattern": E164_PATTERN}}}
+    if kind.name == "phoneNumber" and "sipUri" in props:
+        props["sipUri"] = {**props["sipUri"], "pattern": SIP_URI_PATTERN}
     if kind.name == "phoneNumber" and variant in PURCHASE_PROVIDERS:
         props["purchase"] = {"$ref": "#/$defs/Purchase"}
         required = [r for r in entry.get("required", []) if r != "number"]

@@ -28,6 +28,10 @@ from provisioner.diagnostics import Diagnostics
 from provisioner.kinds import KINDS
 from provisioner.manifest.loader import JsonPath, LoadedManifest
 
+# Patterns scripts/gen_schemas.py adds to phone numbers (kept in step by a test).
+E164_PATTERN = r"^\+[1-9][0-9]{6,14}$"
+SIP_URI_PATTERN = r"^[sS][iI][pP][sS]?:[^@\s]+@[^@\s]+$"
+
 SCHEMA_RESOURCE = "data/manifest.schema.json"
 
 # Enums longer than this are summarised (OpenAI's model enum has ~150 values).
@@ -275,6 +279,13 @@ def _message(error: jsonschema.exceptions.ValidationError) -> str:
         return (
             f"{_show(instance)} is not a resource address: expected KIND.KEY, KIND one of {kinds}"
         )
+    if keyword == "pattern" and value == E164_PATTERN:
+        return (
+            f"{_show(instance)} is not an E.164 phone number (a + then the country code and "
+            "number, digits only, e.g. +14155550100)"
+        )
+    if keyword == "pattern" and value == SIP_URI_PATTERN:
+        return f"{_show(instance)} is not a SIP URI (e.g. sip:support@example.sip.vapi.ai)"
     if keyword == "pattern":
         return f"{_show(instance)} does not match the pattern {value}"
     if keyword == "minItems":

@@ -91,6 +91,38 @@ CASES = [
     ("lifecycle-typo", BASE + "    lifecycle: {preventDestory: true}\n", "11:", "preventDestory"),
     ("not-a-mapping", "- just\n- a list\n", "1:", "mapping"),
     (
+        "twilio-number-not-e164",
+        BASE.replace(
+            "provider: vapi",
+            "provider: twilio\n    number: '4155550100'\n    twilioAccountSid: AC1",
+        ),
+        "10:",
+        "not an E.164 phone number",
+    ),
+    (
+        "byo-number-not-e164",
+        BASE.replace(
+            "provider: vapi", "provider: byo-phone-number\n    number: '1001'\n    credentialId: c"
+        ),
+        "10:",
+        "not an E.164 phone number",
+    ),
+    (
+        "sip-uri",
+        BASE.replace("provider: vapi", "provider: vapi\n    sipUri: support"),
+        "10:",
+        "SIP",
+    ),
+    (
+        "purchase-area-code",
+        BASE.replace(
+            "provider: vapi",
+            "provider: twilio\n    purchase: {areaCode: '41'}\n    twilioAccountSid: AC1",
+        ),
+        "10:",
+        "areaCode",
+    ),
+    (
         "voice-missing-voice-id",
         BASE.replace("    model:", "    voice: {provider: 11labs}\n    model:"),
         "6:13:",
