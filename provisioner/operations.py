@@ -17,7 +17,7 @@ from typing import Any, Protocol
 
 from provisioner import costs, importer
 from provisioner.diagnostics import Diagnostics
-from provisioner.errors import ProvisionerError, StateCorruptError
+from provisioner.errors import ProvisionerError, RemoteError, StateCorruptError
 from provisioner.kinds import KINDS
 from provisioner.moves import apply_moves
 from provisioner.plan import saved
@@ -343,7 +343,15 @@ def import_resource(
         if rs.id == resource_id:
             raise ProvisionerError(f"{resource_id} is already managed as {other}")
     kind = resolved.kind
-    live = client.get(kind, resource_id)
+    try:
+        live = client.get(kind, resource_id)
+    except RemoteError as exc:
+        if exc.status != 400:
+            raise
+        # The API checks the ID's form first ("Validation failed (uuid is expected)").
+        raise ProvisionerError(
+            f"{resource_id} is not a valid {kind.label} ID: {exc.message}"
+        ) from exc
     if live is None:
         raise ProvisionerError(f"there is no {kind.label} with ID {resource_id} in Vapi")
     ids = {a: r.id for a, r in state.resources.items() if r.id}

@@ -468,8 +468,38 @@ def _run_apply(
         if not destroy:
             app.out("")
             _print_outputs(app, applied.state)
+            if applied.ok:
+                app.out("")
+                app.out(_next_steps(settings, manifest, applied.state, the_plan))
     if not applied.ok:
         raise SystemExit(1)
+
+
+def _next_steps(settings: Any, manifest: Path, state: Any, the_plan: Any) -> str:
+    """What to do after a successful apply."""
+    sandbox = " --sandbox" if settings.sandbox else ""
+    lines = ["Next steps:"]
+    calls = [r for r in _output_rows(state) if r.get("call")]
+    if calls:
+        lines.append(f"  - {calls[0]['call'][0].upper()}{calls[0]['call'][1:]}.")
+    created_vapi = [
+        c
+        for c in the_plan.pending()
+        if c.kind == "phoneNumber"
+        and c.action.value in ("create", "replace")
+        and (c.after or {}).get("provider") == "vapi"
+    ]
+    if created_vapi:
+        lines.append("  - New Vapi numbers take a few minutes to become active.")
+    lines.append(
+        f"  - Run `provisioner plan {manifest}{sandbox}` again: it should show no changes."
+    )
+    if not settings.sandbox:
+        lines.append(
+            f"  - Commit {settings.state_file_for(manifest)} (IDs and hashes only, no "
+            "secrets) so that CI and your teammates plan against the same state."
+        )
+    return "\n".join(lines)
 
 
 def _confirm(app: AppContext, destroy: bool) -> None:

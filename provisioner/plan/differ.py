@@ -243,6 +243,8 @@ def _plan_delete(addr: str, state: StateFile, live: LiveSnapshot, mode: PlanMode
 
 def _diff(before: Any, after: Any, *, drift: bool = False) -> tuple[FieldChange, ...]:
     """Field-level differences, as paths from the body root, values made displayable."""
+    if _same(before, after):
+        return ()  # the common case, and DeepDiff is slow: ~0.3 ms per call
     dd = DeepDiff(before, after, view="tree", verbose_level=2)
     out: list[FieldChange] = []
     for levels in dd.tree.values():
@@ -253,6 +255,17 @@ def _diff(before: Any, after: Any, *, drift: bool = False) -> tuple[FieldChange,
             out.append(FieldChange(path, b, a, drift=drift))
     out.sort(key=lambda f: tuple(str(p) for p in f.path))
     return tuple(out)
+
+
+def _same(a: Any, b: Any) -> bool:
+    """Equal, with equal types all the way down (1 == 1.0 == True are not the same)."""
+    if type(a) is not type(b):
+        return False
+    if isinstance(a, dict):
+        return a.keys() == b.keys() and all(_same(v, b[k]) for k, v in a.items())
+    if isinstance(a, list | tuple):
+        return len(a) == len(b) and all(_same(x, y) for x, y in zip(a, b, strict=True))
+    return bool(a == b)
 
 
 def _absent(value: Any) -> bool:

@@ -4,14 +4,18 @@ Owns: pacing requests so a run goes close to the server's (undocumented) rate li
 without provoking many 429s. It is a token bucket whose refill rate adapts (AIMD with a
 CUBIC-like probe):
 
-* Slow start: until the first 429 the rate doubles for every second in which the limiter
-  was the bottleneck (threads had to wait), up to the ceiling.
+* Slow start: it begins at `initial_rps` with a bucket of `burst_seconds` of traffic (so
+  a handful of concurrent reads leave at once), and until the first 429 the rate doubles
+  every `slow_start_seconds` in which the limiter was the bottleneck (threads had to
+  wait), up to the ceiling.
 * Multiplicative decrease: on a 429 the limiter remembers the limit it ran into (`w_max`):
   the answers per second actually accepted over the last second of unpaused traffic,
   bounded by the current rate (the current rate itself when there is too little traffic
   to measure). The rate drops to half of that, at most once per `decrease_window`, so a
   burst of 429s from requests already in flight counts once. A `Retry-After` pauses
-  every thread until then, and the bucket restarts with a single permit.
+  every thread until then, and the bucket restarts with a single permit. Without one,
+  each further 429 inside the window skips 1, 2, 4... slots, so a server whose window
+  is still full is not hammered at the new rate until it reopens.
 * Recovery and additive increase: after a cut the rate climbs back quickly to just under
   `w_max` (exponential approach, time constant `recovery_seconds`), since the cut only had
   to drain the server's window. Above that it probes additively, flat right after the cut
@@ -37,7 +41,7 @@ from dataclasses import dataclass
 
 __all__ = ["LimiterStats", "RateLimiter", "DEFAULT_CEILING_RPS"]
 
-DEFAULT_CEILING_RPS = 50.0
+DEFAULT_CEILING_RPS = 100.0
 
 # After a cut the rate returns to this fraction of the last limited rate...
 _PLATEAU = 0.95
@@ -87,6 +91,8 @@ class RateLimiter:
         min_rps: floor the rate never falls below.
         burst_seconds: bucket size as seconds of traffic at the current rate (at least 1
             token); a small bucket keeps bursts from tripping a per-second server window.
+        slow_start_seconds: before the first 429, the rate doubles every this many
+            seconds while the limiter holds requests back.
         increase_rps: additive increase, in requests per second per second of clean traffic.
         decrease_factor: multiplicative decrease applied on a 429.
         decrease_window: seconds during which further 429s do not cut the rate again.
@@ -98,10 +104,11 @@ class RateLimiter:
     def __init__(
         self,
         *,
-        initial_rps: float = 10.0,
+        initial_rps: float = 20.0,
         max_rps: float | None = None,
         min_rps: float = 0.5,
-        burst_seconds: float = 0.2,
+        burst_seconds: float = 0.5,
+        slow_start_seconds: float = 0.5,
         increase_rps: float = 0.5,
         decrease_factor: float = 0.5,
         decrease_window: float = 1.0,
@@ -115,10 +122,13 @@ class RateLimiter:
             raise ValueError("rates must be positive")
         if not 0 < decrease_factor < 1:
             raise ValueError("decrease_factor must be between 0 and 1")
+        if slow_start_seconds <= 0:
+            raise ValueError("slow_start_seconds must be positive")
         self._ceiling = float(max_rps) if max_rps is not None else DEFAULT_CEILING_RPS
         self._floor = min(float(min_rps), self._ceiling)
         self._rate = min(max(float(initial_rps), self._floor), self._ceiling)
         self._burst_seconds = burst_seconds
+        self._doubling = slow_start_seconds
         self._increase = increase_rps
         self._factor = decrease_factor
         self._window = decrease_window
@@ -137,6 +147,7 @@ class RateLimiter:
         self._slow_start = True
         self._w_max: float | None = None
         self._confidence = 0  # consecutive 429s that found the same limit
+        self._refusals = 0  # 429s without Retry-After since the last cut
         self._ok_times: deque[float] = deque(maxlen=_HISTORY)  # when answers arrived
         self._sent_times: deque[float] = deque(maxlen=_HISTORY)  # when permits went out
         self._pause_log: deque[tuple[float, float]] = deque(maxlen=8)  # (start, end)
@@ -211,7 +222,7 @@ class RateLimiter:
                 return  # the limiter is not what holds the run back: no evidence to grow on
             self._refill(now)
             if self._slow_start:
-                rate = self._rate * 2.0**dt
+                rate = self._rate * 2.0 ** (dt / self._doubling)
             else:
                 assert self._w_max is not None
                 plateau = _PLATEAU * self._w_max
@@ -242,8 +253,17 @@ class RateLimiter:
                     self._tokens = 1.0
                     self._pauses += 1
             if now - self._last_decrease < self._window:
+                if retry_after is None and now >= self._paused_until:
+                    # Still refused after the cut, with no hint how long: back off
+                    # exponentially (skip 1, 2, 4... slots) until the window reopens.
+                    self._refill(now)
+                    self._refusals += 1
+                    self._tokens = min(self._tokens, 0.0) - min(
+                        2.0 ** (self._refusals - 1), self._rate
+                    )
                 return
             self._refill(now)
+            self._refusals = 0
             self._last_decrease = now
             self._decreases += 1
             self._slow_start = False

@@ -111,11 +111,32 @@ def test_cut_starts_from_the_rate_the_server_actually_accepted(
 
 def test_slow_start_doubles_while_the_limiter_is_the_bottleneck() -> None:
     clock = FakeClock()
-    limiter = make(clock, initial_rps=10.0)
-    saturate(limiter, clock, 1.0)
+    limiter = make(clock, initial_rps=10.0, slow_start_seconds=0.5)
+    saturate(limiter, clock, 0.5)
     assert limiter.rate == pytest.approx(20.0, rel=0.15)
     saturate(limiter, clock, 5.0)
     assert limiter.rate == DEFAULT_CEILING_RPS
+
+
+def test_refusals_after_a_cut_without_retry_after_back_off_exponentially() -> None:
+    # The server keeps refusing after the cut and says nothing about when to come back:
+    # each further 429 in the decrease window skips twice as many slots as the last.
+    clock = FakeClock()
+    limiter = make(clock, initial_rps=10.0, burst_seconds=0.0, decrease_window=10.0)
+    limiter.acquire()
+    limiter.record_rate_limited()  # the cut: 10 -> 5 per second
+    assert limiter.rate == pytest.approx(5.0)
+    gaps = []
+    for _ in range(3):
+        before = clock.now
+        limiter.acquire()
+        gaps.append(clock.now - before)
+        limiter.record_rate_limited()
+    assert limiter.stats.decreases == 1
+    assert gaps == pytest.approx([0.2, 0.4, 0.6])
+    before = clock.now
+    limiter.acquire()
+    assert clock.now - before == pytest.approx(1.0)  # 1 slot + 4 skipped
 
 
 def test_no_growth_when_the_limiter_is_not_the_bottleneck() -> None:
