@@ -42,6 +42,8 @@ def main() -> int:
             results.append(scenarios.concurrent_applies(sandbox, base, timeout))
         results.append(scenarios.corrupt_state(sandbox, base))
         results.append(scenarios.partial_failure(sandbox, base))
+        results.append(scenarios.interrupted_apply(sandbox, base))
+        results.append(scenarios.dead_lock_taken_over(sandbox, base))
     finally:
         sandbox.close()
     width = max(len(r.name) for r in results)

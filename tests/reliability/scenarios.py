@@ -215,3 +215,103 @@ def partial_failure(sandbox: Sandbox, base: Path) -> Figures:
 
 def _status(stats: dict[str, Any], code: str) -> int:
     return int(stats.get("by_status", {}).get(code, 0))
+
+
+def interrupted_apply(sandbox: Sandbox, base: Path) -> Figures:
+    """Ctrl-C (SIGINT) mid-apply: requests in flight finish, nothing new starts, state is
+    saved, exit 1 with a summary; the next apply finishes with no duplicate."""
+    import signal
+
+    _reset(sandbox)
+    sandbox.set_faults({"latency_ms": 150})
+    cwd = workdir(base / "sigint")
+    proc = start_cli(sandbox, cwd, "apply", FULL, "--auto-approve", "--parallelism", "2")
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and proc.poll() is None:
+        if int(sandbox.stats().get("by_method", {}).get("POST", 0)) >= 3:
+            break
+        time.sleep(0.02)
+    proc.send_signal(signal.SIGINT)
+    out, _ = proc.communicate(timeout=120)
+    sandbox.set_faults({})
+    first = census(sandbox, cwd / STATE, EXPECTED)
+    summary_ok = "Interrupted: no new changes were started." in out and "not started" in out
+    second = cli(sandbox, cwd, "apply", FULL, "--auto-approve")
+    plan = cli(sandbox, cwd, "plan", FULL, "--detailed-exitcode")
+    final = census(sandbox, cwd / STATE, EXPECTED)
+    ok = (
+        proc.returncode == 1
+        and summary_ok
+        and first.orphans == 0
+        and first.duplicates == 0
+        and 0 < first.state_ids < EXPECTED
+        and second.returncode == 0
+        and plan.returncode == 0
+        and final.ok
+    )
+    return Figures(
+        "Ctrl-C mid-apply",
+        ok,
+        {
+            "exit code": proc.returncode,
+            "done before stop": first.state_ids,
+            "orphans": first.orphans,
+            "duplicates after rerun": final.duplicates,
+        },
+        "" if ok else out[-2500:] + second.stdout[-1000:],
+    )
+
+
+def dead_lock_taken_over(sandbox: Sandbox, base: Path) -> Figures:
+    """A lock left by a killed run on this host is taken over (with a warning); a lock
+    held on another host is reported with its holder and cleared by force-unlock."""
+    import os
+    import socket
+    import subprocess
+    import sys
+
+    _reset(sandbox)
+    cwd = workdir(base / "dead-lock")
+    (cwd / "state").mkdir()
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    lock = {
+        "id": "11111111-2222-4333-8444-555555555555",
+        "who": "alice@" + socket.gethostname(),
+        "pid": dead.pid,
+        "hostname": socket.gethostname(),
+        "created": "2026-11-25T10:00:00Z",
+        "command": "provisioner apply examples/full.yaml",
+        "operation": "apply",
+    }
+    lock_file = cwd / "state" / "full.json.lock"
+    lock_file.write_text(json.dumps(lock))
+    taken = cli(sandbox, cwd, "apply", FULL, "--auto-approve")
+    warned = "took over the state lock of a run that is no longer running" in taken.stderr
+    lock_file.write_text(json.dumps({**lock, "hostname": "ci-7.elsewhere", "pid": os.getpid()}))
+    refused = cli(sandbox, cwd, "plan", FULL)  # a plan takes no lock
+    blocked = cli(sandbox, cwd, "apply", FULL, "--auto-approve")
+    names_holder = "is locked by alice@" in blocked.stderr and lock["id"] in blocked.stderr
+    unlocked = cli(sandbox, cwd, "force-unlock", FULL, lock["id"])
+    after = cli(sandbox, cwd, "apply", FULL, "--auto-approve")
+    ok = (
+        taken.returncode == 0
+        and warned
+        and refused.returncode == 0
+        and blocked.returncode == 1
+        and names_holder
+        and unlocked.returncode == 0
+        and after.returncode == 0
+        and not lock_file.exists()
+        and census(sandbox, cwd / STATE, EXPECTED).ok
+    )
+    return Figures(
+        "lock left by a dead run",
+        ok,
+        {
+            "taken over": taken.returncode == 0 and warned,
+            "other host refused": blocked.returncode == 1,
+            "force-unlock": unlocked.returncode == 0,
+        },
+        "" if ok else taken.stderr + blocked.stderr + unlocked.stdout + unlocked.stderr,
+    )

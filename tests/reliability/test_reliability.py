@@ -56,3 +56,15 @@ def test_failed_create_skips_dependents_and_rerun_finishes(
     sandbox: Sandbox, tmp_path: Path
 ) -> None:
     check(scenarios.partial_failure(sandbox, tmp_path))
+
+
+def test_ctrl_c_finishes_in_flight_work_and_rerun_completes(
+    sandbox: Sandbox, tmp_path: Path
+) -> None:
+    check(scenarios.interrupted_apply(sandbox, tmp_path))
+
+
+def test_dead_lock_taken_over_and_foreign_lock_force_unlocked(
+    sandbox: Sandbox, tmp_path: Path
+) -> None:
+    check(scenarios.dead_lock_taken_over(sandbox, tmp_path))
