@@ -1,49 +1,113 @@
 """Benchmark: plan and apply of generated manifests against the sandbox served over HTTP.
 
-For each size N it generates a manifest (assistants, phone numbers and analytics in realistic
-proportions), starts `provisioner sandbox serve` with the given latency and rate limit, and
-times, each in a fresh `provisioner` process:
+Each run starts `provisioner sandbox serve` with the given latency (and rate limit), and
+times every step in a fresh `provisioner` process, as a user would run it:
 
-  create   apply of N new resources
-  plan0    plan with nothing changed
+  create   apply of N new resources (assistants, phone numbers and analytics in realistic
+           proportions: 40% assistants, 30% numbers, 10% structured outputs, 15% insights,
+           5% boards; graph depth 3)
+  plan0    plan with nothing changed (must find no change)
   apply0   apply with nothing changed (must send no write)
+  asst     apply of A new assistants alone (--assistants, default 100)
+  limited  apply of M new resources against a sandbox rate limit of R requests/s
+           (--rate-limited M@R, default 300@20), then plan0 and apply0 of them
+  validate `provisioner validate examples/full.yaml` (no network)
+  help     `provisioner --help` (the start-up cost every step pays)
 
-It prints one table: wall time, requests sent, writes, 429s seen, peak memory of the
-provisioner process, and the ratio of the wall time to its lower bound
-max(requests / rate limit, graph depth x latency) + start-up.
+It prints one table (wall time, requests the sandbox received, writes among them, 429s
+it answered, peak memory of the provisioner process, the lower bound of the wall time and
+the ratio of the two), then one PASS/FAIL line per target of the performance issue.
+Exit status 1 if any step failed (a non-zero exit, a change that failed, a write in a
+no-change run, a plan that is not clean after apply); with --strict also if a timing
+target was missed.
 
-    python bench/bench.py --sizes 10,100,1000 --latency-ms 50 --rps 20
+The lower bound of a step is max(requests it needs / rate limit, round trips it needs x
+latency) + start-up, where the round trips are the graph depth for creates (or N /
+parallelism waves when that is more) and the list pages of the largest kind for a
+no-change run, and start-up is the `--help` time.
+
+    python bench/bench.py                                   # the full run (about 2 min)
+    python bench/bench.py --sizes 10,100 --latency-ms 50    # what CI runs
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
-import resource
+import platform
+import re
 import shutil
 import socket
+import statistics
 import subprocess
 import sys
 import tempfile
 import time
 import urllib.request
-from dataclasses import dataclass
+from collections.abc import Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+ROOT = Path(__file__).resolve().parent.parent
+FULL_EXAMPLE = ROOT / "examples" / "full.yaml"
+# The API's maximum list page (assistants and phone numbers; analytics pages alike).
+LIST_PAGE = 1000
+DEFAULT_PARALLELISM = 10
 
-def generate_manifest(n: int) -> tuple[str, int]:
-    """A manifest of about `n` resources and its dependency depth.
+# The targets of the performance issue.
+CREATE_ASSISTANTS_MAX_S = 3.0
+NO_CHANGE_100_MAX_S = 1.0
+PLAN_1000_CPU_S = 1.0
+PLAN_1000_BOUND_FACTOR = 1.5
+SUSTAINED_MIN_FRACTION = 0.9
+VALIDATE_MAX_S = 0.3
+HELP_MAX_S = 0.2
+
+
+# -- manifests -----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Manifest:
+    text: str
+    counts: dict[str, int]  # resources per kind
+    depth: int  # longest chain of references (1 = no references)
+
+    @property
+    def size(self) -> int:
+        return sum(self.counts.values())
+
+    def list_pages(self) -> int:
+        """List calls a no-change refresh needs for the largest kind (its round trips)."""
+        return max((math.ceil(c / LIST_PAGE) for c in self.counts.values() if c), default=0)
+
+    def list_calls(self) -> int:
+        """List calls a no-change refresh needs in all (one page per 1000 of each kind)."""
+        return sum(math.ceil(c / LIST_PAGE) for c in self.counts.values() if c)
+
+
+def generate_manifest(n: int, *, assistants_only: bool = False) -> Manifest:
+    """A manifest of exactly `n` resources.
 
     Proportions: 40% assistants, 30% phone numbers (BYO SIP trunk numbers, which need no
-    free-number quota), 10% structured outputs, 15% insights, 5% boards.
+    free-number quota), 10% structured outputs, 15% insights, 5% boards; or `n`
+    assistants alone.
     """
-    n_asst = max(1, n * 40 // 100)
-    n_phone = n * 30 // 100
-    n_so = n * 10 // 100
-    n_board = max(0, n * 5 // 100)
-    n_ins = n - n_asst - n_phone - n_so - n_board
+    if n < 1:
+        raise ValueError("a manifest needs at least one resource")
+    if assistants_only:
+        n_asst, n_phone, n_so, n_ins, n_board = n, 0, 0, 0, 0
+    else:
+        n_asst = max(1, n * 40 // 100)
+        n_phone = n * 30 // 100
+        n_so = n * 10 // 100
+        n_board = n * 5 // 100
+        n_ins = n - n_asst - n_phone - n_so - n_board
+        if n_board and not n_ins:
+            n_board, n_ins = 0, n_board
     lines = ["version: 1", "assistants:"]
     for i in range(n_asst):
         lines += [
@@ -65,7 +129,8 @@ def generate_manifest(n: int) -> tuple[str, int]:
             "    credentialId: 3c4d5e6f-7a8b-4c9d-8e1f-2a3b4c5d6e7f",
             f"    assistantId: ${{assistant.a{i % n_asst}.id}}",
         ]
-    lines.append("analytics:")
+    if n_so or n_ins or n_board:
+        lines.append("analytics:")
     if n_so:
         lines.append("  structuredOutputs:")
     for i in range(n_so):
@@ -93,11 +158,22 @@ def generate_manifest(n: int) -> tuple[str, int]:
             f"      name: Board {i}",
             "      layout: {columns: 6}",
             "      items:",
-            f"        - {{type: insight, insightId: '${{insight.i{i % max(1, n_ins)}.id}}', "
+            f"        - {{type: insight, insightId: '${{insight.i{i % n_ins}.id}}', "
             "position: {x: 0, y: 0}, size: {width: 6, height: 2}}",
         ]
-    depth = 3 if n_board and n_ins else 2
-    return "\n".join(lines) + "\n", depth
+    counts = {
+        "assistant": n_asst,
+        "phoneNumber": n_phone,
+        "structuredOutput": n_so,
+        "insight": n_ins,
+        "board": n_board,
+    }
+    # Numbers and structured outputs reference assistants; boards reference insights.
+    depth = 2 if (n_phone or n_so or n_board) else 1
+    return Manifest("\n".join(lines) + "\n", counts, depth)
+
+
+# -- the sandbox and the processes -----------------------------------------------------------
 
 
 def free_port() -> int:
@@ -107,12 +183,14 @@ def free_port() -> int:
 
 
 class Sandbox:
+    """`provisioner sandbox serve` in a child process, with a fault profile."""
+
     def __init__(self, latency_ms: int, rps: float | None) -> None:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         faults = f"latency_ms={latency_ms}"
         if rps:
-            faults += f",rps={rps}"
+            faults += f",rps={rps:g}"
         self.proc = subprocess.Popen(
             [
                 sys.executable,
@@ -131,61 +209,73 @@ class Sandbox:
         deadline = time.monotonic() + 20
         while time.monotonic() < deadline:
             try:
-                self.admin("GET", "/__emulator/stats")
+                self.stats()
                 return
             except OSError:
+                if self.proc.poll() is not None:
+                    break
                 time.sleep(0.05)
-        raise RuntimeError("sandbox did not start")
+        self.close()
+        raise RuntimeError("the sandbox did not start")
 
-    def admin(self, method: str, path: str, body: Any = None) -> Any:
-        data = json.dumps(body).encode() if body is not None else None
-        req = urllib.request.Request(self.url + path, data=data, method=method)
-        req.add_header("Content-Type", "application/json")
+    def stats(self) -> dict[str, Any]:
+        req = urllib.request.Request(self.url + "/__emulator/stats")
         with urllib.request.urlopen(req, timeout=10) as r:
-            raw = r.read()
-        return json.loads(raw) if raw else None
+            data: dict[str, Any] = json.loads(r.read())
+        return data
 
     def close(self) -> None:
-        self.proc.terminate()
-        self.proc.wait(10)
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+
+    def __enter__(self) -> Sandbox:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
 
 
-@dataclass
-class Row:
-    n: int
-    step: str
+@dataclass(frozen=True, slots=True)
+class Run:
+    """One `provisioner` process: its wall time, exit status, output and peak memory."""
+
     wall: float
-    requests: int
-    writes: int
-    r429: int
+    returncode: int
+    stdout: str
+    stderr: str
     peak_mb: float
-    bound: float
-    ok: bool
 
 
-def run_step(
-    sandbox: Sandbox, workdir: Path, args: list[str]
-) -> tuple[float, dict[str, Any], float, bool]:
-    before = sandbox.admin("GET", "/__emulator/stats")
-    env = {**os.environ, "VAPI_BASE_URL": sandbox.url, "VAPI_TOKEN": "bench", "NO_COLOR": "1"}
-    start = time.monotonic()
-    proc = subprocess.run(
-        [sys.executable, "-m", "provisioner", *args],
-        cwd=workdir,
-        env=env,
-        capture_output=True,
-        text=True,
-    )
-    wall = time.monotonic() - start
-    after = sandbox.admin("GET", "/__emulator/stats")
-    peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
-    ok = proc.returncode in (0, 2)
-    if not ok:
-        sys.stderr.write(proc.stdout[-2000:] + proc.stderr[-2000:])
-    return wall, diff_stats(before, after), peak, ok
+def run_provisioner(args: Sequence[str], cwd: Path, env: dict[str, str]) -> Run:
+    """Run `python -m provisioner ARGS` and measure it (peak RSS from wait4)."""
+    with tempfile.TemporaryFile("w+") as out, tempfile.TemporaryFile("w+") as err:
+        start = time.monotonic()
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "provisioner", *args],
+            cwd=cwd,
+            env=env,
+            stdin=subprocess.DEVNULL,
+            stdout=out,
+            stderr=err,
+        )
+        _, status, usage = os.wait4(proc.pid, 0)
+        wall = time.monotonic() - start
+        proc.returncode = os.waitstatus_to_exitcode(status)
+        out.seek(0)
+        err.seek(0)
+        # ru_maxrss is in KiB on Linux, bytes on macOS.
+        scale = 1024 * 1024 if sys.platform == "darwin" else 1024
+        return Run(wall, proc.returncode, out.read(), err.read(), usage.ru_maxrss / scale)
 
 
-def diff_stats(before: dict[str, Any], after: dict[str, Any]) -> dict[str, Any]:
+def diff_stats(before: dict[str, Any], after: dict[str, Any]) -> tuple[int, int, int]:
+    """(requests, writes, 429s) the sandbox saw between two stats snapshots."""
+
     def method(stats: dict[str, Any], m: str) -> int:
         return int(stats.get("by_method", {}).get(m, 0))
 
@@ -193,89 +283,401 @@ def diff_stats(before: dict[str, Any], after: dict[str, Any]) -> dict[str, Any]:
         return int(stats.get("by_status", {}).get(s, 0))
 
     writes = sum(method(after, m) - method(before, m) for m in ("POST", "PATCH", "DELETE"))
-    return {
-        "requests": int(after.get("requests", 0)) - int(before.get("requests", 0)),
-        "writes": writes,
-        "429": status(after, "429") - status(before, "429"),
-    }
+    requests = int(after.get("requests", 0)) - int(before.get("requests", 0))
+    return requests, writes, status(after, "429") - status(before, "429")
 
 
-def startup_seconds() -> float:
-    start = time.monotonic()
-    subprocess.run([sys.executable, "-m", "provisioner", "--help"], capture_output=True, check=True)
-    return time.monotonic() - start
+_SUMMARY = re.compile(r"(\d+) done, (\d+) failed, (\d+) skipped")
 
 
-def main() -> int:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
-    ap.add_argument("--sizes", default="10,100,1000")
-    ap.add_argument("--latency-ms", type=int, default=50)
-    ap.add_argument("--rps", type=float, default=0, help="sandbox rate limit (0 = none)")
-    ap.add_argument("--parallelism", type=int, default=10)
-    args = ap.parse_args()
-    sizes = [int(s) for s in args.sizes.split(",") if s]
-    startup = startup_seconds()
-    rows: list[Row] = []
-    latency = args.latency_ms / 1000
-    for n in sizes:
-        sandbox = Sandbox(args.latency_ms, args.rps or None)
-        workdir = Path(tempfile.mkdtemp(prefix=f"bench{n}-"))
+def failed_changes(output: str) -> int:
+    """Changes an apply reported as failed or skipped (0 when it had nothing to do)."""
+    match = _SUMMARY.search(output)
+    return int(match.group(2)) + int(match.group(3)) if match else 0
+
+
+# -- measuring ---------------------------------------------------------------------------------
+
+
+@dataclass(slots=True)
+class Row:
+    label: str  # what was run, e.g. "1000 create"
+    step: str
+    n: int
+    wall: float
+    requests: int = 0
+    writes: int = 0
+    r429: int = 0
+    peak_mb: float = 0.0
+    bound: float = 0.0
+    ok: bool = True
+    problems: list[str] = field(default_factory=list)
+    created: int = 0  # resources created (for the sustained rate)
+
+
+@dataclass(frozen=True, slots=True)
+class Config:
+    latency: float  # seconds
+    parallelism: int
+    startup: float  # seconds: the `--help` time
+
+
+def bound_for(
+    step: str, manifest: Manifest, requests: int, rps: float | None, cfg: Config
+) -> float:
+    """The wall time no implementation could beat (see the module docstring)."""
+    rate = rps or math.inf
+    if step in ("create", "asst", "limited"):
+        waves = max(manifest.depth, math.ceil(manifest.size / cfg.parallelism))
+        return max(manifest.size / rate, waves * cfg.latency) + cfg.startup
+    return max(manifest.list_calls() / rate, manifest.list_pages() * cfg.latency) + cfg.startup
+
+
+class Bench:
+    def __init__(self, cfg: Config, latency_ms: int) -> None:
+        self.cfg = cfg
+        self.latency_ms = latency_ms
+        self.rows: list[Row] = []
+
+    def scenario(
+        self,
+        label: str,
+        manifest: Manifest,
+        steps: Sequence[str],
+        *,
+        rps: float | None = None,
+    ) -> list[Row]:
+        """Run `steps` (create/asst/limited, plan0, apply0) on one fresh sandbox."""
+        rows: list[Row] = []
+        workdir = Path(tempfile.mkdtemp(prefix="provisioner-bench-"))
         try:
-            text, depth = generate_manifest(n)
-            (workdir / "m.yaml").write_text(text)
-            common = ["--parallelism", str(args.parallelism)]
-            for step, cli in (
-                ("create", ["apply", "m.yaml", "--auto-approve", *common]),
-                (
-                    "plan0",
-                    [
-                        "plan",
-                        "m.yaml",
-                        "--detailed-exitcode",
-                        "--parallelism",
-                        str(args.parallelism),
-                    ],
-                ),
-                ("apply0", ["apply", "m.yaml", "--auto-approve", *common]),
-            ):
-                wall, stats, peak, ok = run_step(sandbox, workdir, cli)
-                rate_bound = stats["requests"] / args.rps if args.rps else 0.0
-                waves = depth if step == "create" else 1
-                par_bound = (stats["requests"] / args.parallelism) * latency
-                bound = max(rate_bound, waves * latency, par_bound) + startup
-                rows.append(
-                    Row(
-                        n,
+            (workdir / "m.yaml").write_text(manifest.text, encoding="utf-8")
+            with Sandbox(self.latency_ms, rps) as sandbox:
+                env = {
+                    **os.environ,
+                    "VAPI_BASE_URL": sandbox.url,
+                    "VAPI_TOKEN": "bench",
+                    "NO_COLOR": "1",
+                }
+                par = ["--parallelism", str(self.cfg.parallelism)]
+                for step in steps:
+                    if step == "plan0":
+                        args = ["plan", "m.yaml", "--detailed-exitcode", *par]
+                    else:
+                        args = ["apply", "m.yaml", "--auto-approve", *par]
+                    before = sandbox.stats()
+                    run = run_provisioner(args, workdir, env)
+                    requests, writes, r429 = diff_stats(before, sandbox.stats())
+                    row = Row(
+                        label,
                         step,
-                        wall,
-                        stats["requests"],
-                        stats["writes"],
-                        stats["429"],
-                        peak,
-                        bound,
-                        ok,
+                        manifest.size,
+                        run.wall,
+                        requests,
+                        writes,
+                        r429,
+                        run.peak_mb,
+                        bound_for(step, manifest, requests, rps, self.cfg),
                     )
-                )
+                    self._check(row, run, manifest)
+                    rows.append(row)
+                    print(_format_row(row), flush=True)
         finally:
-            sandbox.close()
             shutil.rmtree(workdir, ignore_errors=True)
-    print(
-        f"\nsandbox latency {args.latency_ms} ms, rate limit "
-        f"{args.rps or 'none'} req/s, parallelism {args.parallelism}, start-up {startup:.2f} s, "
-        f"{os.cpu_count()} CPUs"
-    )
-    header = (
-        f"{'N':>5} {'step':<7} {'wall s':>7} {'reqs':>6} {'writes':>6} {'429s':>5} "
-        f"{'peak MB':>8} {'bound s':>8} {'ratio':>6}  ok"
-    )
-    print(header)
-    print("-" * len(header))
-    for r in rows:
-        print(
-            f"{r.n:>5} {r.step:<7} {r.wall:>7.2f} {r.requests:>6} {r.writes:>6} {r.r429:>5} "
-            f"{r.peak_mb:>8.1f} {r.bound:>8.2f} {r.wall / r.bound:>6.2f}  {'yes' if r.ok else 'NO'}"
+        self.rows.extend(rows)
+        return rows
+
+    @staticmethod
+    def _check(row: Row, run: Run, manifest: Manifest) -> None:
+        if row.step == "plan0":
+            if run.returncode == 2:
+                row.problems.append("the plan after apply is not clean")
+            elif run.returncode != 0:
+                row.problems.append(f"plan exited {run.returncode}")
+        elif run.returncode != 0:
+            row.problems.append(f"apply exited {run.returncode}")
+        if row.step in ("plan0", "apply0") and row.writes:
+            row.problems.append(f"{row.writes} writes in a run with nothing to change")
+        failed = failed_changes(run.stdout)
+        if failed:
+            row.problems.append(f"{failed} changes failed or were skipped")
+        if row.step in ("create", "asst", "limited") and not row.problems:
+            row.created = manifest.size
+        if row.problems:
+            row.ok = False
+            tail = (run.stdout[-1500:] + run.stderr[-1500:]).strip()
+            sys.stderr.write(f"{row.label}: {'; '.join(row.problems)}\n{tail}\n")
+
+    def timed_command(self, label: str, args: Sequence[str], env: dict[str, str]) -> Row:
+        """A command without network, best of three (start-up noise)."""
+        runs = [run_provisioner(args, ROOT, env) for _ in range(3)]
+        best = min(runs, key=lambda r: r.wall)
+        row = Row(label, label, 0, best.wall, peak_mb=best.peak_mb)
+        if any(r.returncode != 0 for r in runs):
+            row.ok = False
+            row.problems.append(f"exited {runs[0].returncode}")
+            sys.stderr.write(f"{label}: {runs[0].stdout[-1000:]}{runs[0].stderr[-1000:]}\n")
+        self.rows.append(row)
+        return row
+
+
+# -- targets -----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Verdict:
+    target: str
+    measured: str
+    passed: bool | None  # None: not measured in this run
+    timing: bool = True  # a speed goal (enforced only with --strict)
+
+
+def find(rows: Sequence[Row], label: str, step: str) -> Row | None:
+    return next((r for r in rows if r.label == label and r.step == step), None)
+
+
+def sustained_rate(row: Row, startup: float) -> float:
+    """Requests the sandbox accepted per second of the run (start-up excluded)."""
+    return (row.requests - row.r429) / max(1e-9, row.wall - startup)
+
+
+def judge(
+    rows: Sequence[Row],
+    *,
+    latency: float,
+    startup: float,
+    assistants: int,
+    limited: tuple[int, float] | None,
+) -> list[Verdict]:
+    out: list[Verdict] = []
+    asst = find(rows, f"{assistants} asst", "asst")
+    out.append(
+        Verdict(
+            f"create {assistants} assistants <= {CREATE_ASSISTANTS_MAX_S:g} s",
+            f"{asst.wall:.2f} s" if asst else "not run",
+            (asst.ok and asst.wall <= CREATE_ASSISTANTS_MAX_S) if asst else None,
         )
-    return 0 if all(r.ok for r in rows) else 1
+    )
+    for step in ("plan0", "apply0"):
+        row = find(rows, "100 mixed", step)
+        out.append(
+            Verdict(
+                f"{step[:-1]} of 100 unchanged <= {NO_CHANGE_100_MAX_S:g} s",
+                f"{row.wall:.2f} s" if row else "not run",
+                (row.ok and row.wall <= NO_CHANGE_100_MAX_S) if row else None,
+            )
+        )
+    no_change = [r for r in rows if r.step in ("plan0", "apply0")]
+    writes = sum(r.writes for r in no_change)
+    out.append(
+        Verdict(
+            "no-change runs send no write",
+            f"{writes} writes in {len(no_change)} runs" if no_change else "not run",
+            writes == 0 if no_change else None,
+            timing=False,
+        )
+    )
+    big = find(rows, "1000 mixed", "plan0")
+    if big is not None:
+        rt = (big.bound - startup) if big.bound > startup else latency
+        limit = PLAN_1000_BOUND_FACTOR * rt + PLAN_1000_CPU_S
+        out.append(
+            Verdict(
+                f"plan of 1000 unchanged <= {PLAN_1000_BOUND_FACTOR:g} x list round trips "
+                f"+ {PLAN_1000_CPU_S:g} s = {limit:.2f} s",
+                f"{big.wall:.2f} s",
+                big.ok and big.wall <= limit,
+            )
+        )
+    else:
+        out.append(Verdict("plan of 1000 unchanged <= 1.5 x list round trips + 1 s", "not run", None))
+    if limited is not None:
+        n, rps = limited
+        row = find(rows, f"{n}@{rps:g}rps", "limited")
+        if row is not None:
+            rate = sustained_rate(row, startup)
+            out.append(
+                Verdict(
+                    f"{n} creates at {rps:g} req/s: >= {SUSTAINED_MIN_FRACTION:.0%} of the limit",
+                    f"{rate:.1f} req/s = {rate / rps:.0%}, {row.r429} 429s",
+                    row.ok and rate >= SUSTAINED_MIN_FRACTION * rps,
+                )
+            )
+            out.append(
+                Verdict(
+                    f"{n} creates at {rps:g} req/s: 0 failed changes",
+                    "; ".join(row.problems) or f"{row.created} created, 0 failed",
+                    row.ok,
+                    timing=False,
+                )
+            )
+    else:
+        out.append(Verdict("creates under a rate limit: >= 90% of the limit", "not run", None))
+    failed = [r for r in rows if not r.ok]
+    out.append(
+        Verdict(
+            "every step succeeded",
+            ", ".join(f"{r.label} {r.step}" for r in failed) or f"{len(rows)} steps",
+            not failed,
+            timing=False,
+        )
+    )
+    val = find(rows, "validate", "validate")
+    out.append(
+        Verdict(
+            f"validate examples/full.yaml <= {VALIDATE_MAX_S:g} s",
+            f"{val.wall:.2f} s" if val else "not run",
+            (val.ok and val.wall <= VALIDATE_MAX_S) if val else None,
+        )
+    )
+    hlp = find(rows, "--help", "--help")
+    out.append(
+        Verdict(
+            f"--help <= {HELP_MAX_S:g} s",
+            f"{hlp.wall:.2f} s" if hlp else "not run",
+            (hlp.ok and hlp.wall <= HELP_MAX_S) if hlp else None,
+        )
+    )
+    return out
+
+
+# -- output ------------------------------------------------------------------------------------
+
+_HEADER = (
+    f"{'run':<14} {'step':<8} {'wall s':>7} {'reqs':>6} {'writes':>6} {'429s':>5} "
+    f"{'peak MB':>8} {'bound s':>8} {'ratio':>6}  ok"
+)
+
+
+def _format_row(r: Row) -> str:
+    if r.step in ("validate", "--help"):
+        return (
+            f"{r.label:<14} {'':<8} {r.wall:>7.2f} {'-':>6} {'-':>6} {'-':>5} "
+            f"{r.peak_mb:>8.1f} {'-':>8} {'-':>6}  {'yes' if r.ok else 'NO'}"
+        )
+    ratio = r.wall / r.bound if r.bound else math.nan
+    return (
+        f"{r.label:<14} {r.step:<8} {r.wall:>7.2f} {r.requests:>6} {r.writes:>6} {r.r429:>5} "
+        f"{r.peak_mb:>8.1f} {r.bound:>8.2f} {ratio:>6.2f}  {'yes' if r.ok else 'NO'}"
+    )
+
+
+def machine() -> str:
+    uname = os.uname()
+    return (
+        f"{os.cpu_count()} CPUs, Python {platform.python_version()}, "
+        f"{uname.sysname} {uname.release}"
+    )
+
+
+def parse_limited(text: str) -> tuple[int, float] | None:
+    """`300@20` -> (300, 20.0); `none` or `0` -> None."""
+    if text.strip().lower() in ("", "0", "none", "off"):
+        return None
+    n, sep, rps = text.partition("@")
+    if not sep:
+        raise argparse.ArgumentTypeError(f"expected N@RPS (e.g. 300@20), got {text!r}")
+    try:
+        parsed = int(n), float(rps)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected N@RPS (e.g. 300@20), got {text!r}") from None
+    if parsed[0] < 1 or parsed[1] <= 0:
+        raise argparse.ArgumentTypeError(f"N and RPS must be positive, got {text!r}")
+    return parsed
+
+
+def parse_sizes(text: str) -> list[int]:
+    try:
+        sizes = [int(s) for s in text.split(",") if s.strip()]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected sizes like 10,100,1000, got {text!r}") from None
+    if any(s < 1 for s in sizes):
+        raise argparse.ArgumentTypeError("sizes must be positive")
+    return sizes
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    ap.add_argument(
+        "--sizes",
+        type=parse_sizes,
+        default=parse_sizes("10,100,1000"),
+        help="manifest sizes for create, plan0 and apply0 (default 10,100,1000)",
+    )
+    ap.add_argument("--latency-ms", type=int, default=50, help="sandbox latency (default 50)")
+    ap.add_argument(
+        "--rps",
+        type=float,
+        default=0,
+        help="sandbox rate limit for the --sizes runs, requests/s (default 0: none)",
+    )
+    ap.add_argument(
+        "--assistants",
+        type=int,
+        default=100,
+        help="also create this many assistants alone (default 100; 0 skips)",
+    )
+    ap.add_argument(
+        "--rate-limited",
+        type=parse_limited,
+        default=parse_limited("300@20"),
+        metavar="N@RPS",
+        help="also create N resources against a rate limit of RPS (default 300@20; none skips)",
+    )
+    ap.add_argument("--parallelism", type=int, default=DEFAULT_PARALLELISM)
+    ap.add_argument(
+        "--strict", action="store_true", help="exit 1 when a timing target is missed too"
+    )
+    args = ap.parse_args(argv)
+
+    env = {**os.environ, "NO_COLOR": "1", "TWILIO_AUTH_TOKEN": "bench-token"}
+    help_runs = [run_provisioner(["--help"], ROOT, env) for _ in range(3)]
+    startup = min(r.wall for r in help_runs)
+    cfg = Config(args.latency_ms / 1000, args.parallelism, startup)
+    bench = Bench(cfg, args.latency_ms)
+    rps = args.rps or None
+
+    print(
+        f"sandbox latency {args.latency_ms} ms, rate limit {f'{rps:g} req/s' if rps else 'none'}, "
+        f"parallelism {args.parallelism}, start-up {startup:.2f} s; {machine()}\n"
+    )
+    print(_HEADER)
+    print("-" * len(_HEADER))
+    print(_format_row(bench.timed_command("--help", ["--help"], env)), flush=True)
+    print(
+        _format_row(bench.timed_command("validate", ["validate", str(FULL_EXAMPLE)], env)),
+        flush=True,
+    )
+    for n in args.sizes:
+        bench.scenario(f"{n} mixed", generate_manifest(n), ("create", "plan0", "apply0"), rps=rps)
+    if args.assistants:
+        manifest = generate_manifest(args.assistants, assistants_only=True)
+        bench.scenario(f"{args.assistants} asst", manifest, ("asst",), rps=rps)
+    if args.rate_limited is not None:
+        n, limit = args.rate_limited
+        bench.scenario(
+            f"{n}@{limit:g}rps", generate_manifest(n), ("limited", "plan0", "apply0"), rps=limit
+        )
+
+    verdicts = judge(
+        bench.rows,
+        latency=cfg.latency,
+        startup=startup,
+        assistants=args.assistants,
+        limited=args.rate_limited,
+    )
+    print("\ntargets")
+    width = max(len(v.target) for v in verdicts)
+    for v in verdicts:
+        mark = "n/a " if v.passed is None else ("PASS" if v.passed else "FAIL")
+        print(f"  {mark}  {v.target:<{width}}  {v.measured}")
+    functional = all(v.passed is not False for v in verdicts if not v.timing)
+    timing = all(v.passed is not False for v in verdicts if v.timing)
+    if not functional:
+        return 1
+    return 1 if args.strict and not timing else 0
 
 
 if __name__ == "__main__":

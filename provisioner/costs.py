@@ -155,7 +155,7 @@ def estimate(plan: Plan, prices: Callable[[PriceKey], Price]) -> dict[str, Any]:
                 "number": number if isinstance(number, str) else None,
                 "country": country,
                 "type": ntype,
-                "monthly": str(amount),
+                "monthly": _money(amount),
                 "currency": cur,
                 "status": status,
             }
@@ -163,12 +163,19 @@ def estimate(plan: Plan, prices: Callable[[PriceKey], Price]) -> dict[str, Any]:
     change = after - before
     return {
         "currency": currency or "USD",
-        "monthly_before": str(before),
-        "monthly_after": str(after),
-        "monthly_change": f"{'+' if change >= 0 else '-'}{abs(change)}",
+        "monthly_before": _money(before),
+        "monthly_after": _money(after),
+        "monthly_change": f"{'+' if change >= 0 else '-'}{_money(abs(change))}",
         "numbers": numbers,
         "unpriced": unpriced,
     }
+
+
+def _money(amount: Decimal) -> str:
+    """Two decimals at least (`0.00`, `1.15`), more only if the price has them."""
+    exponent = amount.as_tuple().exponent
+    precise = isinstance(exponent, int) and exponent < -2
+    return str(amount if precise else amount.quantize(Decimal("0.01")))
 
 
 def with_purchase_prices(plan: Plan, prices: Callable[[PriceKey], Price]) -> Plan:

@@ -253,6 +253,10 @@ def _show_drift(app: AppContext, the_plan: Any, fmt: str) -> None:
         app.out(
             json.dumps({"format_version": doc["format_version"], "drift": doc["drift"]}, indent=2)
         )
+    elif fmt == "markdown":
+        from provisioner.render.markdown import drift_to_markdown
+
+        app.out(drift_to_markdown(the_plan).rstrip("\n"))
     elif not drifted:
         app.out("No drift: the remote matches what was last applied.")
     else:
@@ -434,7 +438,12 @@ def _run_apply(
         if not json_events:
             app.out(app.renderer.plan(the_plan))
         if not the_plan.has_changes:
-            if not json_events:
+            if json_events:
+                from provisioner.render.json import JsonApplyEvents
+
+                # Nothing to do is still an answer: one summary line, all counts zero.
+                JsonApplyEvents(app.out, total=0).summary([], False)
+            else:
                 _print_outputs(app, result.state)
             return
         # A saved plan was reviewed when it was made: it runs without a prompt.
@@ -503,15 +512,16 @@ def _next_steps(settings: Any, manifest: Path, state: Any, the_plan: Any) -> str
 
 
 def _confirm(app: AppContext, destroy: bool) -> None:
+    command = "destroy" if destroy else "apply"
     if not sys.stdin.isatty():
         raise Aborted(
-            "apply needs confirmation, and standard input is not a terminal: "
+            f"{command} needs confirmation, and standard input is not a terminal: "
             "review the plan and run again with --auto-approve"
         )
     what = "delete these resources" if destroy else "perform these actions"
     answer = click.prompt(f"\nDo you want to {what}? Only 'yes' will be accepted", default="")
     if answer.strip() != "yes":
-        raise Aborted("apply cancelled; nothing was changed")
+        raise Aborted(f"{command} cancelled; nothing was changed")
 
 
 class _ProgressPrinter:

@@ -25,7 +25,7 @@ from typing import Any
 from provisioner.plan.model import MISSING, Action, FieldChange, Plan, ResourceChange
 from provisioner.values import KNOWN_AFTER_APPLY, SENSITIVE_TEXT, Sensitive, Unknown
 
-__all__ = ["DEFAULT_MAX_CHARS", "SYMBOLS", "escape_cell", "plan_to_markdown"]
+__all__ = ["DEFAULT_MAX_CHARS", "SYMBOLS", "drift_to_markdown", "escape_cell", "plan_to_markdown"]
 
 SYMBOLS = {
     Action.CREATE: "+",
@@ -44,6 +44,7 @@ _VERBS = {
 # GitHub refuses comments over 65,536 characters; leave room for a bot's own text.
 DEFAULT_MAX_CHARS = 60_000
 _DEFAULT_TITLE = "Provisioner plan"
+_DRIFT_TITLE = "Provisioner drift check"
 _CELL_SPECIAL = re.compile(r"([\\`*_\[\]|<>#~])")
 _COMPACT_WIDTH = 80
 
@@ -66,6 +67,43 @@ def plan_to_markdown(
     if max_chars is None or len(full) <= max_chars:
         return full
     return _render(plan, title, details=False)
+
+
+def drift_to_markdown(
+    plan: Plan, *, title: str | None = None, max_chars: int | None = DEFAULT_MAX_CHARS
+) -> str:
+    """Only the drift of `plan` (`drift --format markdown`, e.g. for an issue a scheduled
+    job opens): what was changed outside the manifest, field by field. Same arguments as
+    `plan_to_markdown`; ends with a newline."""
+    full = _render_drift(plan, title, details=True)
+    if max_chars is None or len(full) <= max_chars:
+        return full
+    return _render_drift(plan, title, details=False)
+
+
+def _render_drift(plan: Plan, title: str | None, *, details: bool) -> str:
+    out: list[str] = [f"### {_escape_text(title or _DRIFT_TITLE)}", ""]
+    drifted = plan.drifted()
+    if not drifted:
+        out.append("**No drift.** The remote matches what was last applied.")
+        return "\n".join(out) + "\n"
+    out.append(f"**Drift:** {len(drifted)} resource(s) changed outside the manifest.")
+    out.append("")
+    out.extend(_drift_section(drifted, details=details))
+    return "\n".join(out).rstrip("\n") + "\n"
+
+
+def _drift_section(drifted: Iterable[ResourceChange], *, details: bool) -> list[str]:
+    out = [
+        "#### Changed outside the manifest",
+        "",
+        "These were edited remotely (for example in the dashboard) since the last apply:",
+        "",
+    ]
+    for c in drifted:
+        out.extend(_drift_entry(c, details=details))
+    out.append("")
+    return out
 
 
 def _render(plan: Plan, title: str | None, *, details: bool) -> str:
@@ -102,15 +140,7 @@ def _render(plan: Plan, title: str | None, *, details: bool) -> str:
             out.append("")
     drifted = plan.drifted()
     if drifted:
-        out.append("#### Changed outside the manifest")
-        out.append("")
-        out.append(
-            "These were edited remotely (for example in the dashboard) since the last apply:"
-        )
-        out.append("")
-        for c in drifted:
-            out.extend(_drift_entry(c, details=details))
-        out.append("")
+        out.extend(_drift_section(drifted, details=details))
     return "\n".join(out).rstrip("\n") + "\n"
 
 

@@ -159,7 +159,7 @@ def test_full_example_cost_lists_priced_and_unpriced_numbers(run: Cli, project: 
     priced = {n["address"]: n for n in cost["numbers"]}
     assert priced["phoneNumber.main-line"]["monthly"] == "1.15"
     assert priced["phoneNumber.main-line"]["type"] == "local"
-    assert priced["phoneNumber.test-line"]["monthly"] == "0"
+    assert priced["phoneNumber.test-line"]["monthly"] == "0.00"
     unpriced = {u["address"]: u["why"] for u in cost["unpriced"]}
     assert set(unpriced) == {
         "phoneNumber.uk-line",
@@ -167,7 +167,7 @@ def test_full_example_cost_lists_priced_and_unpriced_numbers(run: Cli, project: 
         "phoneNumber.pbx-line",
     }
     assert "Vonage" in unpriced["phoneNumber.uk-line"]
-    assert cost["monthly_before"] == "0"
+    assert cost["monthly_before"] == "0.00"
     assert cost["monthly_change"] == "+1.15"
     assert SECRET not in json.dumps(doc)
 
