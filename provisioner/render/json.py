@@ -26,12 +26,18 @@ Plan document (`format_version` "1.0"; additive changes keep "1.x")::
         "id" (str|null), "before" (obj|null), "after" (obj|null),
         "fields": [{"path": "model.temperature", "path_parts": ["model", "temperature"],
                     "before"?, "after"?, "drift": bool, "forces_replace": bool}],
-        "depends_on": [address], "warnings": [str]
+        "depends_on": [address], "warnings": [str],
+        "purchase"?: {"action" (buy|bought|release|keep), "country", "type", "areaCode"?,
+                      "contains"?, "release", "number"?, "sid"?, "monthly"?, "currency"?}
       }],
       "drift": [{"address", "kind", "name", "deleted": bool, "fields": [...]}],
       "moved": [{"from": address, "to": address}],   (state entries re-keyed by `moved`)
       "warnings": [str],
-      "cost": {...}            (only when a cost estimate is passed in)
+      "cost": {"currency", "monthly_before", "monthly_after", "monthly_change" ("+1.15"),
+               "numbers": [{"address", "provider", "number", "country", "type",
+                            "monthly", "currency", "status" (kept|new|removed)}],
+               "unpriced": [{"address", "provider", "why"}]}
+               (amounts are decimal strings; present when the plan was priced)
     }
 
 Apply events (`apply --json`): one compact JSON object per line, each with `"type"` and
@@ -122,6 +128,7 @@ def change_to_json(change: ResourceChange) -> dict[str, Any]:
         "fields": [field_to_json(f) for f in change.fields],
         "depends_on": list(change.depends_on),
         "warnings": list(change.warnings),
+        **({} if change.purchase is None else {"purchase": _jsonable(change.purchase)}),
     }
 
 

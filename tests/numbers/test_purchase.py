@@ -49,6 +49,9 @@ def test_plan_shows_the_price_and_buys_nothing(run: Cli, project: Path) -> None:
     assert doc["cost"]["currency"] == "USD"
     change = next(c for c in doc["changes"] if c["address"] == "phoneNumber.sf-line")
     assert change["after"]["number"] == "(known after apply)"
+    assert change["purchase"]["action"] == "buy"
+    assert change["purchase"]["areaCode"] == "415"
+    assert change["purchase"]["monthly"] == "1.15"
     assert owned_numbers(project) == []
 
 
