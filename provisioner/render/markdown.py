@@ -22,6 +22,7 @@ import re
 from collections.abc import Iterable, Mapping
 from typing import Any
 
+from provisioner.costs import describe_purchase, format_cost
 from provisioner.plan.model import MISSING, Action, FieldChange, Plan, ResourceChange
 from provisioner.values import KNOWN_AFTER_APPLY, SENSITIVE_TEXT, Sensitive, Unknown
 
@@ -114,6 +115,9 @@ def _render(plan: Plan, title: str | None, *, details: bool) -> str:
     else:
         out.append("**No changes.** The remote matches the manifest.")
     out.append("")
+    if plan.cost is not None and (pending or plan.cost.get("numbers")):
+        out.extend(_escape_text(line.strip()) for line in format_cost(plan.cost)[:1])
+        out.append("")
     if plan.moved:
         for m in plan.moved:
             source, _, target = m.partition(" -> ")
@@ -190,6 +194,9 @@ def _change_details(c: ResourceChange) -> list[str]:
         out.append("")
     for w in c.warnings:
         out.append(f"> **Warning:** {_escape_text(w)}")
+        out.append("")
+    if c.purchase is not None and c.action is not Action.UPDATE:
+        out.append(f"**Phone number:** {_escape_text(describe_purchase(c.purchase))}")
         out.append("")
     lines: list[str] = []
     for f in c.fields:

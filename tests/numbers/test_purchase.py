@@ -52,6 +52,10 @@ def test_plan_shows_the_price_and_buys_nothing(run: Cli, project: Path) -> None:
     assert change["purchase"]["action"] == "buy"
     assert change["purchase"]["areaCode"] == "415"
     assert change["purchase"]["monthly"] == "1.15"
+
+    md = run("plan", BUY, "--sandbox", "--format", "markdown").output
+    assert "Phone numbers: 1.15 USD/month after this plan (+1.15 USD/month)." in md
+    assert "**Phone number:** will buy a local number in area code 415 at 1.15 USD/month" in md
     assert owned_numbers(project) == []
 
 
