@@ -69,7 +69,7 @@ def open_client(
 
         faults_text = settings.environ.get("PROVISIONER_SANDBOX_FAULTS")
         faults = FaultProfile.parse(faults_text) if faults_text else None
-        settings.sandbox_dir.mkdir(parents=True, exist_ok=True)
+        settings.sandbox_data.parent.mkdir(parents=True, exist_ok=True)
         transport = make_sandbox_transport(settings.sandbox_data, faults)
     token = settings.token
     if not token:

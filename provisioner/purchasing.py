@@ -128,9 +128,10 @@ class Twilio:
 
             from provisioner.emulator.twilio import TwilioEmulator
 
-            self._settings.sandbox_dir.mkdir(parents=True, exist_ok=True)
+            data = self._settings.sandbox_twilio_data
+            data.parent.mkdir(parents=True, exist_ok=True)
             try:
-                app = TwilioEmulator(store_path=self._settings.sandbox_dir / "twilio.json")
+                app = TwilioEmulator(store_path=data)
             except ValueError as exc:
                 raise PurchaseError(f"cannot use the Twilio sandbox data ({exc})") from exc
             self._transport = httpx.WSGITransport(app=app)

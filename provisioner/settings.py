@@ -50,4 +50,11 @@ class Settings:
 
     @property
     def sandbox_data(self) -> Path:
-        return self.sandbox_dir / "vapi.json"
+        """The Vapi emulator's objects (in a folder of its own: no manifest's state file,
+        `state/.sandbox/<stem>.json`, can ever collide with it)."""
+        return self.sandbox_dir / "emulator" / "vapi.json"
+
+    @property
+    def sandbox_twilio_data(self) -> Path:
+        """The Twilio emulator's bought numbers."""
+        return self.sandbox_dir / "emulator" / "twilio.json"

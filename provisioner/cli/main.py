@@ -89,7 +89,8 @@ class _Group(click.Group):
             # Usage errors exit 1 too: 2 is reserved for "changes pending".
             sys.exit(1)
         except ProvisionerError as exc:
-            color = _use_color(False)
+            given = args if args is not None else sys.argv[1:]
+            color = _use_color("--no-color" in given)
             click.echo(
                 click.style("Error: ", fg="red", bold=True) + str(exc), err=True, color=color
             )
@@ -301,7 +302,11 @@ def drift(
         raise SystemExit(_fail(app, "Drift check failed."))
     _show_drift(app, result.plan, fmt)
     if accept:
-        app.out(f"\nAccepted the remote state of {accepted} resource(s) into the state file.")
+        message = f"Accepted the remote state of {accepted} resource(s) into the state file."
+        if fmt == "human":
+            app.out(f"\n{message}")
+        else:  # JSON and Markdown stay one clean document on stdout
+            app.err(message)
         return
     if result.plan.drifted():
         raise SystemExit(2)
@@ -757,6 +762,14 @@ def import_(
             raise SystemExit(_fail(app, "Nothing was imported.")) from exc
     name = f" ({live['name']})" if live.get("name") else ""
     app.out(f"Imported {address}{name}: {resource_id}.")
+    from provisioner.importer import marker_lineage
+
+    theirs = marker_lineage(live)
+    if theirs and theirs != store.read().lineage:
+        app.out(
+            f"  note: another provisioner state (lineage {theirs}) created it; "
+            "it is now managed by this one too: stop managing it in the other"
+        )
     app.out(f"Run `provisioner plan {manifest}` to see how it differs from the manifest.")
 
 

@@ -56,7 +56,7 @@ PRICING_BASE_URL_VAR = "TWILIO_PRICING_BASE_URL"
 SANDBOX_ACCOUNT_SID = purchasing.SANDBOX_ACCOUNT_SID
 SANDBOX_AUTH_TOKEN = purchasing.SANDBOX_AUTH_TOKEN
 SANDBOX_URL = purchasing.SANDBOX_TWILIO_URL
-SANDBOX_DATA = SANDBOX_DIR / "twilio.json"
+SANDBOX_DATA = SANDBOX_DIR / "emulator" / "twilio.json"
 VAPI_FREE_NUMBERS = (
     "Vapi also provides free US numbers "
     "(choose an area code with numberDesiredAreaCode; up to 5 per account)"

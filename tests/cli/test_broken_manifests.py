@@ -147,7 +147,7 @@ def test_broken_manifest(
     assert applied.exit_code == 1
     assert "Nothing was changed." in applied.output
     assert not (project / "state/.sandbox/m.json").exists()
-    assert not (project / "state/.sandbox/vapi.json").exists()
+    assert not (project / "state/.sandbox/emulator/vapi.json").exists()
 
 
 def test_all_problems_reported_at_once(run: Cli, project: Path) -> None:

@@ -109,7 +109,7 @@ def _edit_in_sandbox(project: Path, kind: str, resource_id: str, patch: dict[str
     from provisioner.emulator import make_sandbox_transport
     from provisioner.kinds import KINDS
 
-    transport = make_sandbox_transport(project / "state/.sandbox/vapi.json")
+    transport = make_sandbox_transport(project / "state/.sandbox/emulator/vapi.json")
     with httpx.Client(transport=transport, base_url="http://sandbox") as http:
         r = http.patch(
             KINDS[kind].item_path(resource_id),

@@ -130,7 +130,7 @@ def test_sandbox_remembers_bought_numbers(runner: CliRunner, root: click.Group) 
     ) as client:  # fmt: skip
         first = client.search("US", area_code="415", limit=1)[0].phone_number
         client.buy(phone_number=first)
-    assert Path("state/.sandbox/twilio.json").is_file()
+    assert Path("state/.sandbox/emulator/twilio.json").is_file()
     result = run(runner, root, "search", "--sandbox", "--area-code", "415", "--json")
     assert result.exit_code == 0, result.output
     assert first not in {n["phone_number"] for n in json.loads(result.stdout)["numbers"]}

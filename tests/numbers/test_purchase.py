@@ -19,7 +19,7 @@ from tests.conftest import SECRET, Cli
 BUY = "examples/buy-a-number.yaml"
 FULL = "examples/full.yaml"
 STATE = Path("state/.sandbox/buy-a-number.json")
-TWILIO_DATA = Path("state/.sandbox/twilio.json")
+TWILIO_DATA = Path("state/.sandbox/emulator/twilio.json")
 
 
 def owned_numbers(project: Path) -> list[dict[str, Any]]:
