@@ -144,6 +144,13 @@ def _resolve_string(
                     f"environment variable {name} is not set (referenced as ${{env:{name}}})",
                     **where,
                 )
+            elif not environ[name]:
+                # CI systems expand a missing secret to "": never send an empty secret.
+                diags.error(
+                    f"environment variable {name} is empty (referenced as ${{env:{name}}}); "
+                    "in CI, check that the secret is defined",
+                    **where,
+                )
             else:
                 parts.append(environ[name])
                 sensitive = True

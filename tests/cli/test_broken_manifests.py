@@ -171,3 +171,12 @@ def test_usage_error_exits_1(run: Cli) -> None:
     result = run("plan")
     assert result.exit_code == 1
     assert "Missing argument" in result.output
+
+
+def test_empty_secret_is_refused(run: Cli, project: Path) -> None:
+    """CI expands an undefined secret to "": that must not be sent as the secret."""
+    (project / "m.yaml").write_text(BASE.replace("Hi there", "${env:PROVISIONER_TEST_EMPTY}"))
+    result = run("validate", "m.yaml", env={"PROVISIONER_TEST_EMPTY": ""})
+    assert result.exit_code == 1
+    assert "m.yaml:5:" in result.output
+    assert "environment variable PROVISIONER_TEST_EMPTY is empty" in result.output
