@@ -1,7 +1,8 @@
 """Refresh: read the live objects behind the state, with the fewest round trips.
 
-One list call per kind (lists are capped and may be incomplete, so a missing ID is
-confirmed with a GET before anything is called deleted), run concurrently per kind.
+List calls per kind, all kinds at once (lists are capped and may be incomplete, so a
+missing ID is confirmed with a GET before anything is called deleted; a kind whose list
+is cut short once few IDs are left unseen reads those by ID instead).
 Creates whose outcome was never recorded (status CREATING) are looked for and adopted,
 so a crash between sending a create and saving its ID never leads to a duplicate.
 
@@ -11,7 +12,7 @@ Read-only: sends GETs only.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor, as_completed
 from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
 
@@ -31,45 +32,93 @@ class ListResultLike(Protocol):
 
 
 class ReadClient(Protocol):
-    def list_all(self, kind: ResourceKind) -> ListResultLike: ...
+    def list_all(
+        self,
+        kind: ResourceKind,
+        *,
+        until: Callable[[Mapping[str, dict[str, Any]]], bool] | None = None,
+    ) -> ListResultLike: ...
     def get(self, kind: ResourceKind, resource_id: str) -> dict[str, Any] | None: ...
 
 
 def refresh_state(client: ReadClient, state: StateFile, *, parallelism: int = 8) -> LiveSnapshot:
-    """Live object (or None when gone) for every state entry; adopted in-flight creates."""
-    kinds = sorted({rs.kind for rs in state.resources.values()}, key=list(KINDS).index)
-    if not kinds:
+    """Live object (or None when gone) for every state entry; adopted in-flight creates.
+
+    Every kind in the state is listed at once (`parallelism` requests in flight at most);
+    as soon as a kind's list is in, its missing IDs are read one by one. Paging a kind
+    stops early once at most `parallelism` of its IDs are still unseen (those are read
+    by ID instead, in one round trip), unless an interrupted create of that kind must be
+    looked for, which needs the whole list.
+    """
+    entries: dict[str, list[tuple[str, ResourceState]]] = {}
+    for addr, rs in state.resources.items():
+        entries.setdefault(rs.kind, []).append((addr, rs))
+    if not entries:
         return LiveSnapshot()
-    with ThreadPoolExecutor(max_workers=max(1, min(parallelism, len(kinds)))) as pool:
-        listed = dict(zip(kinds, pool.map(lambda k: client.list_all(KINDS[k]), kinds), strict=True))
+    kinds = sorted(entries, key=list(KINDS).index)
+    workers = max(1, parallelism)
+    listed: dict[str, ListResultLike] = {}
+    read: dict[str, dict[str, Any] | None] = {}
+    pool = ThreadPoolExecutor(max_workers=workers)
+    futures: list[Future[Any]] = []
+    try:
+        lists = {pool.submit(_list_kind, client, KINDS[k], entries[k], workers): k for k in kinds}
+        futures.extend(lists)
+        gets: dict[Future[dict[str, Any] | None], str] = {}
+        for done in as_completed(lists):
+            name = lists[done]
+            result = listed[name] = done.result()
+            by_id = {str(o.get("id")): o for o in result.items}
+            for addr, rs in entries[name]:
+                if rs.status is ResourceStatus.CREATING or rs.id is None:
+                    continue
+                if rs.id in by_id:
+                    read[addr] = by_id[rs.id]
+                else:
+                    # Never conclude "deleted" from a list: it may be capped, cut short
+                    # or eventually consistent. A GET's 404 is the answer.
+                    fut = pool.submit(client.get, KINDS[name], rs.id)
+                    gets[fut] = addr
+                    futures.append(fut)
+        for fut, addr in gets.items():
+            read[addr] = fut.result()
+    except BaseException:
+        for fut in futures:
+            fut.cancel()
+        raise
+    finally:
+        pool.shutdown(wait=True)
 
     objects: dict[str, dict[str, Any] | None] = {}
     adopted: dict[str, dict[str, Any]] = {}
-    to_get: list[tuple[str, ResourceKind, str]] = []
     owned: set[str | None] = {rs.id for rs in state.resources.values() if rs.id}
     for addr, rs in state.resources.items():
-        kind = KINDS[rs.kind]
-        result = listed[rs.kind]
-        by_id = {str(o.get("id")): o for o in result.items}
         if rs.status is ResourceStatus.CREATING:
-            found = find_created(kind, rs.intent or {}, result.items, owned)
+            kind = KINDS[rs.kind]
+            found = find_created(kind, rs.intent or {}, listed[rs.kind].items, owned)
             if found is not None:
                 adopted[addr] = found
                 owned.add(str(found["id"]))
-            continue
-        if rs.id is None:
-            continue
-        if rs.id in by_id:
-            objects[addr] = by_id[rs.id]
-        else:
-            # Never conclude "deleted" from a list: it may be capped or eventually consistent.
-            to_get.append((addr, kind, rs.id))
-    if to_get:
-        with ThreadPoolExecutor(max_workers=max(1, min(parallelism, len(to_get)))) as pool:
-            got = pool.map(lambda t: client.get(t[1], t[2]), to_get)
-            for (addr, _, _), obj in zip(to_get, got, strict=True):
-                objects[addr] = obj
+        elif addr in read:
+            objects[addr] = read[addr]
     return LiveSnapshot(objects=objects, adopted=adopted)
+
+
+def _list_kind(
+    client: ReadClient,
+    kind: ResourceKind,
+    entries: list[tuple[str, ResourceState]],
+    parallelism: int,
+) -> ListResultLike:
+    if any(rs.status is ResourceStatus.CREATING for _, rs in entries):
+        return client.list_all(kind)  # an interrupted create may be anywhere in the list
+    wanted = {rs.id for _, rs in entries if rs.id}
+
+    def enough(found: Mapping[str, dict[str, Any]]) -> bool:
+        # Another page costs a round trip; this many GETs in parallel cost one too.
+        return sum(1 for rid in wanted if rid not in found) <= parallelism
+
+    return client.list_all(kind, until=enough)
 
 
 def adopt_found(state: StateFile, live: LiveSnapshot) -> tuple[StateFile, LiveSnapshot]:

@@ -46,6 +46,7 @@ __all__ = [
     "ClientStats",
     "ListResult",
     "RequestEvent",
+    "StopPaging",
     "VapiClient",
     "describe_status",
 ]
@@ -63,6 +64,9 @@ _SNIPPET = 200
 _TOKEN_HINT = "check VAPI_TOKEN"
 
 EventKind = Literal["retry", "wait"]
+# Asked by `list_all` after each page but the last, with the objects found so far by ID:
+# True stops paging.
+StopPaging = Callable[[Mapping[str, dict[str, Any]]], bool]
 
 
 @dataclass(frozen=True, slots=True)
@@ -320,17 +324,21 @@ class VapiClient:
 
     # -- listing ---------------------------------------------------------------------
 
-    def list_all(self, kind: ResourceKind) -> ListResult:
+    def list_all(self, kind: ResourceKind, *, until: StopPaging | None = None) -> ListResult:
         """Every object of `kind`, paging as the kind's list endpoint requires.
+
+        `until(found)` (objects so far, by ID) is asked after every page that is not the
+        last: True stops there, with a result marked incomplete. A caller that needs only
+        some objects saves the round trips of the remaining pages.
 
         Raises `RemoteError` if any page fails (after retries): a partial listing is
         never returned as if it were whole.
         """
         if kind.list_style is ListStyle.PAGED:
-            return self._list_paged(kind)
-        return self._list_array(kind)
+            return self._list_paged(kind, until)
+        return self._list_array(kind, until)
 
-    def _list_array(self, kind: ResourceKind) -> ListResult:
+    def _list_array(self, kind: ResourceKind, until: StopPaging | None) -> ListResult:
         # The endpoint returns at most `limit` objects, newest first, and has no cursor:
         # the next page is everything created before the oldest object seen. The bound
         # is moved 1 ms past that object (and duplicates are dropped by ID) so objects
@@ -343,7 +351,7 @@ class VapiClient:
             if len(page) < LIST_LIMIT:
                 return ListResult(list(found.values()), complete=True)
             stamps = [t for t in (_created_at(item) for item in page) if t is not None]
-            if new == 0 or not stamps:
+            if new == 0 or not stamps or (until is not None and until(found)):
                 break
             first, last = _created_at(page[0]), _created_at(page[-1])
             if first is not None and last is not None and first < last:
@@ -355,7 +363,7 @@ class VapiClient:
                 params = {"limit": LIST_LIMIT, "createdAtLt": _iso(bound)}
         return ListResult(list(found.values()), complete=False)
 
-    def _list_paged(self, kind: ResourceKind) -> ListResult:
+    def _list_paged(self, kind: ResourceKind, until: StopPaging | None) -> ListResult:
         found: dict[str, dict[str, Any]] = {}
         for number in range(1, _MAX_PAGES + 1):
             params: dict[str, str | int] = {"page": number, "limit": LIST_LIMIT}
@@ -376,7 +384,7 @@ class VapiClient:
             current, total = _page_numbers(meta, number)
             if total is not None and current >= total:
                 return ListResult(list(found.values()), complete=True)
-            if new == 0:
+            if new == 0 or (until is not None and until(found)):
                 break
         return ListResult(list(found.values()), complete=False)
 
