@@ -44,6 +44,7 @@ def main() -> int:
         results.append(scenarios.partial_failure(sandbox, base))
         results.append(scenarios.interrupted_apply(sandbox, base))
         results.append(scenarios.dead_lock_taken_over(sandbox, base))
+        results.append(scenarios.purchase_kill_matrix(sandbox, base))
     finally:
         sandbox.close()
     width = max(len(r.name) for r in results)

@@ -90,6 +90,17 @@ class Sandbox:
             out[kind] = got if isinstance(got, list) else got["results"]
         return out
 
+    def twilio_numbers(self, account_sid: str) -> list[dict[str, Any]]:
+        """The numbers the Twilio emulator says `account_sid` owns."""
+        import base64
+
+        path = f"/2010-04-01/Accounts/{account_sid}/IncomingPhoneNumbers.json?PageSize=1000"
+        req = urllib.request.Request(self.url + path)
+        auth = base64.b64encode(f"{account_sid}:{SECRET}".encode()).decode()
+        req.add_header("Authorization", f"Basic {auth}")
+        with urllib.request.urlopen(req, timeout=30) as r:
+            return list(json.loads(r.read())["incoming_phone_numbers"])
+
     def close(self) -> None:
         if self.proc.poll() is None:
             self.proc.terminate()
@@ -115,6 +126,9 @@ def env_for(sandbox: Sandbox) -> dict[str, str]:
         **os.environ,
         "VAPI_BASE_URL": sandbox.url,
         "VAPI_TOKEN": TOKEN,
+        # `sandbox serve` answers Twilio's paths too.
+        "TWILIO_BASE_URL": sandbox.url,
+        "TWILIO_PRICING_BASE_URL": sandbox.url,
         "TWILIO_AUTH_TOKEN": SECRET,
         "NO_COLOR": "1",
         "PYTHONUNBUFFERED": "1",

@@ -315,3 +315,60 @@ def dead_lock_taken_over(sandbox: Sandbox, base: Path) -> Figures:
         },
         "" if ok else taken.stderr + blocked.stderr + unlocked.stdout + unlocked.stderr,
     )
+
+
+BUY = "examples/buy-a-number.yaml"
+BUY_STATE = Path("state/buy-a-number.json")
+BUY_ACCOUNT = "AC0123456789abcdef0123456789abcdef"
+
+
+def purchase_kill_matrix(sandbox: Sandbox, base: Path, boundaries: int = 4) -> Figures:
+    """SIGKILL an apply that buys a number at each Vapi request boundary (before and after
+    the server processed it; the import of the bought number is one of them), then apply
+    again: exactly one number bought, one imported, an empty plan."""
+    runs = bought_twice = failures_n = killed = 0
+    failures: list[str] = []
+    for boundary in range(boundaries):
+        for phase in ("before", "after"):
+            _reset(sandbox)
+            cwd = workdir(base / f"buy-kill-{boundary}-{phase}")
+            killed += kill_at(sandbox, cwd, boundary, phase, "apply", BUY, "--auto-approve")
+            second = cli(sandbox, cwd, "apply", BUY, "--auto-approve")
+            plan = cli(sandbox, cwd, "plan", BUY, "--detailed-exitcode")
+            state = json.loads((cwd / BUY_STATE).read_text())
+            mark = f"provisioner {state['lineage'][:8]} "
+            mine = [
+                n
+                for n in sandbox.twilio_numbers(BUY_ACCOUNT)
+                if str(n.get("friendly_name", "")).startswith(mark)
+            ]
+            phones = sandbox.objects()["phoneNumber"]
+            runs += 1
+            bought_twice += len(mine) > 1
+            entry = state["resources"].get("phoneNumber.sf-line", {})
+            ok = (
+                second.returncode == 0
+                and plan.returncode == 0
+                and len(mine) == 1
+                and len(phones) == 1
+                and phones[0].get("number") == mine[0]["phone_number"]
+                and entry.get("extra", {}).get("purchase", {}).get("sid") == mine[0]["sid"]
+            )
+            if not ok:
+                failures_n += 1
+                failures.append(
+                    f"boundary {boundary} ({phase}): apply={second.returncode} "
+                    f"plan={plan.returncode} bought={len(mine)} imported={len(phones)}\n"
+                    f"{second.stdout[-1500:]}{second.stderr[-500:]}"
+                )
+    return Figures(
+        "kill while buying a number",
+        not failures,
+        {
+            "runs": runs,
+            "killed mid-run": killed,
+            "bought twice": bought_twice,
+            "failed runs": failures_n,
+        },
+        "\n".join(failures[:3]),
+    )

@@ -68,3 +68,10 @@ def test_dead_lock_taken_over_and_foreign_lock_force_unlocked(
     sandbox: Sandbox, tmp_path: Path
 ) -> None:
     check(scenarios.dead_lock_taken_over(sandbox, tmp_path))
+
+
+def test_kill_while_buying_never_buys_twice(sandbox: Sandbox, tmp_path: Path) -> None:
+    fig = scenarios.purchase_kill_matrix(sandbox, tmp_path)
+    check(fig)
+    # The assistant's create and the number's import, each before and after the server.
+    assert fig.figures["killed mid-run"] >= 4
