@@ -46,7 +46,9 @@ from provisioner.kinds import KINDS, ResourceKind
 from provisioner.manifest.schema import E164_PATTERN, SIP_URI_PATTERN
 
 REPO = Path(__file__).resolve().parents[1]
-DEFAULT_OPENAPI = REPO.parent / "shared" / "vapi" / "openapi.json"
+# Vapi's OpenAPI spec, vendored (see spec/vapi-openapi.SOURCE.txt) so that generation is
+# reproducible from the repository alone.
+DEFAULT_OPENAPI = REPO / "spec" / "vapi-openapi.json"
 API_SCHEMA = Path("provisioner/data/vapi-api.schema.json")
 MANIFEST_SCHEMAS = (
     Path("schemas/manifest.schema.json"),
