@@ -19,6 +19,7 @@ from provisioner import costs, importer
 from provisioner.diagnostics import Diagnostics
 from provisioner.errors import ProvisionerError, RemoteError, StateCorruptError
 from provisioner.kinds import KINDS
+from provisioner.manifest.model import Manifest
 from provisioner.moves import apply_moves
 from provisioner.plan import saved
 from provisioner.plan.differ import LiveSnapshot, make_plan
@@ -129,6 +130,7 @@ def prepare(
     live = refresh_state(client, state, parallelism=settings.parallelism)
     _check_lineage(state, live, reader.describe())
     state, live = adopt_found(state, live)
+    state = record_protection(state, validated.manifest)
     # Compare with what was read (not a fresh read: a missing file reads as a new lineage).
     if store is not None and (moves or not state.content_equal(original)):
         state = store.write(state)
@@ -154,7 +156,7 @@ def plan(
     result = dataclasses.replace(result, moved=prepared.moves)
     if numbers is not None:
         result = price_plan(result, validated, numbers)
-    _check_prevent_destroy(result, validated, diags)
+    _check_prevent_destroy(result, validated, state, diags)
     return PlanResult(result, state, validated, live, diags), diags
 
 
@@ -194,7 +196,30 @@ def price_plan(the_plan: Plan, validated: Validated, numbers: Twilio) -> Plan:
     )
 
 
-def _check_prevent_destroy(plan: Plan, validated: Validated, diags: Diagnostics) -> None:
+PROTECTED_KEY = "prevent_destroy"
+
+
+def record_protection(state: StateFile, manifest: Manifest) -> StateFile:
+    """Note `lifecycle.preventDestroy` in state, so that removing a protected entry from the
+    manifest cannot delete it either (the flag must be turned off and applied first)."""
+    out: StateFile | None = None
+    for addr, config in manifest.resources.items():
+        rs = state.resources.get(addr)
+        if rs is None or bool(rs.extra.get(PROTECTED_KEY)) == config.lifecycle.prevent_destroy:
+            continue
+        out = out or state.copy()
+        extra = dict(out.resources[addr].extra)
+        if config.lifecycle.prevent_destroy:
+            extra[PROTECTED_KEY] = True
+        else:
+            extra.pop(PROTECTED_KEY, None)
+        out.resources[addr] = dataclasses.replace(out.resources[addr], extra=extra)
+    return out or state
+
+
+def _check_prevent_destroy(
+    plan: Plan, validated: Validated, state: StateFile, diags: Diagnostics
+) -> None:
     manifest = validated.manifest
     for c in plan.changes:
         if c.action not in (Action.DELETE, Action.REPLACE):
@@ -206,6 +231,14 @@ def _check_prevent_destroy(plan: Plan, validated: Validated, diags: Diagnostics)
                 f"{c.action.value} it ({c.reason.value})",
                 **manifest.source.where((*config.path, "lifecycle", "preventDestroy")),
             )
+        elif config is None and c.address in state.resources:
+            if state.resources[c.address].extra.get(PROTECTED_KEY):
+                diags.error(
+                    f"{c.address} was removed from the manifest, but it is protected: it had "
+                    "lifecycle.preventDestroy when last applied. To delete it, put it back "
+                    "with preventDestroy: false, apply, then remove it",
+                    file=manifest.source.file,
+                )
 
 
 def lock_info(command: str) -> LockInfo:

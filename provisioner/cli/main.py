@@ -7,6 +7,7 @@ Exit codes: 0 success; 1 any error (usage errors included, so CI can trust 2);
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import signal
@@ -474,6 +475,10 @@ def _run_apply(
                 interrupt=interrupt,
                 numbers=numbers,
             )
+            # Record `preventDestroy` for what was just created, too.
+            protected = operations.record_protection(applied.state, result.validated.manifest)
+            if protected is not applied.state:
+                applied = dataclasses.replace(applied, state=store.write(protected))
     if json_events:
         events.summary(applied.outcomes, applied.interrupted)
     else:

@@ -222,3 +222,22 @@ def test_moved_rekeys_state_without_remote_writes(
     # Once moved, the entry stays moved: the next plan has nothing to do.
     again = ok(run("plan", FULL, "--detailed-exitcode", env=env))
     assert "has moved" not in again and "No changes." in again
+
+
+def test_prevent_destroy_survives_removing_the_entry(run: Cli, project: Path) -> None:
+    """Deleting a protected entry from the manifest does not delete the resource: the
+    protection was recorded in state when it was applied."""
+    edit_manifest(FULL, PREVENT)
+    apply_full(run)
+    original = Path(FULL).read_text()
+    cut(FULL, "  sales-line:\n", "  # Your own SIP trunk")
+    out = _refused(run, "plan", FULL, "--sandbox")
+    assert "phoneNumber.sales-line was removed from the manifest, but it is protected" in out
+    _refused(run, "apply", FULL, "--sandbox", "--auto-approve")
+    assert len(sandbox_objects()) == 14
+    # Turning the protection off, applying, then removing the entry deletes it.
+    Path(FULL).write_text(original.replace("lifecycle: {preventDestroy: true}", "lifecycle: {}"))
+    ok(run("apply", FULL, "--sandbox", "--auto-approve"))
+    cut(FULL, "  sales-line:\n", "  # Your own SIP trunk")
+    ok(run("apply", FULL, "--sandbox", "--auto-approve"))
+    assert len(sandbox_objects()) == 13
