@@ -111,14 +111,20 @@ def prepare(
     client: VapiClient,
     *,
     store: StateWriter | None = None,
+    checked: tuple[Validated, Diagnostics] | None = None,
 ) -> tuple[Prepared | None, Diagnostics]:
     """Validate, read state, re-key `moved` entries, refresh, adopt interrupted creates.
 
     Without `store` (a plan) the state is read without a lock and changes stay in memory;
     with it (an apply holding the lock) they are saved first, so the plan's serial is the
-    one on disk.
+    one on disk. `checked` is the manifest already validated by the caller (not redone).
     """
-    validated, diags = validate(path, settings.environ)
+    validated: Validated | None
+    if checked is not None:
+        validated, diags = checked[0], Diagnostics()
+        diags.extend(checked[1])
+    else:
+        validated, diags = validate(path, settings.environ)
     if validated is None:
         return None, diags
     reader = store or open_state(settings, path)
@@ -145,10 +151,11 @@ def plan(
     mode: PlanMode = PlanMode.NORMAL,
     store: StateWriter | None = None,
     numbers: Twilio | None = None,
+    checked: tuple[Validated, Diagnostics] | None = None,
 ) -> tuple[PlanResult | None, Diagnostics]:
     """Prepare, then compute the plan (and check lifecycle rules). With `numbers`, the
     plan carries what its phone numbers cost per month (Twilio's prices)."""
-    prepared, diags = prepare(settings, path, client, store=store)
+    prepared, diags = prepare(settings, path, client, store=store, checked=checked)
     if prepared is None:
         return None, diags
     validated, state, live = prepared.validated, prepared.state, prepared.live

@@ -435,7 +435,13 @@ def _run_apply(
         else:
             mode = PlanMode.DESTROY if destroy else PlanMode.NORMAL
             result, diags = operations.plan(
-                settings, manifest, client, mode=mode, store=store, numbers=numbers
+                settings,
+                manifest,
+                client,
+                mode=mode,
+                store=store,
+                numbers=numbers,
+                checked=(validated, diags),
             )
         app.diagnostics(diags)
         if result is None or diags.has_errors():
