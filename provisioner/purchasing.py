@@ -49,6 +49,8 @@ class Twilio:
         self._settings = settings
         self._clients: dict[str, TwilioClient] = {}
         self._tokens: dict[str, str] = {}
+        # Account SID -> API key SID, for numbers that authenticate with a key.
+        self._keys: dict[str, str] = {}
         self._prices: dict[tuple[str, str], Any] = {}
         self._lock = threading.Lock()
         self._transport: Any = None
@@ -56,12 +58,21 @@ class Twilio:
     # -- credentials and clients -------------------------------------------------------
 
     def credentials(self, body: Mapping[str, Any]) -> tuple[str, str]:
-        """(account SID, auth token) for a phone number's body; raises PurchaseError."""
+        """(account SID, auth token or API key secret) for a phone number's body; an API
+        key (`twilioApiKey` + `twilioApiSecret`) is remembered for the account. Raises
+        PurchaseError."""
         env = self._settings.environ
         if self._settings.sandbox:
             sid = body.get("twilioAccountSid")
             return (sid if isinstance(sid, str) and sid else SANDBOX_ACCOUNT_SID), "sandbox"
         sid = body.get("twilioAccountSid") or env.get("TWILIO_ACCOUNT_SID") or ""
+        key, key_secret = body.get("twilioApiKey"), body.get("twilioApiSecret")
+        if isinstance(key, str) and key and isinstance(key_secret, Sensitive | str):
+            secret = key_secret.value if isinstance(key_secret, Sensitive) else key_secret
+            if sid and secret:
+                with self._lock:
+                    self._keys.setdefault(str(sid), key)
+                return str(sid), secret
         token_value = body.get("twilioAuthToken")
         if isinstance(token_value, Sensitive):
             token = token_value.value
@@ -72,8 +83,8 @@ class Twilio:
         if not sid or not token:
             raise PurchaseError(
                 "buying or pricing a Twilio number needs the account's credentials: set "
-                "twilioAccountSid and twilioAuthToken on the phone number, or "
-                "TWILIO_ACCOUNT_SID and TWILIO_AUTH_TOKEN"
+                "twilioAccountSid and twilioAuthToken (or twilioApiKey and twilioApiSecret) "
+                "on the phone number, or TWILIO_ACCOUNT_SID and TWILIO_AUTH_TOKEN"
             )
         return str(sid), token
 
@@ -109,6 +120,7 @@ class Twilio:
                     base_url=base,
                     pricing_base_url=pricing,
                     transport=transport,
+                    api_key=None if self._settings.sandbox else self._keys.get(account_sid),
                 )
             except ValueError as exc:
                 raise PurchaseError(f"Twilio account {account_sid}: {exc}") from exc

@@ -85,13 +85,19 @@ def make_sandbox_transport(
     return SandboxTransport(app=app)
 
 
-def with_twilio(vapi: WSGIApplication, twilio_store: Path | None) -> WSGIApplication:
+def with_twilio(
+    vapi: WSGIApplication,
+    twilio_store: Path | None,
+    *,
+    twilio_credentials: tuple[str, str] | None = None,
+) -> WSGIApplication:
     """One server for both fakes: Twilio's paths (`/2010-04-01/...` for numbers,
     `/v1/PhoneNumbers...` for prices) go to the Twilio emulator, the rest to Vapi's; so
-    `TWILIO_BASE_URL` and `TWILIO_PRICING_BASE_URL` can point at the sandbox too."""
+    `TWILIO_BASE_URL` and `TWILIO_PRICING_BASE_URL` can point at the sandbox too.
+    `twilio_credentials` makes the Twilio side accept only that (user, secret) pair."""
     from provisioner.emulator.twilio import TwilioEmulator
 
-    twilio = TwilioEmulator(store_path=twilio_store)
+    twilio = TwilioEmulator(store_path=twilio_store, credentials=twilio_credentials)
 
     def app(environ: WSGIEnvironment, start_response: StartResponse) -> Any:
         path = str(environ.get("PATH_INFO", ""))

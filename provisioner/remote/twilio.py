@@ -77,6 +77,7 @@ _MAX_PAGES = 1000
 _SNIPPET = 200
 _ACCOUNT_SID = re.compile(r"^AC[0-9a-fA-F]{32}$")
 _NUMBER_SID = re.compile(r"^PN[0-9a-fA-F]{32}$")
+_API_KEY_SID = re.compile(r"^SK[0-9a-fA-F]{32}$")
 _E164 = re.compile(r"^\+[1-9]\d{7,14}$")
 _AREA_CODE = re.compile(r"^[2-9]\d\d$")
 _COUNTRY = re.compile(r"^[A-Za-z]{2}$")
@@ -268,7 +269,9 @@ class TwilioClient:
 
     Args:
         account_sid: the `AC…` Account SID (also the path of every 2010 API call).
-        auth_token: the account's auth token.
+        auth_token: the account's auth token, or the secret of `api_key`.
+        api_key: an API key SID (`SK…`) to authenticate with instead of the Account SID
+            (Twilio's recommendation for production); the paths still use the Account SID.
         base_url: the 2010 API origin (`TWILIO_BASE_URL` in the CLI).
         pricing_base_url: the Pricing API origin (`TWILIO_PRICING_BASE_URL`).
         transport: httpx transport; tests pass `httpx.WSGITransport` or `MockTransport`.
@@ -295,9 +298,12 @@ class TwilioClient:
         on_retry: Callable[[RetryNotice], None] | None = None,
         sleep: Callable[[float], None] = time.sleep,
         rng: random.Random | None = None,
+        api_key: str | None = None,
     ) -> None:
         if not _ACCOUNT_SID.match(account_sid):
             raise ValueError("a Twilio Account SID is AC followed by 32 hexadecimal digits")
+        if api_key is not None and not _API_KEY_SID.match(api_key):
+            raise ValueError("a Twilio API key SID is SK followed by 32 hexadecimal digits")
         if not auth_token:
             raise ValueError("the Twilio auth token is empty")
         self._account_sid = account_sid
@@ -310,7 +316,7 @@ class TwilioClient:
         self._lock = threading.Lock()
         self._pricing_cache: dict[str, CountryPricing] = {}
         self._http = httpx.Client(
-            auth=(account_sid, auth_token),
+            auth=(api_key or account_sid, auth_token),
             headers={"User-Agent": f"provisioner/{__version__}", "Accept": "application/json"},
             timeout=timeout,
             transport=transport,

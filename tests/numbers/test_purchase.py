@@ -221,3 +221,41 @@ def test_sandbox_server_answers_twilio_too(tmp_path: Path) -> None:
             assert client.buy(phone_number=found[0].phone_number).phone_number.startswith("+1415")
         # The Vapi API is still there.
         assert httpx.get(f"{url}/assistant", headers={"Authorization": "Bearer x"}).is_success
+
+
+def test_buying_with_an_api_key_over_http(run: Cli, project: Path, tmp_path: Path) -> None:
+    """Twilio recommends API keys: a number with twilioApiKey/twilioApiSecret is priced
+    and bought with them (the emulator accepts only that key), over a real socket."""
+    key, secret = "SK" + "5e" * 16, "api-key-secret-0a1b2c"
+    manifest = project / "examples/buy-with-key.yaml"
+    manifest.write_text(
+        (project / BUY)
+        .read_text()
+        .replace(
+            "    twilioAuthToken: ${env:TWILIO_AUTH_TOKEN}\n",
+            f"    twilioApiKey: {key}\n    twilioApiSecret: ${{env:TWILIO_API_SECRET}}\n",
+        )
+    )
+    vapi = VapiEmulator(EmulatorStore(path=None))
+    app = with_twilio(vapi, tmp_path / "twilio.json", twilio_credentials=(key, secret))
+    with running_server(app) as url:
+        env = {
+            "VAPI_BASE_URL": url,
+            "VAPI_TOKEN": "token",
+            "TWILIO_BASE_URL": url,
+            "TWILIO_PRICING_BASE_URL": url,
+            "TWILIO_API_SECRET": secret,
+        }
+        plan = run("plan", "examples/buy-with-key.yaml", env=env)
+        assert plan.exit_code == 0, plan.output
+        assert "at 1.15 USD/month" in plan.output
+        applied = run("apply", "examples/buy-with-key.yaml", "--auto-approve", env=env)
+        assert applied.exit_code == 0, applied.output
+        assert secret not in applied.output
+        owned = json.loads((tmp_path / "twilio.json").read_text())["incoming_phone_numbers"]
+        assert len(owned) == 1
+        # With a wrong secret Twilio refuses the price lookup: the plan says so, unpriced.
+        again = run("plan", "examples/buy-with-key.yaml", env={**env, "TWILIO_API_SECRET": "no"})
+        assert again.exit_code == 0, again.output
+        assert "Twilio prices for US" in again.output
+        assert "not priced: phoneNumber.sf-line" in again.output
