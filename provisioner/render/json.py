@@ -104,7 +104,7 @@ def plan_to_json(plan: Plan, *, cost: Mapping[str, Any] | None = None) -> dict[s
         "warnings": list(plan.warnings),
     }
     if cost is not None:
-        out["cost"] = _jsonable(cost)
+        out["cost"] = as_json_data(cost)
     return out
 
 
@@ -123,12 +123,12 @@ def change_to_json(change: ResourceChange) -> dict[str, Any]:
         "reason": REASON_CODES[change.reason],
         "reason_text": change.reason.value,
         "id": change.id,
-        "before": None if change.before is None else _jsonable(change.before),
-        "after": None if change.after is None else _jsonable(change.after),
+        "before": None if change.before is None else as_json_data(change.before),
+        "after": None if change.after is None else as_json_data(change.after),
         "fields": [field_to_json(f) for f in change.fields],
         "depends_on": list(change.depends_on),
         "warnings": list(change.warnings),
-        **({} if change.purchase is None else {"purchase": _jsonable(change.purchase)}),
+        **({} if change.purchase is None else {"purchase": as_json_data(change.purchase)}),
     }
 
 
@@ -136,9 +136,9 @@ def field_to_json(f: FieldChange) -> dict[str, Any]:
     """One `FieldChange`; a side that does not exist (MISSING) is left out."""
     out: dict[str, Any] = {"path": f.dotted, "path_parts": list(f.path)}
     if f.before is not MISSING:
-        out["before"] = _jsonable(f.before)
+        out["before"] = as_json_data(f.before)
     if f.after is not MISSING:
-        out["after"] = _jsonable(f.after)
+        out["after"] = as_json_data(f.after)
     out["drift"] = f.drift
     out["forces_replace"] = f.forces_replace
     return out
@@ -159,14 +159,14 @@ def _move_to_json(move: str) -> dict[str, str]:
     return {"from": source, "to": target}
 
 
-def _jsonable(value: Any) -> Any:
+def as_json_data(value: Any) -> Any:
     """A displayable value as JSON data. Anything unexpected is refused, never repr'd."""
     if value is None or isinstance(value, bool | int | float | str):
         return value
     if isinstance(value, Mapping):
-        return {str(k): _jsonable(v) for k, v in value.items()}
+        return {str(k): as_json_data(v) for k, v in value.items()}
     if isinstance(value, list | tuple):
-        return [_jsonable(v) for v in value]
+        return [as_json_data(v) for v in value]
     if isinstance(value, Unknown):
         return KNOWN_AFTER_APPLY
     if isinstance(value, Sensitive):
@@ -264,7 +264,7 @@ def summary_event(
 
 def apply_event_json(event: Mapping[str, Any]) -> str:
     """One event as a single line of compact JSON (no newline)."""
-    return json.dumps(_jsonable(event), ensure_ascii=False, separators=(",", ":"))
+    return json.dumps(as_json_data(event), ensure_ascii=False, separators=(",", ":"))
 
 
 class JsonApplyEvents:

@@ -19,11 +19,12 @@ import difflib
 import html
 import json
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable
 from typing import Any
 
 from provisioner.costs import describe_purchase, format_cost
 from provisioner.plan.model import MISSING, Action, FieldChange, Plan, ResourceChange
+from provisioner.render.json import as_json_data
 from provisioner.values import KNOWN_AFTER_APPLY, SENSITIVE_TEXT, Sensitive, Unknown
 
 __all__ = ["DEFAULT_MAX_CHARS", "SYMBOLS", "drift_to_markdown", "escape_cell", "plan_to_markdown"]
@@ -276,25 +277,11 @@ def _text(value: Any) -> str:
         return SENSITIVE_TEXT
     if isinstance(value, str) and "\n" in value:
         return value
-    data = _jsonable(value)
+    data = as_json_data(value)
     compact = json.dumps(data, ensure_ascii=False)
     if len(compact) <= _COMPACT_WIDTH or not isinstance(data, dict | list):
         return compact
     return json.dumps(data, ensure_ascii=False, indent=2)
-
-
-def _jsonable(value: Any) -> Any:
-    if isinstance(value, Mapping):
-        return {str(k): _jsonable(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [_jsonable(v) for v in value]
-    if isinstance(value, Unknown):
-        return KNOWN_AFTER_APPLY
-    if isinstance(value, Sensitive):
-        return SENSITIVE_TEXT
-    if value is None or isinstance(value, bool | int | float | str):
-        return value
-    raise TypeError(f"cannot render a {type(value).__name__} in Markdown")
 
 
 def _fenced(lang: str, lines: list[str]) -> list[str]:
