@@ -104,8 +104,13 @@ def needed_prices(plan: Plan) -> set[PriceKey]:
     return {p.key for c in plan.changes if isinstance(p := number_to_price(c), PricedNumber)}
 
 
-def estimate(plan: Plan, prices: Callable[[PriceKey], Price]) -> dict[str, Any]:
-    """The monthly cost of the numbers this plan manages, before and after it."""
+def estimate(
+    plan: Plan,
+    prices: Callable[[PriceKey], Price],
+    why_no_price: Callable[[PriceKey], str | None] = lambda key: None,
+) -> dict[str, Any]:
+    """The monthly cost of the numbers this plan manages, before and after it.
+    `why_no_price` explains a missing price (e.g. Twilio could not be reached)."""
     before = Decimal(0)
     after = Decimal(0)
     currency: str | None = None
@@ -135,7 +140,8 @@ def estimate(plan: Plan, prices: Callable[[PriceKey], Price]) -> dict[str, Any]:
                     {
                         "address": c.address,
                         "provider": provider,
-                        "why": f"Twilio gave no {ntype} price for {country}",
+                        "why": why_no_price(what.key)
+                        or f"Twilio gave no {ntype} price for {country}",
                     }
                 )
                 continue

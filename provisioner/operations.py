@@ -196,7 +196,7 @@ def price_plan(the_plan: Plan, validated: Validated, numbers: Twilio) -> Plan:
     ):
         return the_plan
     priced = costs.with_purchase_prices(the_plan, numbers.price)
-    estimate = costs.estimate(priced, numbers.price)
+    estimate = costs.estimate(priced, numbers.price, numbers.price_problem)
     problems = tuple(numbers.price_problems())
     return dataclasses.replace(
         priced, cost=estimate, warnings=tuple(dict.fromkeys((*priced.warnings, *problems)))

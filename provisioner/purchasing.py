@@ -33,6 +33,12 @@ SANDBOX_AUTH_TOKEN = "sandbox"
 _SEARCH_TYPES = {"local": "local", "toll-free": "toll-free", "mobile": "mobile"}
 
 
+# A price is an optional figure in a plan: ask twice, briefly, then report it missing.
+_PRICES_ATTEMPTS = 2
+_PRICES_MAX_DELAY = 2.0
+_PRICES_TIMEOUT = 5.0
+
+
 def purchase_marker(address: str, lineage: str) -> str:
     """The FriendlyName a bought number carries (Twilio allows 64 characters)."""
     return f"provisioner {lineage[:8]} {address}"[:64]
@@ -88,15 +94,23 @@ class Twilio:
             )
         return str(sid), token
 
-    def client(self, account_sid: str, token: str | None = None) -> TwilioClient:
+    def client(
+        self, account_sid: str, token: str | None = None, *, for_prices: bool = False
+    ) -> TwilioClient:
+        """The client for an account. Price lookups get their own, less patient one: a plan
+        must not wait long on an optional figure (buying keeps the full retry policy)."""
+        from provisioner.remote.retry import RetryPolicy
         from provisioner.remote.twilio import (
             DEFAULT_BASE_URL,
             DEFAULT_PRICING_BASE_URL,
+            DEFAULT_RETRY,
+            DEFAULT_TIMEOUT,
             TwilioClient,
         )
 
+        cache_key = f"{account_sid}#prices" if for_prices else account_sid
         with self._lock:
-            existing = self._clients.get(account_sid)
+            existing = self._clients.get(cache_key)
             if existing is not None:
                 return existing
             env = self._settings.environ
@@ -121,10 +135,14 @@ class Twilio:
                     pricing_base_url=pricing,
                     transport=transport,
                     api_key=None if self._settings.sandbox else self._keys.get(account_sid),
+                    retry=RetryPolicy(max_attempts=_PRICES_ATTEMPTS, max_delay=_PRICES_MAX_DELAY)
+                    if for_prices
+                    else DEFAULT_RETRY,
+                    timeout=_PRICES_TIMEOUT if for_prices else DEFAULT_TIMEOUT,
                 )
             except ValueError as exc:
                 raise PurchaseError(f"Twilio account {account_sid}: {exc}") from exc
-            self._clients[account_sid] = created
+            self._clients[cache_key] = created
             return created
 
     def remember(self, body: Mapping[str, Any]) -> str:
@@ -166,7 +184,7 @@ class Twilio:
             cached = self._prices.get(cache_key)
         if cached is None:
             try:
-                cached = self.client(account).pricing(country)
+                cached = self.client(account, for_prices=True).pricing(country)
             except (RemoteError, PurchaseError) as exc:
                 cached = exc
             with self._lock:
@@ -177,6 +195,12 @@ class Twilio:
         if amount is None:
             return None
         return amount, str(cached.currency or "USD").upper()
+
+    def price_problem(self, key: PriceKey) -> str | None:
+        """Why the price lookup for `key` failed, if it did."""
+        with self._lock:
+            failed = self._prices.get((key[0], key[1]))
+        return f"Twilio prices unavailable ({failed})" if isinstance(failed, Exception) else None
 
     def price_problems(self) -> list[str]:
         """Why some prices are missing (each failed lookup once)."""

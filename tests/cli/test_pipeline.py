@@ -152,3 +152,40 @@ def test_apply_without_tty_or_auto_approve_refuses(run: Cli, project: Path) -> N
     assert result.exit_code == 1
     assert "--auto-approve" in result.output
     assert not (project / "state/.sandbox/full.json").exists()
+
+
+def test_no_request_is_rejected_by_the_spec_validation(run: Cli, project: Path) -> None:
+    """Every body the tool sends for the full example (creates, updates of every kind,
+    deletes) passes the sandbox's validation against Vapi's OpenAPI schemas."""
+    from provisioner.emulator.app import VapiEmulator
+    from provisioner.emulator.server import running_server, with_twilio
+    from provisioner.emulator.store import EmulatorStore
+
+    app = VapiEmulator(EmulatorStore(path=None))
+    with running_server(with_twilio(app, None)) as url:
+        env = {
+            "VAPI_BASE_URL": url,
+            "VAPI_TOKEN": "token",
+            "TWILIO_BASE_URL": url,
+            "TWILIO_PRICING_BASE_URL": url,
+        }
+        assert run("apply", FULL, "--auto-approve", env=env).exit_code == 0
+        manifest = project / FULL
+        text = manifest.read_text()
+        for old, new in (
+            ("name: Acme Support\n", "name: Acme Support desk\n"),
+            ("name: Acme test line", "name: Acme test line 2"),
+            ("name: Call summary", "name: Call summary v2"),
+            ("name: Calls per day", "name: Calls each day"),
+            ("name: Support overview", "name: Support overview v2"),
+        ):
+            assert text.count(old) == 1, old
+            text = text.replace(old, new)
+        manifest.write_text(text)
+        updated = run("apply", FULL, "--auto-approve", env=env)
+        assert updated.exit_code == 0, updated.output
+        assert "5 done" in updated.output
+        assert run("destroy", FULL, "--auto-approve", env=env).exit_code == 0
+        by_status = app.stats()["by_status"]
+    rejected = {s: n for s, n in by_status.items() if s.startswith("4")}
+    assert rejected == {}, rejected
