@@ -8,9 +8,15 @@ The estimate is JSON-ready (it goes into the JSON plan and the saved plan as is)
 
     {"currency": "USD",
      "monthly_before": "2.15", "monthly_after": "3.30", "monthly_change": "+1.15",
+     "incomplete": true,      # only when a Twilio price could not be read: figures are minimums
      "numbers": [{"address", "provider", "number", "country", "type", "monthly",
-                  "currency", "status"}],          # status: kept | new | removed
-     "unpriced": [{"address", "provider", "why"}]}
+                  "currency", "status"}],
+     "unpriced": [{"address", "provider", "why"}],
+     "still_billed": [{"address", "number", "monthly", "currency"}]}
+
+`status` is `kept`, `new`, `removed`, `replaced` (the number a replace gives up) or
+`not released` (a bought number leaving the manifest but kept at Twilio, where it is still
+billed: counted before and after, and listed in `still_billed`).
 """
 
 from __future__ import annotations
@@ -27,8 +33,16 @@ PriceKey = tuple[str, str, str]
 # A price and its currency, or None when Twilio has none (or could not be asked).
 Price = tuple[Decimal, str] | None
 
+# API.md: Vapi gives 5 free numbers per account (a payment method is needed beyond that).
+VAPI_FREE_NUMBER_LIMIT = 5
 # North American toll-free area codes (NANP): priced as toll-free, not local.
 _NANP_TOLL_FREE = frozenset({"800", "833", "844", "855", "866", "877", "888"})
+# Canadian NANP area codes (CNAC's list, overlays to 2025): +1 numbers are US otherwise.
+_CANADIAN_AREA_CODES = frozenset(
+    "204 226 236 249 250 257 263 289 306 343 354 365 367 368 382 387 403 416 418 428 431 "
+    "437 438 450 460 468 474 506 514 519 548 579 581 584 587 604 613 639 647 672 683 705 "
+    "709 742 753 778 780 782 807 819 825 867 873 879 902 905 942".split()
+)
 _BILLED_BY = {"vonage": "Vonage", "telnyx": "Telnyx", "byo-phone-number": "your SIP provider"}
 # Calling code -> ISO country, for pricing numbers imported with `number:` (longest first).
 _CALLING_CODES = (
@@ -62,23 +76,48 @@ class PricedNumber:
 
 
 def country_and_type(number: str) -> tuple[str, str] | None:
-    """(ISO country, number type) of an E.164 number, for pricing; None if unknown."""
+    """(ISO country, number type) of an E.164 number, for pricing; None if unknown.
+    NANP numbers are Canadian by area code, else US; UK 07 numbers are mobiles."""
     for prefix, iso in sorted(_CALLING_CODES, key=lambda p: -len(p[0])):
         if number.startswith(prefix):
             if prefix == "+1" and number[2:5] in _NANP_TOLL_FREE:
                 return iso, "toll-free"
+            if prefix == "+1" and number[2:5] in _CANADIAN_AREA_CODES:
+                return "CA", "local"
+            if prefix == "+44" and number[3:4] == "7":
+                return iso, "mobile"
             return iso, "local"
     return None
 
 
 def number_to_price(change: ResourceChange) -> PricedNumber | str | None:
     """What to look up for a phone-number change: a PricedNumber, a reason it has no
-    price (str), or None for a free (Vapi) number."""
+    price (str), or None for a free (Vapi) number. The number after the change (the one
+    deleted, for a delete)."""
     if change.kind != "phoneNumber":
         return None
     view = change.after if change.after is not None else change.before or {}
+    return _to_price(change.address, view, change.purchase or {})
+
+
+def _before_to_price(change: ResourceChange) -> PricedNumber | str | None:
+    """The number before the change: for a replace, the old one (a bought number by
+    what it was bought as)."""
+    purchase: Mapping[str, Any] = change.purchase or {}
+    old = purchase.get("replaces")
+    if isinstance(old, Mapping):
+        view = {**(change.before or change.after or {}), "number": old.get("number")}
+        return _to_price(change.address, view, old)
+    before = change.before if change.before is not None else change.after or {}
+    if purchase.get("action") == "buy":
+        purchase = {}  # nothing bought yet: the number before is priced by its digits
+    return _to_price(change.address, before, purchase)
+
+
+def _to_price(
+    address: str, view: Mapping[str, Any], purchase: Mapping[str, Any]
+) -> PricedNumber | str | None:
     provider = view.get("provider")
-    purchase = change.purchase or {}
     if provider == "vapi":
         return None
     if provider != "twilio":
@@ -91,17 +130,22 @@ def number_to_price(change: ResourceChange) -> PricedNumber | str | None:
     number = number or purchase.get("number")
     if purchase.get("country"):
         return PricedNumber(
-            change.address, account, purchase["country"], purchase.get("type", "local"), number
+            address, account, purchase["country"], purchase.get("type", "local"), number
         )
     where = country_and_type(number) if number else None
     if where is None:
         return f"cannot tell the country of {number or 'this number'}"
-    return PricedNumber(change.address, account, where[0], where[1], number)
+    return PricedNumber(address, account, where[0], where[1], number)
 
 
 def needed_prices(plan: Plan) -> set[PriceKey]:
     """Every (account, country, type) the plan's phone numbers need a price for."""
-    return {p.key for c in plan.changes if isinstance(p := number_to_price(c), PricedNumber)}
+    return {
+        p.key
+        for c in plan.changes
+        for p in (number_to_price(c), _before_to_price(c) if c.kind == "phoneNumber" else None)
+        if isinstance(p, PricedNumber)
+    }
 
 
 def estimate(
@@ -111,54 +155,86 @@ def estimate(
 ) -> dict[str, Any]:
     """The monthly cost of the numbers this plan manages, before and after it.
     `why_no_price` explains a missing price (e.g. Twilio could not be reached)."""
-    before = Decimal(0)
-    after = Decimal(0)
-    currency: str | None = None
-    numbers: list[dict[str, Any]] = []
-    unpriced: list[dict[str, Any]] = []
+    tally = _Tally(prices, why_no_price)
     for c in plan.changes:
-        what = number_to_price(c)
         if c.kind != "phoneNumber":
             continue
-        view = c.after if c.after is not None else c.before or {}
+        step = c.purchase or {}
+        if c.action is Action.REPLACE:
+            # Two numbers: the one given up, and the one that takes its place.
+            kept_at_twilio = isinstance(step.get("replaces"), Mapping) and not step.get("release")
+            status = "not released" if kept_at_twilio else "replaced"
+            tally.add(c, _before_to_price(c), before=True, after=kept_at_twilio, status=status)
+            tally.add(c, number_to_price(c), before=False, after=True, status="new")
+        elif c.action is Action.CREATE:
+            tally.add(c, number_to_price(c), before=False, after=True, status="new")
+        elif c.action is Action.DELETE:
+            # A bought number that is not released stays billed by Twilio.
+            kept_at_twilio = step.get("action") == "keep"
+            status = "not released" if kept_at_twilio else "removed"
+            tally.add(c, number_to_price(c), before=True, after=kept_at_twilio, status=status)
+        else:
+            tally.add(c, number_to_price(c), before=True, after=True, status="kept")
+    return tally.result()
+
+
+class _Tally:
+    """Sums for `estimate`, one number at a time."""
+
+    def __init__(
+        self, prices: Callable[[PriceKey], Price], why: Callable[[PriceKey], str | None]
+    ) -> None:
+        self.prices, self.why = prices, why
+        self.before = self.after = Decimal(0)
+        self.currency: str | None = None
+        self.complete = True
+        self.numbers: list[dict[str, Any]] = []
+        self.unpriced: list[dict[str, Any]] = []
+        self.still_billed: list[dict[str, Any]] = []
+
+    def add(
+        self,
+        c: ResourceChange,
+        what: PricedNumber | str | None,
+        *,
+        before: bool,
+        after: bool,
+        status: str,
+    ) -> None:
+        view = (c.before if before and not after else c.after) or c.before or {}
         provider = view.get("provider")
-        exists_before = c.action is not Action.CREATE
-        exists_after = c.action is not Action.DELETE
-        status = "new" if not exists_before else ("removed" if not exists_after else "kept")
         if isinstance(what, str):
-            unpriced.append({"address": c.address, "provider": provider, "why": what})
-            continue
+            entry = {"address": c.address, "provider": provider, "why": what}
+            if entry not in self.unpriced:  # a replace's two numbers, for one reason
+                self.unpriced.append(entry)
+            return
         cur: str | None
         if what is None:
             amount, cur = Decimal(0), None
             country, ntype, number = "US", "vapi", view.get("number")
         else:
-            price = prices(what.key)
+            price = self.prices(what.key)
             country, ntype, number = what.country, what.number_type, what.number
             if price is None:
-                unpriced.append(
-                    {
-                        "address": c.address,
-                        "provider": provider,
-                        "why": why_no_price(what.key)
-                        or f"Twilio gave no {ntype} price for {country}",
-                    }
-                )
-                continue
+                self.complete = False
+                why = self.why(what.key) or f"Twilio gave no {ntype} price for {country}"
+                self.unpriced.append({"address": c.address, "provider": provider, "why": why})
+                return
             amount, cur = price
-            currency = currency or cur
-            if cur != currency:
-                unpriced.append(
+            self.currency = self.currency or cur
+            if cur != self.currency:
+                self.unpriced.append(
                     {"address": c.address, "provider": provider, "why": f"priced in {cur}"}
                 )
-                continue
-        before += amount if exists_before else 0
-        after += amount if exists_after else 0
-        numbers.append(
+                return
+        self.before += amount if before else 0
+        self.after += amount if after else 0
+        shown = number if isinstance(number, str) else None
+        self.numbers.append(
             {
                 "address": c.address,
                 "provider": provider,
-                "number": number if isinstance(number, str) else None,
+                "number": shown,
                 "country": country,
                 "type": ntype,
                 "monthly": _money(amount),
@@ -166,15 +242,45 @@ def estimate(
                 "status": status,
             }
         )
-    change = after - before
-    return {
-        "currency": currency or "USD",
-        "monthly_before": _money(before),
-        "monthly_after": _money(after),
-        "monthly_change": f"{'+' if change >= 0 else '-'}{_money(abs(change))}",
-        "numbers": numbers,
-        "unpriced": unpriced,
-    }
+        if status == "not released":
+            self.still_billed.append(
+                {"address": c.address, "number": shown, "monthly": _money(amount), "currency": cur}
+            )
+
+    def result(self) -> dict[str, Any]:
+        change = self.after - self.before
+        out: dict[str, Any] = {
+            "currency": self.currency or "USD",
+            "monthly_before": _money(self.before),
+            "monthly_after": _money(self.after),
+            "monthly_change": f"{'+' if change >= 0 else '-'}{_money(abs(change))}",
+            "numbers": self.numbers,
+            "unpriced": self.unpriced,
+        }
+        if not self.complete:
+            out["incomplete"] = True
+        if self.still_billed:
+            out["still_billed"] = self.still_billed
+        return out
+
+
+def free_number_warnings(plan: Plan) -> tuple[str, ...]:
+    """A warning when the manifest would hold more free Vapi numbers than an account may
+    have: apply would fail on the extra ones (the org may hold others besides)."""
+    vapi = [
+        c.address
+        for c in plan.changes
+        if c.kind == "phoneNumber"
+        and c.action is not Action.DELETE
+        and (c.after or {}).get("provider") == "vapi"
+    ]
+    if len(vapi) <= VAPI_FREE_NUMBER_LIMIT:
+        return ()
+    return (
+        f"this plan leaves {len(vapi)} free Vapi numbers, and Vapi allows "
+        f"{VAPI_FREE_NUMBER_LIMIT} per account: creating the others will fail "
+        f"({', '.join(vapi[VAPI_FREE_NUMBER_LIMIT:])} and any beyond the limit)",
+    )
 
 
 def _money(amount: Decimal) -> str:
@@ -215,11 +321,23 @@ def describe_purchase(step: Mapping[str, Any]) -> str:
             else f"in {step.get('country', 'US')}"
         )
         contains = f" containing {step['contains']}" if step.get("contains") else ""
+        if not price:
+            price = (
+                " (price not known: Twilio's prices could not be read, and apply buys "
+                "nothing until a plan shows the price)"
+            )
         then = (
             "it is released at Twilio on destroy"
             if step.get("release")
             else "destroy keeps it in your Twilio account (purchase.release is not set)"
         )
+        old = step.get("replaces")
+        if isinstance(old, Mapping):
+            then = f"{old.get('number')} is then " + (
+                "released at Twilio"
+                if step.get("release")
+                else "kept in your Twilio account, and billed there (purchase.release is not set)"
+            )
         article = "an" if kind[0] in "aeiou" else "a"
         return (
             f"will buy {article} {kind} number {where}{contains}{price} from Twilio, then "
@@ -238,14 +356,42 @@ def describe_purchase(step: Mapping[str, Any]) -> str:
 
 
 def format_cost(cost: Mapping[str, Any]) -> list[str]:
-    """Lines for the end of a plan: the monthly total and this plan's change."""
+    """Lines for the end of a plan: the monthly total and this plan's change. When a
+    Twilio price could not be read the total is a minimum and the change is not known."""
     cur = cost.get("currency", "USD")
     change = str(cost.get("monthly_change", "+0"))
-    lines = [
-        f"Phone numbers: {cost.get('monthly_after')} {cur}/month after this plan "
-        f"({change} {cur}/month)."
-    ]
+    if not cost.get("incomplete"):
+        lines = [
+            f"Phone numbers: {cost.get('monthly_after')} {cur}/month after this plan "
+            f"({change} {cur}/month)."
+        ]
+    else:
+        lines = [
+            f"Phone numbers: at least {cost.get('monthly_after')} {cur}/month after this "
+            "plan (the change is not known: some Twilio prices could not be read)."
+        ]
+    billed: Iterable[Mapping[str, Any]] = cost.get("still_billed") or ()
+    for b in billed:
+        lines.append(
+            f"  still billed by Twilio: {b.get('address')} ({b.get('number')}): "
+            f"+{b.get('monthly')} {b.get('currency') or cur}/month, not released "
+            "(purchase.release is not set)"
+        )
     unpriced: Iterable[Mapping[str, Any]] = cost.get("unpriced") or ()
     for u in unpriced:
         lines.append(f"  not priced: {u.get('address')}: {u.get('why')}")
     return lines
+
+
+def monthly_prices(cost: Mapping[str, Any] | None) -> dict[str, str]:
+    """Address -> "1.15 USD/month" (or "free", a Vapi number) for each number the plan
+    leaves in place whose price is known."""
+    out: dict[str, str] = {}
+    for n in (cost or {}).get("numbers") or ():
+        if n.get("status") not in ("kept", "new"):
+            continue
+        if n.get("provider") == "vapi":
+            out[str(n["address"])] = "free"
+        else:
+            out[str(n["address"])] = f"{n['monthly']} {n.get('currency') or 'USD'}/month"
+    return out

@@ -6,7 +6,7 @@ A diagnostic knows where it points (file, line, column, field path) and renders 
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from enum import StrEnum
 
@@ -26,8 +26,9 @@ class Diagnostic:
     path: str | None = None
     detail: str | None = None
 
-    def format(self) -> str:
-        """One line: `FILE:LINE:COL: PATH: message` (parts that are unknown are left out)."""
+    def format(self, mark: Callable[[str], str] = str) -> str:
+        """One line: `FILE:LINE:COL: PATH: message` (parts that are unknown are left out),
+        with `warning: ` before the path of a warning. `mark` styles that word (colour)."""
         where = ""
         if self.file:
             where = self.file
@@ -37,7 +38,7 @@ class Diagnostic:
                     where += f":{self.column}"
             where += ": "
         path = f"{self.path}: " if self.path else ""
-        prefix = "warning: " if self.severity is Severity.WARNING else ""
+        prefix = mark("warning:") + " " if self.severity is Severity.WARNING else ""
         text = f"{where}{prefix}{path}{self.summary}"
         if self.detail:
             text += f" ({self.detail})"

@@ -10,6 +10,7 @@ Exceptions are for aborts; user mistakes that can be collected are `Diagnostics`
      |    +-- StalePlanError      a saved plan no longer matches state or remote
      +-- RemoteError              the API answered with an error (method, path, status, message)
      |    +-- RemoteTransportError   no usable answer: timeout, connection error
+     |    |    +-- RequestInterrupted   Ctrl-C came before the request could be sent (again)
      |    +-- AmbiguousCreateError   a POST may or may not have created the resource
      +-- ApplyError               apply finished with failed changes
      +-- Aborted                  the user declined, or Ctrl-C
@@ -83,6 +84,13 @@ class RemoteTransportError(RemoteError):
     @property
     def retryable(self) -> bool:
         return True
+
+
+class RequestInterrupted(RemoteTransportError):
+    """The run was interrupted before this request was sent, or while waiting to retry it.
+
+    `sent` is False when no attempt can have had an effect (none left this process, or
+    each was turned away with 429), so the request counts as never made."""
 
 
 class AmbiguousCreateError(RemoteError):

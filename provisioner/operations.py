@@ -18,20 +18,20 @@ from typing import Any, Protocol
 from provisioner import costs, importer
 from provisioner.diagnostics import Diagnostics
 from provisioner.errors import ProvisionerError, RemoteError, StateCorruptError
-from provisioner.kinds import KINDS
+from provisioner.kinds import KINDS, OWNER_MARKER_KEY
 from provisioner.manifest.model import Manifest
 from provisioner.moves import apply_moves
 from provisioner.plan import saved
 from provisioner.plan.differ import LiveSnapshot, make_plan
 from provisioner.plan.model import Action, Plan, PlanMode
 from provisioner.plan.normalize import comparable, live_view
-from provisioner.purchasing import PurchaseError, Twilio
+from provisioner.purchasing import UNSET_FOR_DESTROY, PurchaseError, Twilio
 from provisioner.refresh import adopt_found, refresh_state
 from provisioner.remote.client import RequestEvent, VapiClient
 from provisioner.resolve import bind
 from provisioner.settings import Settings
 from provisioner.state.lock import LockInfo
-from provisioner.state.model import ResourceState, StateFile
+from provisioner.state.model import STATE_KEY_ENV, ResourceState, StateFile
 from provisioner.state.store import FileStateStore
 from provisioner.validation import Validated, validate
 
@@ -54,7 +54,8 @@ class PlanResult:
 
 
 def open_state(settings: Settings, manifest_path: Path) -> FileStateStore:
-    return FileStateStore(settings.state_file_for(manifest_path))
+    external_key = settings.environ.get(STATE_KEY_ENV)
+    return FileStateStore(settings.state_file_for(manifest_path), external_key=external_key)
 
 
 @contextmanager
@@ -134,7 +135,7 @@ def prepare(
     if diags.has_errors():
         return None, diags
     live = refresh_state(client, state, parallelism=settings.parallelism)
-    _check_lineage(state, live, reader.describe())
+    _check_lineage(state, live, reader, client)
     state, live = adopt_found(state, live)
     state = record_protection(state, validated.manifest)
     # Compare with what was read (not a fresh read: a missing file reads as a new lineage).
@@ -164,6 +165,7 @@ def plan(
     if numbers is not None:
         result = price_plan(result, validated, numbers)
     _check_prevent_destroy(result, validated, state, diags)
+    _check_twilio_credentials(result, validated, diags)
     return PlanResult(result, state, validated, live, diags), diags
 
 
@@ -197,7 +199,7 @@ def price_plan(the_plan: Plan, validated: Validated, numbers: Twilio) -> Plan:
         return the_plan
     priced = costs.with_purchase_prices(the_plan, numbers.price)
     estimate = costs.estimate(priced, numbers.price, numbers.price_problem)
-    problems = tuple(numbers.price_problems())
+    problems = (*numbers.price_problems(), *costs.free_number_warnings(the_plan))
     return dataclasses.replace(
         priced, cost=estimate, warnings=tuple(dict.fromkeys((*priced.warnings, *problems)))
     )
@@ -222,6 +224,60 @@ def record_protection(state: StateFile, manifest: Manifest) -> StateFile:
             extra.pop(PROTECTED_KEY, None)
         out.resources[addr] = dataclasses.replace(out.resources[addr], extra=extra)
     return out or state
+
+
+def validate_for_destroy(
+    path: Path, environ: Mapping[str, str]
+) -> tuple[Validated | None, Diagnostics]:
+    """`validate`, except that an unset `${env:NAME}` does not stop a destroy: it deletes
+    what state holds and sends the manifest's values nowhere. Only releasing a number at
+    Twilio needs a secret, and the plan refuses that without it (see `plan`)."""
+    import re
+
+    validated, diags = validate(path, environ)
+    if validated is not None:
+        return validated, diags
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError):
+        return None, diags
+    unset = {n for n in re.findall(r"(?<!\$)\$\{\s*env:([A-Za-z_][A-Za-z0-9_]*)", text)}
+    unset = {n for n in unset if not environ.get(n)}
+    if not unset:
+        return None, diags
+    again, again_diags = validate(path, {**environ, **dict.fromkeys(unset, UNSET_FOR_DESTROY)})
+    return (again, again_diags) if again is not None else (None, diags)
+
+
+def _check_twilio_credentials(plan: Plan, validated: Validated, diags: Diagnostics) -> None:
+    """A Twilio number this plan imports into Vapi needs its credentials (validate lets
+    an entry without them be, for a number imported already: the token is write-only);
+    one it releases at Twilio needs them too (an unset secret passes `destroy` otherwise)."""
+    from provisioner.manifest.schema import TWILIO_CREDENTIALS_NEEDED
+
+    manifest = validated.manifest
+    for c in plan.changes:
+        resolved = validated.resolved.resources.get(c.address)
+        if (c.purchase or {}).get("action") == "release" and resolved is not None:
+            entry = manifest.resources[c.address]
+            for field_name in ("twilioAuthToken", "twilioApiSecret"):
+                value = resolved.body.get(field_name)
+                if getattr(value, "value", None) == UNSET_FOR_DESTROY:
+                    raw = str(entry.body.get(field_name, ""))
+                    diags.error(
+                        f"releasing {(c.purchase or {}).get('number')} at Twilio needs this "
+                        f"secret, and {raw} is not set",
+                        **manifest.source.where((*entry.path, field_name)),
+                    )
+        body = c.body or {}
+        if c.action not in (Action.CREATE, Action.REPLACE) or body.get("provider") != "twilio":
+            continue
+        has_key = body.get("twilioApiKey") and body.get("twilioApiSecret")
+        if body.get("twilioAuthToken") or has_key:
+            continue
+        config = manifest.resources.get(c.address)
+        where = manifest.source.where(config.path) if config else {"file": manifest.source.file}
+        diags.error(f"this plan imports it into Vapi: {TWILIO_CREDENTIALS_NEEDED}", **where)
 
 
 def _check_prevent_destroy(
@@ -262,19 +318,26 @@ def save_plan_file(settings: Settings, manifest: Path, result: PlanResult, out: 
     """`plan --out`: write the plan, with what makes `apply FILE` able to tell it is stale.
 
     A first plan (no state yet) saves the new, empty state, so that its lineage and the
-    key of the secrets' hashes exist when the plan is applied.
+    key of the secrets' hashes exist when the plan is applied. That write takes the state
+    lock, like any other, and refuses if another run created the state in the meantime.
     """
     store = open_state(settings, manifest)
     state = result.state
     if not store.exists():
-        state = store.write(state)
+        with store.lock(lock_info(f"provisioner plan {manifest} --out {out}"), timeout=0):
+            if store.exists():
+                raise ProvisionerError(
+                    f"{store.describe()} was created by another run while this plan was "
+                    "made: run plan again"
+                )
+            state = store.write(state)
     the_plan = dataclasses.replace(result.plan, lineage=state.lineage, serial=state.serial)
     saved.save_plan(
         out,
         the_plan,
         manifest_path=manifest,
         manifest_digest=saved.digest_bytes(manifest.read_bytes()),
-        live_fingerprint=saved.fingerprint_live(result.live),
+        live_fingerprint=saved.fingerprint_live(result.live, state.hash_key),
         secret_hashes=saved.hash_plan_secrets(the_plan, state.hash_key),
         created_at=datetime.now(UTC),
     )
@@ -305,13 +368,15 @@ def load_plan_file(
     loaded.verify(
         lineage=on_disk.lineage,
         serial=on_disk.serial,
-        live_fingerprint=saved.fingerprint_live(prepared.live),
+        live_fingerprint=saved.fingerprint_live(prepared.live, on_disk.hash_key),
     )
     state = prepared.state
+    bodies = {a: r.body for a, r in prepared.validated.resolved.resources.items()}
+    # Every check (a changed secret included) comes before the state is written: a plan
+    # refused after the write would find its serial gone and stay stale for good.
+    the_plan = saved.rehydrate_plan(loaded.plan, bodies, hash_key=state.hash_key)
     if not state.content_equal(on_disk):
         state = store.write(state)
-    bodies = {a: r.body for a, r in prepared.validated.resolved.resources.items()}
-    the_plan = saved.rehydrate_plan(loaded.plan, bodies, hash_key=state.hash_key)
     the_plan = dataclasses.replace(the_plan, lineage=state.lineage, serial=state.serial)
     return PlanResult(the_plan, state, prepared.validated, prepared.live, diags), diags
 
@@ -347,7 +412,7 @@ def accept_drift(store: StateWriter, result: PlanResult) -> int:
             state.resources.pop(change.address)
         else:
             kind = KINDS[rs.kind]
-            rs.applied = live_view(kind, live, rs.applied, rs.applied)
+            rs.applied = live_view(kind, live, rs.applied, rs.applied, state.hash_key)
             rs.remote_updated_at = live.get("updatedAt")
         count += 1
     if count:
@@ -399,7 +464,7 @@ def import_resource(
     state.resources[address] = ResourceState(
         kind=kind.name,
         id=resource_id,
-        applied=live_view(kind, live, shape, {}),
+        applied=live_view(kind, live, shape, {}, state.hash_key),
         depends_on=sorted(resolved.depends_on),
         remote_updated_at=live.get("updatedAt"),
         extra=importer.adoption_extra(live, state.lineage),
@@ -447,9 +512,21 @@ class ManifestInvalid(ProvisionerError):
         self.diagnostics = diags
 
 
-def _check_lineage(state: StateFile, live: LiveSnapshot, where: str) -> None:
-    """Refuse a state file that belongs to another deployment: the objects it names carry
-    another lineage in their ownership marker (e.g. a state file copied between projects)."""
+def _check_lineage(
+    state: StateFile, live: LiveSnapshot, reader: StateWriter, client: VapiClient
+) -> None:
+    """Refuse a state file that belongs to another deployment (e.g. copied between projects).
+
+    Only assistants carry an ownership marker (address + lineage, in their metadata), so:
+
+    - an assistant in the state whose marker names another lineage is another state's;
+    - an entry of another kind cannot be checked by itself, but when it was applied pointing
+      at an assistant the state holds no ID for (removed from it, say), and the live object
+      points at an assistant that another lineage marks with that very address, the entry
+      was made by that deployment too. That costs one list of assistants, and only then.
+
+    State entries that neither are assistants nor point at one cannot be told apart.
+    """
     for addr, obj in live.objects.items():
         rs = state.resources.get(addr)
         if obj is None or rs is None or not KINDS[rs.kind].owner_marker:
@@ -458,9 +535,89 @@ def _check_lineage(state: StateFile, live: LiveSnapshot, where: str) -> None:
         # `import` records the lineage of an object it adopted on purpose.
         adopted = rs.extra.get(importer.ADOPTED_LINEAGE_KEY)
         if theirs and theirs != state.lineage and theirs != adopted:
-            raise StateCorruptError(
-                f"{where} belongs to another deployment: {addr} ({rs.id}) is managed by "
-                f"state lineage {theirs}, but this state's lineage is {state.lineage}. "
-                "Refusing to continue: applying it could change or delete resources another "
-                "state manages. Use the state file of that deployment."
-            )
+            _refuse_foreign(reader, state, f"{addr} ({rs.id}) is managed by", theirs)
+    accepted = {state.lineage} | {
+        str(rs.extra[importer.ADOPTED_LINEAGE_KEY])
+        for rs in state.resources.values()
+        if rs.extra.get(importer.ADOPTED_LINEAGE_KEY)
+    }
+    found = _foreign_reference(state, live, client, accepted)
+    if found is not None:
+        what, theirs, dep = found
+        _refuse_foreign(
+            reader,
+            state,
+            what,
+            theirs,
+            also=f" To take it over instead, `provisioner import` {dep} into this state too.",
+        )
+
+
+def _foreign_reference(
+    state: StateFile, live: LiveSnapshot, client: VapiClient, accepted: set[str]
+) -> tuple[str, str, str] | None:
+    """(what was found, the other lineage, the address) for an entry that points at
+    another deployment's object under an address this state has no ID for; else None."""
+    unchecked: list[tuple[str, str]] = []  # (entry, the address it depends on)
+    for addr, rs in state.resources.items():
+        if live.objects.get(addr) is None or KINDS[rs.kind].owner_marker:
+            continue
+        for dep in rs.depends_on:
+            kind = KINDS.get(dep.partition(".")[0])
+            held = state.resources.get(dep)
+            if kind is not None and kind.owner_marker and (held is None or not held.id):
+                unchecked.append((addr, dep))
+    if not unchecked:
+        return None
+    marked: dict[str, tuple[str, str]] = {}  # ID -> (marker address, marker lineage)
+    for kind_name in sorted({dep.partition(".")[0] for _, dep in unchecked}):
+        for obj in client.list_all(KINDS[kind_name]).items:
+            lineage = importer.marker_lineage(obj)
+            meta = obj.get("metadata")
+            marker = meta.get(OWNER_MARKER_KEY) if isinstance(meta, Mapping) else None
+            address = marker.get("address") if isinstance(marker, Mapping) else None
+            if lineage and lineage not in accepted and isinstance(address, str):
+                marked[str(obj.get("id"))] = (address, lineage)
+    for addr, dep in unchecked:
+        for value in _strings(live.objects[addr]):
+            if value in marked and marked[value][0] == dep:
+                rid = state.resources[addr].id
+                return (
+                    f"{addr} ({rid}) points at {dep} ({value}), which is managed by",
+                    marked[value][1],
+                    dep,
+                )
+    return None
+
+
+def _strings(value: Any) -> Iterator[str]:
+    """Every string in a JSON value (where an object's references to others are)."""
+    if isinstance(value, str):
+        yield value
+    elif isinstance(value, Mapping):
+        for v in value.values():
+            yield from _strings(v)
+    elif isinstance(value, list):
+        for v in value:
+            yield from _strings(v)
+
+
+def _refuse_foreign(
+    reader: StateWriter, state: StateFile, what: str, theirs: str, *, also: str = ""
+) -> None:
+    where = reader.describe()
+    # A file store keeps the previous version beside the file (other stores may not).
+    backup = getattr(reader, "backup_path", None)
+    hint = (
+        f" If {where} was replaced by mistake, its previous version (one write older) is in "
+        f"{backup}: check its lineage before restoring it."
+        if isinstance(backup, Path) and backup.exists()
+        else ""
+    )
+    raise StateCorruptError(
+        f"{where} belongs to another deployment: {what} state lineage {theirs}, but this "
+        f"state's lineage is {state.lineage}. Refusing to continue: applying it could change "
+        f"or delete resources another state manages. Use the state file of that deployment."
+        + also
+        + hint
+    )

@@ -39,9 +39,29 @@ _PRICES_MAX_DELAY = 2.0
 _PRICES_TIMEOUT = 5.0
 
 
-def purchase_marker(address: str, lineage: str) -> str:
-    """The FriendlyName a bought number carries (Twilio allows 64 characters)."""
-    return f"provisioner {lineage[:8]} {address}"[:64]
+# The value `destroy` gives an unset `${env:...}` (destroy sends the manifest's values
+# nowhere): never used as a credential, and a release that would need it is refused.
+UNSET_FOR_DESTROY = "(unset: not needed to destroy)"
+# What a `purchase:` asks for: a change of any of these means another number.
+PURCHASE_CRITERIA = ("country", "type", "areaCode", "contains")
+_DEFAULTS = {"country": "US", "type": "local"}
+
+
+def purchase_marker(address: str, lineage: str, replacing: str | None = None) -> str:
+    """The FriendlyName a bought number carries (Twilio allows 64 characters). A number
+    bought to replace another (its `purchase:` changed) is told apart by the old SID."""
+    tag = f"/{replacing[-6:]}" if replacing else ""
+    return f"provisioner {lineage[:8]}{tag} {address}"[:64]
+
+
+def wanted_number(purchase: Mapping[str, Any]) -> dict[str, Any]:
+    """The criteria of a purchase (a manifest's `purchase:`, a plan step or a state
+    record), with Twilio's defaults filled in, for comparing two of them."""
+    return {k: purchase.get(k) or _DEFAULTS.get(k) for k in PURCHASE_CRITERIA}
+
+
+def same_purchase(a: Mapping[str, Any], b: Mapping[str, Any]) -> bool:
+    return wanted_number(a) == wanted_number(b)
 
 
 class PurchaseError(ProvisionerError):
@@ -75,7 +95,7 @@ class Twilio:
         key, key_secret = body.get("twilioApiKey"), body.get("twilioApiSecret")
         if isinstance(key, str) and key and isinstance(key_secret, Sensitive | str):
             secret = key_secret.value if isinstance(key_secret, Sensitive) else key_secret
-            if sid and secret:
+            if sid and secret and secret != UNSET_FOR_DESTROY:
                 with self._lock:
                     self._keys.setdefault(str(sid), key)
                 return str(sid), secret
@@ -85,6 +105,8 @@ class Twilio:
         elif isinstance(token_value, str):
             token = token_value
         else:
+            token = env.get("TWILIO_AUTH_TOKEN") or ""
+        if token == UNSET_FOR_DESTROY:
             token = env.get("TWILIO_AUTH_TOKEN") or ""
         if not sid or not token:
             raise PurchaseError(
@@ -221,7 +243,16 @@ class Twilio:
         return None
 
     def buy(self, account_sid: str, purchase: Mapping[str, Any], marker: str) -> PurchasedNumber:
-        """Buy one number matching `purchase` (country, type, areaCode, contains)."""
+        """Buy one number matching `purchase` (country, type, areaCode, contains).
+
+        Raises PurchaseError when nothing was bought: Twilio has no such number, or the
+        request is malformed (validate catches that first; this is the last guard)."""
+        try:
+            return self._buy(account_sid, purchase, marker)
+        except ValueError as exc:
+            raise PurchaseError(f"cannot buy this number: {exc}") from exc
+
+    def _buy(self, account_sid: str, purchase: Mapping[str, Any], marker: str) -> PurchasedNumber:
         client = self.client(account_sid)
         country = str(purchase.get("country") or "US")
         number_type = str(purchase.get("type") or "local")
@@ -246,4 +277,7 @@ class Twilio:
         return client.buy(area_code=str(area_code), friendly_name=marker)
 
     def release(self, account_sid: str, sid: str) -> bool:
-        return self.client(account_sid).release(sid)
+        try:
+            return self.client(account_sid).release(sid)
+        except ValueError as exc:
+            raise PurchaseError(f"cannot release this number: {exc}") from exc

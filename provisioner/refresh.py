@@ -16,6 +16,7 @@ from concurrent.futures import Future, ThreadPoolExecutor, as_completed
 from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
 
+from provisioner.errors import ProvisionerError
 from provisioner.kinds import KINDS, OWNER_MARKER_KEY, ResourceKind
 from provisioner.plan.differ import LiveSnapshot
 from provisioner.state.model import ResourceState, ResourceStatus, StateFile
@@ -95,10 +96,20 @@ def refresh_state(client: ReadClient, state: StateFile, *, parallelism: int = 8)
     for addr, rs in state.resources.items():
         if rs.status is ResourceStatus.CREATING:
             kind = KINDS[rs.kind]
-            found = find_created(kind, rs.intent or {}, listed[rs.kind].items, owned)
+            listing = listed[rs.kind]
+            found = find_created(kind, rs.intent or {}, listing.items, owned)
             if found is not None:
                 adopted[addr] = found
                 owned.add(str(found["id"]))
+            elif not listing.complete:
+                # Not in a listing that stopped early is no proof it was never made:
+                # planning a create now could duplicate it.
+                raise ProvisionerError(
+                    f"{addr}: an earlier run was interrupted while creating it, and the "
+                    f"{kind.label} list could not be read in full to look for what it made "
+                    f"({len(listing.items)} objects read). Nothing was changed: run "
+                    "again, or adopt the object with `provisioner import MANIFEST ADDRESS ID`."
+                )
         elif addr in read:
             objects[addr] = read[addr]
     return LiveSnapshot(objects=objects, adopted=adopted)
@@ -206,13 +217,6 @@ def find_created(
         return None
     oldest = min(found, key=lambda o: str(o.get("createdAt", "")))
     return dict(oldest)
-
-
-def lookup_created(
-    client: ReadClient, kind: ResourceKind, intent: Mapping[str, Any], owned_ids: set[str | None]
-) -> dict[str, Any] | None:
-    """After an ambiguous create: list and look for the object it may have made."""
-    return find_created(kind, intent, client.list_all(kind).items, owned_ids)
 
 
 def _parse_time(value: Any) -> datetime | None:

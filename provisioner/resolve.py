@@ -26,11 +26,28 @@ from provisioner.diagnostics import Diagnostics
 from provisioner.kinds import KINDS, ResourceKind
 from provisioner.manifest.loader import JsonPath
 from provisioner.manifest.model import Lifecycle, Manifest, ResourceConfig
-from provisioner.values import Sensitive, Unknown
+from provisioner.values import SecretText, Sensitive, Unknown
 
-_INTERP = re.compile(r"\$\$\{|\$\{([^}]*)\}")
+# `$${` (the escape), or `${...}` with no brace inside (so `${a ${b}` is an unclosed `${a`).
+_INTERP = re.compile(r"\$\$\{|\$\{([^{}]*)\}")
 _REF = re.compile(r"^([A-Za-z]+)\.([a-z0-9][a-z0-9_-]*)\.([A-Za-z_]+)$")
 _ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+# Which kind of resource an API field ending in `Id`/`Ids` holds the ID of. A reference
+# there must name that kind; in any other such field (squadId, workflowId, credentialId,
+# toolIds, voiceId, ...) the ID is of something this tool does not manage, so a reference
+# to one of our resources is a mistake the API would only reject mid-apply.
+ID_FIELD_KINDS: dict[str, str] = {
+    "assistantId": "assistant",
+    "assistantIds": "assistant",
+    "phoneNumberId": "phoneNumber",
+    "structuredOutputId": "structuredOutput",
+    "structuredOutputIds": "structuredOutput",
+    "insightId": "insight",
+    "boardId": "board",
+}
+_ID_FIELD = re.compile(r"[a-z0-9]Ids?$")
+# Stands in for a referenced resource's ID when resolved bodies are schema-checked.
+PLACEHOLDER_ID = "00000000-0000-4000-8000-000000000000"
 
 
 @dataclass(frozen=True, slots=True)
@@ -130,6 +147,7 @@ def _resolve_string(
     pos = 0
     for m in _INTERP.finditer(text):
         parts.append(text[pos : m.start()])
+        _check_closed(text[pos : m.start()], where, diags)
         pos = m.end()
         if m.group(0) == "$${":
             parts.append("${")
@@ -156,7 +174,9 @@ def _resolve_string(
                 sensitive = True
         elif expr.startswith("file:"):
             rel = expr[5:]
-            file_path = (manifest.base_dir / rel).resolve()
+            file_path = _included_file(manifest.base_dir, rel, where, diags)
+            if file_path is None:
+                continue
             try:
                 parts.append(reader(file_path))
             except FileNotFoundError:
@@ -193,9 +213,14 @@ def _resolve_string(
             if target == config.address:
                 diags.error(f"{target} refers to itself", **where)
                 continue
+            wrong_kind = _wrong_kind(path, kind)
+            if wrong_kind:
+                diags.error(f"{wrong_kind}, but ${{{expr}}} is the ID of {target}", **where)
+                continue
             deps.add(str(target))
             parts.append(target)
     parts.append(text[pos:])
+    _check_closed(text[pos:], where, diags)
     joined = [p for p in parts if p != ""]
     if not any(isinstance(p, ResourceAddress) for p in joined):
         out = "".join(p for p in joined if isinstance(p, str))
@@ -204,6 +229,72 @@ def _resolve_string(
         # Keep the secret parts wrapped so binding can mark the result sensitive.
         return RefString(tuple(Sensitive(p) if isinstance(p, str) else p for p in joined))
     return RefString(tuple(joined))
+
+
+def _wrong_kind(path: JsonPath, kind: str) -> str | None:
+    """Why a reference to a `kind` cannot sit at `path` (an ID field of another kind)."""
+    if "metadata" in path:
+        return None  # free-form: any key may hold any ID
+    field = next((p for p in reversed(path) if isinstance(p, str)), "")
+    if not _ID_FIELD.search(field):
+        return None
+    expected = ID_FIELD_KINDS.get(field)
+    if expected == kind:
+        return None
+    if expected is None:
+        return f"{field} takes the ID of something the manifest cannot declare"
+    label = KINDS[expected].label
+    return f"{field} takes {'an' if label[0] in 'aeiou' else 'a'} {label} ID"
+
+
+def _check_closed(literal: str, where: Mapping[str, Any], diags: Diagnostics) -> None:
+    """A `${` left in literal text has no matching `}`: a typo that would be sent as is."""
+    if "${" in literal:
+        start = literal[literal.index("${") :]
+        shown = start if len(start) <= 40 else start[:37] + "…"
+        diags.error(
+            f"{shown!r}: `${{` without a matching `}}` (close it, or write `$${{` for a "
+            "literal `${`)",
+            **where,
+        )
+
+
+def repository_root(folder: Path) -> Path:
+    """The folder `${file:}` may read from: the nearest ancestor of `folder` (itself
+    included) holding `.git`, else `folder` itself."""
+    start = folder.resolve()
+    for candidate in (start, *start.parents):
+        if (candidate / ".git").exists():
+            return candidate
+    return start
+
+
+def _included_file(
+    base_dir: Path, rel: str, where: Mapping[str, Any], diags: Diagnostics
+) -> Path | None:
+    """The file `${file:rel}` names, or None (with a diagnostic) if it may not be read.
+
+    Only files of the manifest's own repository: a manifest (or a pull request changing
+    one) must not be able to pull `/proc/self/environ` or `../../.ssh/id_rsa` into a
+    request body, or into a plan posted as a PR comment.
+    """
+    if Path(rel).is_absolute():
+        diags.error(
+            f"${{file:{rel}}}: absolute paths are not allowed; give a path relative to the "
+            "manifest",
+            **where,
+        )
+        return None
+    root = repository_root(base_dir)
+    path = (base_dir / rel).resolve()
+    if not path.is_relative_to(root):
+        diags.error(
+            f"${{file:{rel}}} is outside the manifest's repository ({root}): only files "
+            "inside it can be included",
+            **where,
+        )
+        return None
+    return path
 
 
 def bind(value: Any, ids: Mapping[str, str]) -> Any:
@@ -228,4 +319,95 @@ def bind(value: Any, ids: Mapping[str, str]) -> Any:
                 out.append(p)
         text = "".join(out)
         return Sensitive(text) if secret else text
+    return value
+
+
+def value_sources(text: str) -> tuple[str, ...]:
+    """The `${env:...}` and `${file:...}` interpolations in `text`, as written."""
+    return tuple(
+        m.group(0)
+        for m in _INTERP.finditer(text)
+        if m.group(0) != "$${" and (m.group(1) or "").strip().startswith(("env:", "file:"))
+    )
+
+
+def checkable_document(data: Any, resolved: ResolvedManifest) -> tuple[Any, dict[JsonPath, str]]:
+    """The manifest document with each resource body as resolved, for a schema check of
+    what `${env:}` and `${file:}` produced; and the interpolations each such field holds.
+
+    References become a placeholder ID; secrets become `SecretText`, which never prints.
+    Only the resources holding such interpolations are kept in the document (the rest
+    were checked as written already), so a large manifest is not checked twice.
+    """
+    sources: dict[JsonPath, str] = {}
+    if not isinstance(data, Mapping):
+        return data, sources
+    doc: Any = {k: v for k, v in data.items() if k not in _SECTION_KEYS}
+    for res in resolved.resources.values():
+        config = res.config
+        found: dict[JsonPath, str] = {}
+        for k, raw in config.body.items():
+            _collect_sources(raw, (*config.path, k), found)
+        if not found:
+            continue
+        sources.update(found)
+        node = doc
+        for part in config.path[:-1]:
+            node = node.setdefault(part, {})
+        original = _lookup(data, config.path)
+        body = _copy(original) if isinstance(original, Mapping) else {}
+        body.update({k: _checkable(res.body[k]) for k in config.body})
+        node[config.path[-1]] = body
+    return doc, sources
+
+
+# Top-level keys that hold resources: left out of `checkable_document` but for the
+# resources that need a second check.
+_SECTION_KEYS = frozenset(kind.section[0] for kind in KINDS.values())
+
+
+def _lookup(data: Any, path: JsonPath) -> Any:
+    node = data
+    for part in path:
+        node = node[part]
+    return node
+
+
+def _copy(data: Any) -> Any:
+    if isinstance(data, Mapping):
+        return {k: _copy(v) for k, v in data.items()}
+    if isinstance(data, list):
+        return [_copy(v) for v in data]
+    return data
+
+
+def _collect_sources(raw: Any, path: JsonPath, out: dict[JsonPath, str]) -> None:
+    if isinstance(raw, Mapping):
+        for k, v in raw.items():
+            _collect_sources(v, (*path, k), out)
+    elif isinstance(raw, list):
+        for i, v in enumerate(raw):
+            _collect_sources(v, (*path, i), out)
+    elif isinstance(raw, str) and "${" in raw:
+        found = value_sources(raw)
+        if found:
+            out[path] = ", ".join(found)
+
+
+def _checkable(value: Any) -> Any:
+    if isinstance(value, Mapping):
+        return {k: _checkable(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_checkable(v) for v in value]
+    if isinstance(value, Sensitive):
+        return SecretText(value.value)
+    if isinstance(value, RefString):
+        text = "".join(
+            PLACEHOLDER_ID
+            if isinstance(p, ResourceAddress)
+            else (p.value if isinstance(p, Sensitive) else p)
+            for p in value.parts
+        )
+        secret = any(isinstance(p, Sensitive) for p in value.parts)
+        return SecretText(text) if secret else text
     return value

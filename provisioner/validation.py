@@ -6,6 +6,7 @@ resolver (no HTTP client, no differ): `provisioner validate` must start fast.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -14,10 +15,10 @@ from typing import Any
 from provisioner.diagnostics import Diagnostics
 from provisioner.graph import find_cycle
 from provisioner.kinds import KINDS
-from provisioner.manifest.loader import load_manifest
+from provisioner.manifest.loader import LoadedManifest, format_path, load_manifest
 from provisioner.manifest.model import Manifest, build_manifest
 from provisioner.manifest.schema import validate_schema
-from provisioner.resolve import ResolvedManifest, resolve_manifest
+from provisioner.resolve import ResolvedManifest, checkable_document, resolve_manifest
 
 
 @dataclass(frozen=True, slots=True)
@@ -44,6 +45,8 @@ def validate(path: Path, environ: Mapping[str, str]) -> tuple[Validated | None, 
         return None, diags
     resolved, rdiags = resolve_manifest(manifest, environ)
     diags.extend(rdiags)
+    diags.extend(_check_resolved_values(loaded, resolved, diags))
+    _check_moves(manifest, diags)
     edges = {a: r.depends_on for a, r in resolved.resources.items()}
     cycle = find_cycle(edges)
     if cycle:
@@ -55,6 +58,38 @@ def validate(path: Path, environ: Mapping[str, str]) -> tuple[Validated | None, 
     if diags.has_errors():
         return None, diags
     return Validated(manifest, resolved), diags
+
+
+def _check_resolved_values(
+    loaded: LoadedManifest, resolved: ResolvedManifest, reported: Diagnostics
+) -> Diagnostics:
+    """Schema problems in what `${env:}` and `${file:}` produced (a 45-character name
+    read from a file), which the first schema check could not see. Reported at the
+    interpolation, saying where the value came from; a secret shows as `(sensitive)`."""
+    doc, sources = checkable_document(loaded.data, resolved)
+    out = Diagnostics()
+    if not sources:
+        return out
+    where = {format_path(p): text for p, text in sources.items()}
+    seen = {d.path for d in reported}
+    for d in validate_schema(dataclasses.replace(loaded, data=doc)):
+        if d.path in where and d.path not in seen:
+            origin = where[d.path]
+            out.append(dataclasses.replace(d, summary=f"{d.summary} (the value of {origin})"))
+    return out
+
+
+def _check_moves(manifest: Manifest, diags: Diagnostics) -> None:
+    """A `moved.to` that the manifest does not declare is an error, not a rename: the entry
+    would be re-keyed to nothing, then deleted and created again."""
+    for i, m in enumerate(manifest.moved):
+        if str(m.target) not in manifest.resources:
+            diags.error(
+                f"moved: {m.target} is not declared in the manifest, so moving {m.source} "
+                f"there would delete it and create it again; declare {m.target} (or remove "
+                "this entry if the resource was deleted on purpose)",
+                **manifest.source.where(("moved", i, "to")),
+            )
 
 
 def _sections_usable(data: Any) -> bool:

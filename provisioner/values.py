@@ -32,6 +32,23 @@ class Sensitive:
     __str__ = __repr__
 
 
+class SecretText(str):
+    """A secret as a `str`, for checks that need its text (the schema check of resolved
+    values): the text is there for `len` and `re`, but every way of printing it shows
+    `(sensitive)`, so a message built from it cannot reveal it."""
+
+    __slots__ = ()
+
+    def __repr__(self) -> str:
+        return SENSITIVE_TEXT
+
+    def __str__(self) -> str:
+        return SENSITIVE_TEXT
+
+    def __format__(self, spec: str) -> str:
+        return format(SENSITIVE_TEXT, spec)
+
+
 @dataclass(frozen=True, slots=True)
 class Unknown:
     """A value known only after apply: the remote ID of `address`."""

@@ -43,7 +43,15 @@ from typing import Any
 
 from provisioner.addresses import KEY_PATTERN
 from provisioner.kinds import KINDS, ResourceKind
-from provisioner.manifest.schema import E164_PATTERN, SIP_URI_PATTERN
+from provisioner.manifest.schema import (
+    AREA_CODE_PATTERN,
+    CONTAINS_PATTERN,
+    E164_PATTERN,
+    ERROR_MESSAGE,
+    SIP_URI_PATTERN,
+    TWILIO_ACCOUNT_SID_PATTERN,
+    TWILIO_CREDENTIALS_NEEDED,
+)
 
 REPO = Path(__file__).resolve().parents[1]
 # Vapi's OpenAPI spec, vendored (see spec/vapi-openapi.SOURCE.txt) so that generation is
@@ -124,6 +132,8 @@ LIFECYCLE = {
         },
     },
 }
+# North American toll-free area codes: the only ones a toll-free purchase can ask for.
+TOLL_FREE_AREA_CODES = ["800", "833", "844", "855", "866", "877", "888"]
 PURCHASE = {
     "type": "object",
     "description": "Buy a number from Twilio instead of importing `number`; never sent to Vapi.",
@@ -136,16 +146,58 @@ PURCHASE = {
         },
         "areaCode": {
             "type": "string",
-            "description": "Three-digit area code to search in.",
-            "pattern": "^[0-9]{3}$",
+            "description": "Three-digit US/Canadian area code to search in, e.g. 415.",
+            "pattern": AREA_CODE_PATTERN,
         },
         "type": {"type": "string", "enum": ["local", "toll-free", "mobile"]},
-        "contains": {"type": "string", "description": "Digits or pattern the number must contain."},
+        "contains": {
+            "type": "string",
+            "description": "Digits the number must contain; `*` for any one digit.",
+            "pattern": CONTAINS_PATTERN,
+        },
         "release": {
             "type": "boolean",
             "description": "Release the number at Twilio when the resource is destroyed.",
         },
     },
+    # Combinations Twilio refuses only when the number is bought (so at apply).
+    "allOf": [
+        {
+            # Twilio's AreaCode is US/CA only; `country` defaults to US.
+            "if": {"required": ["areaCode"]},
+            "then": {
+                "properties": {
+                    "country": {
+                        "enum": ["US", "CA"],
+                        ERROR_MESSAGE: "an areaCode can only be asked for in US or CA",
+                    }
+                }
+            },
+        },
+        {
+            "if": {
+                "required": ["areaCode", "type"],
+                "properties": {"type": {"const": "toll-free"}},
+            },
+            "then": {
+                "properties": {
+                    "areaCode": {
+                        "enum": TOLL_FREE_AREA_CODES,
+                        ERROR_MESSAGE: "a toll-free number's area code is one of "
+                        + ", ".join(TOLL_FREE_AREA_CODES),
+                    }
+                }
+            },
+            "else": {
+                "properties": {
+                    "areaCode": {
+                        "not": {"enum": TOLL_FREE_AREA_CODES},
+                        ERROR_MESSAGE: "a toll-free area code: add `type: toll-free`",
+                    }
+                }
+            },
+        },
+    ],
 }
 # API.md: Twilio, Vonage and Telnyx numbers must be E.164 (the API answers 400 otherwise).
 E164_PROVIDERS = frozenset({"twilio", "vonage", "telnyx"})
@@ -587,9 +639,44 @@ def _entry(kind: ResourceKind, variant: str, dto: str, defs: Mapping[str, Any]) 
         props["purchase"] = {"$ref": "#/$defs/Purchase"}
         required = [r for r in entry.get("required", []) if r != "number"]
         entry["required"] = required
-        # Without `purchase` the number to import must be given.
+        # Without `purchase` the number to import must be given; with it, not.
         entry["if"] = {"not": {"required": ["purchase"]}}
         entry["then"] = {"required": ["number"]}
+        entry["else"] = {
+            "properties": {
+                "number": {
+                    "not": {},
+                    ERROR_MESSAGE: "give either `number` (a number you own) or `purchase` "
+                    "(to buy one), not both: apply would ignore one of them",
+                }
+            }
+        }
+    if kind.name == "phoneNumber" and variant == "twilio":
+        props["twilioAccountSid"] = {
+            **props["twilioAccountSid"],
+            "pattern": TWILIO_ACCOUNT_SID_PATTERN,
+        }
+        # API.md: Vapi needs the auth token or an API key and its secret to import a
+        # number. A bought number is always imported; one given by `number` may already
+        # be (`import --generate` cannot read the token back), so the plan checks those.
+        entry["allOf"] = [
+            {
+                "if": {"required": ["purchase"]},
+                "then": {
+                    "anyOf": [
+                        {"required": ["twilioAuthToken"]},
+                        {"required": ["twilioApiKey", "twilioApiSecret"]},
+                    ],
+                    ERROR_MESSAGE: TWILIO_CREDENTIALS_NEEDED,
+                },
+            }
+        ]
+    if kind.name == "phoneNumber" and variant == "vapi" and "numberDesiredAreaCode" in props:
+        # Vapi's spec says only "3 characters"; API.md: the free numbers are US only.
+        props["numberDesiredAreaCode"] = {
+            **props["numberDesiredAreaCode"],
+            "pattern": AREA_CODE_PATTERN,
+        }
     return entry
 
 

@@ -26,7 +26,7 @@ def main() -> int:
     ap.add_argument("--boundaries", type=int, default=0, help="kill points (default 14, quick 12)")
     args = ap.parse_args()
     boundaries = args.boundaries or (12 if args.quick else 14)
-    seeds = [1, 2] if args.quick else [1, 2, 3, 4, 5]
+    seeds = scenarios.FAULT_SEEDS[:2] if args.quick else (*scenarios.FAULT_SEEDS, 1, 2, 4)
     base = Path(tempfile.mkdtemp(prefix="reliability-"))
     sandbox = Sandbox()
     results: list[scenarios.Figures] = []
@@ -43,6 +43,7 @@ def main() -> int:
         results.append(scenarios.corrupt_state(sandbox, base))
         results.append(scenarios.partial_failure(sandbox, base))
         results.append(scenarios.interrupted_apply(sandbox, base))
+        results.append(scenarios.interrupted_rate_limited_apply(sandbox, base))
         results.append(scenarios.dead_lock_taken_over(sandbox, base))
         results.append(scenarios.purchase_kill_matrix(sandbox, base))
     finally:

@@ -8,17 +8,22 @@
   therefore loses no ID, and the next run adopts instead of duplicating.
 - A create whose answer was lost (AmbiguousCreateError) is looked for before being sent
   again.
-- An interrupt (Ctrl-C) stops starting new work; requests in flight finish.
+- An interrupt (Ctrl-C) stops starting new work; requests in flight finish. It reaches
+  the client too: a change whose first request has not left yet (waiting for the rate
+  limiter, say) is abandoned and reported "not started"; one cut short while waiting to
+  retry fails, with state as the requests sent left it.
 
 Never prints: progress goes to `ApplyEvents`. Always returns the (partially) updated state.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import threading
 import time
 from collections.abc import Callable, Mapping
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Protocol
@@ -29,6 +34,7 @@ from provisioner.errors import (
     ProvisionerError,
     RemoteError,
     RemoteTransportError,
+    RequestInterrupted,
     StalePlanError,
 )
 from provisioner.kinds import KINDS, OWNER_MARKER_KEY, ResourceKind
@@ -48,6 +54,7 @@ class WriteClient(ReadClient, Protocol):
         self, kind: ResourceKind, resource_id: str, body: Mapping[str, Any]
     ) -> dict[str, Any]: ...
     def delete(self, kind: ResourceKind, resource_id: str) -> bool: ...
+    def interruptible(self, event: threading.Event) -> AbstractContextManager[None]: ...
 
 
 class StateWriter(Protocol):
@@ -148,7 +155,7 @@ def apply_plan(
                 events.change_finished(outcomes[addr])
                 skip_dependents(addr)
 
-    with ThreadPoolExecutor(max_workers=max(1, parallelism)) as pool:
+    with client.interruptible(interrupt), ThreadPoolExecutor(max(1, parallelism)) as pool:
         while True:
             if not interrupt.is_set():
                 started = set(running.values())
@@ -171,8 +178,8 @@ def apply_plan(
                 if outcome.status is Outcome.DONE:
                     for deps in waiting_on.values():
                         deps.discard(addr)
-                else:
-                    skip_dependents(addr)
+                elif outcome.status is not Outcome.NOT_STARTED:
+                    skip_dependents(addr)  # (dependents of what never began are not started)
     for addr, change in pending.items():
         if addr not in outcomes:
             outcomes[addr] = ChangeOutcome(change, Outcome.NOT_STARTED)
@@ -194,11 +201,19 @@ class _Runner:
         self.events = events
         self.now = now
         self.numbers = numbers
+        # Per change (each runs on one thread): whether a request of it already had an
+        # effect, so that an interrupt before the next one cannot count as "not started".
+        self._local = threading.local()
 
     def run(self, change: ResourceChange) -> ChangeOutcome:
         start = time.monotonic()
+        self._local.begun = False
         try:
             live = self._dispatch(change)
+        except RequestInterrupted as exc:
+            status = Outcome.FAILED if exc.sent or self._local.begun else Outcome.NOT_STARTED
+            message = str(exc) if status is Outcome.FAILED else "interrupted before it was sent"
+            return ChangeOutcome(change, status, message=message, elapsed=time.monotonic() - start)
         except ProvisionerError as exc:
             return ChangeOutcome(
                 change, Outcome.FAILED, message=str(exc), elapsed=time.monotonic() - start
@@ -296,24 +311,41 @@ class _Runner:
         send: dict[str, Any],
         intent: Mapping[str, Any],
     ) -> dict[str, Any]:
-        """POST, and after an ambiguous outcome look for the object before sending again."""
+        """POST, and after an ambiguous outcome look for the object before sending again.
+
+        Once one attempt was ambiguous the object may exist whatever happens next, so any
+        later failure (the lookup failing or cut short, a POST refused after "not found")
+        is raised as AmbiguousCreateError: the intent stays in state and the next run's
+        refresh looks for the object before anything is created again.
+        """
+        unknown: AmbiguousCreateError | None = None
         for attempt in range(1, _CREATE_ATTEMPTS + 1):
             try:
                 return self.client.create(kind, send)
             except AmbiguousCreateError as exc:
-                self.events.note(
-                    change.address,
-                    f"create outcome unknown ({exc.message}); looking for it before retrying",
-                )
-                found = find_created(
-                    kind, intent, self.client.list_all(kind).items, self.recorder.owned_ids()
-                )
-                if found is not None:
-                    self.events.note(change.address, f"found it ({found['id']}); adopting")
-                    return found
-                if attempt == _CREATE_ATTEMPTS:
-                    raise
-                self.events.note(change.address, "not found; creating again")
+                unknown = exc
+            except RemoteError as exc:
+                if unknown is None:
+                    raise  # the first POST: its answer is the whole truth
+                raise _still_unknown(unknown, f"sending it again failed: {exc.message}") from exc
+            self.events.note(
+                change.address,
+                f"create outcome unknown ({unknown.message}); looking for it before retrying",
+            )
+            try:
+                listed = self.client.list_all(kind)
+            except RemoteError as exc:
+                raise _still_unknown(unknown, f"looking for it failed: {exc.message}") from exc
+            found = find_created(kind, intent, listed.items, self.recorder.owned_ids())
+            if found is not None:
+                self.events.note(change.address, f"found it ({found['id']}); adopting")
+                return found
+            if not listed.complete:
+                why = f"the list of {kind.label}s stopped before its end, so it may exist unseen"
+                raise _still_unknown(unknown, why)
+            if attempt == _CREATE_ATTEMPTS:
+                raise _still_unknown(unknown, f"it was not found after {attempt} attempts")
+            self.events.note(change.address, "not found; creating again")
         raise AssertionError("unreachable")
 
     def _update(self, change: ResourceChange, kind: ResourceKind) -> dict[str, Any]:
@@ -347,6 +379,7 @@ class _Runner:
     def _delete(self, change: ResourceChange, kind: ResourceKind) -> None:
         if change.id is not None:
             self.client.delete(kind, change.id)
+            self._local.begun = True
         step = change.purchase if change.action is Action.DELETE else None
         kept = self._bought(change.address)
         if step is not None and step.get("action") == "release" and kept:
@@ -388,37 +421,68 @@ class _Runner:
         State records the wish (with the marker the number is bought under) before the
         request and the number with its SID right after, so a crash at any point is
         resolved by the next run: it finds the number by its marker instead of buying
-        another."""
+        another. A number bought earlier for other criteria is replaced: recorded as
+        `replaced` until the new one is bought, then released if `purchase.release`."""
+        from provisioner.purchasing import PurchaseError, purchase_marker, same_purchase
+
         wanted = change.purchase or {}
+        previous = self.recorder.state.resources.get(change.address)
         prior = self._bought(change.address).get("purchase") or {}
-        if prior.get("number"):
+        if prior.get("number") and same_purchase(prior, wanted):
+            self._finish_replaced(change)
             return str(prior["number"])
         if self.numbers is None:
             raise ProvisionerError(f"{change.address}: buying a number needs Twilio access")
-        from provisioner.purchasing import purchase_marker
-
+        # The number this purchase replaces: bought for other criteria (or still pending).
+        replaced = (
+            prior if prior.get("number") else (previous.extra if previous else {}).get("replaced")
+        )
+        self._local.begun = True  # Twilio requests are not interruptible: they go out
         account, token = self.numbers.credentials(body)
         self.numbers.client(account, token)
-        marker = purchase_marker(change.address, self.recorder.state.lineage)
+        if prior.get("marker") and not prior.get("number") and same_purchase(prior, wanted):
+            marker = str(prior["marker"])  # the wish of a run that died: look under its name
+        else:
+            old_sid = replaced.get("sid") if isinstance(replaced, Mapping) else None
+            marker = purchase_marker(change.address, self.recorder.state.lineage, old_sid)
         record = {
-            **{k: v for k, v in wanted.items() if k not in ("action", "monthly", "currency")},
+            **{
+                k: v
+                for k, v in wanted.items()
+                if k not in ("action", "monthly", "currency", "replaces")
+            },
             "account": account,
             "marker": marker,
         }
+        also = {"replaced": dict(replaced)} if isinstance(replaced, Mapping) else {}
 
         def record_wish(state: StateFile) -> None:
             state.resources[change.address] = ResourceState(
                 kind="phoneNumber",
                 id=None,
                 status=ResourceStatus.CREATING,
-                extra={"purchase": record},
+                extra={"purchase": record, **also},
             )
+
+        def forget_wish(state: StateFile) -> None:
+            # Nothing was bought: the state is as it was before this purchase.
+            if previous is None:
+                state.resources.pop(change.address, None)
+            else:
+                state.resources[change.address] = previous
 
         self.recorder.mutate(record_wish)
         bought = self.numbers.find_bought(account, marker)
         if bought is not None:
             self.events.note(change.address, f"found {bought.phone_number}, bought earlier")
         else:
+            if wanted.get("monthly") is None:
+                # Nothing that costs money happens unless the plan showed the price.
+                self.recorder.mutate(forget_wish)
+                raise PurchaseError(
+                    "not buying a number: the plan could not show its price (Twilio's "
+                    "pricing was not reachable); plan again when it is"
+                )
             self.events.note(change.address, "buying a number from Twilio")
             try:
                 bought = self.numbers.buy(account, wanted, marker)
@@ -426,6 +490,10 @@ class _Runner:
                 bought = self.numbers.find_bought(account, marker)
                 if bought is None:
                     raise
+            except ProvisionerError as exc:
+                if not isinstance(exc, RemoteError) or _definitely_not_created(exc):
+                    self.recorder.mutate(forget_wish)
+                raise
             self.events.note(change.address, f"bought {bought.phone_number} ({bought.sid})")
         done = {**record, "number": bought.phone_number, "sid": bought.sid}
 
@@ -434,16 +502,40 @@ class _Runner:
                 kind="phoneNumber",
                 id=None,
                 status=ResourceStatus.CREATING,
-                extra={"purchase": done},
+                extra={"purchase": done, **also},
             )
 
         self.recorder.mutate(record_bought)
+        self._finish_replaced(change)
         return str(bought.phone_number)
+
+    def _finish_replaced(self, change: ResourceChange) -> None:
+        """Once its successor is bought, the number bought before is released at Twilio
+        (with `purchase.release`) or left in the account, and forgotten."""
+        rs = self.recorder.state.resources.get(change.address)
+        old = rs.extra.get("replaced") if rs is not None else None
+        if not isinstance(old, Mapping):
+            return
+        if (change.purchase or {}).get("release"):
+            self._release(change, old)
+        else:
+            self.events.note(
+                change.address,
+                f"{old.get('number')} stays in your Twilio account (purchase.release is not set)",
+            )
+
+        def forget_old(state: StateFile) -> None:
+            entry = state.resources[change.address]
+            extra = {k: v for k, v in entry.extra.items() if k != "replaced"}
+            state.resources[change.address] = dataclasses.replace(entry, extra=extra)
+
+        self.recorder.mutate(forget_old)
 
     def _release(self, change: ResourceChange, bought: Mapping[str, Any]) -> None:
         if self.numbers is None:
             raise ProvisionerError(f"{change.address}: releasing a number needs Twilio access")
         account = str(bought.get("account") or "")
+        self._local.begun = True
         self.numbers.client(account)
         self.numbers.release(account, str(bought["sid"]))
         self.events.note(change.address, f"released {bought.get('number')} at Twilio")
@@ -456,6 +548,16 @@ def _definitely_not_created(exc: RemoteError) -> bool:
     if isinstance(exc, RemoteTransportError):
         return not exc.sent
     return exc.status is not None and 400 <= exc.status < 500 and exc.status != 429
+
+
+def _still_unknown(first: AmbiguousCreateError, why: str) -> AmbiguousCreateError:
+    return AmbiguousCreateError(
+        f"create outcome unknown ({first.message}) and {why}; its intent stays in state, "
+        "so the next apply looks for it before creating it",
+        method=first.method,
+        path=first.path,
+        status=first.status,
+    )
 
 
 def _with_marker(body: Mapping[str, Any], address: str, lineage: str) -> dict[str, Any]:

@@ -13,7 +13,7 @@ import os
 import signal
 import sys
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -50,10 +50,14 @@ pass_app = click.make_pass_decorator(AppContext)
 
 @contextmanager
 def _locked(app: AppContext, store: Any, command: str, timeout: float) -> Iterator[None]:
-    """Hold the state lock; say so when it was left by a run that died."""
+    """Hold the state lock; say so when waiting for it, and when it was left by a run
+    that died."""
     from provisioner import operations
 
-    with store.lock(operations.lock_info(command), timeout=timeout) as held:
+    def waiting(holder: Any, seconds: float) -> None:
+        app.err(f"Waiting for the state lock held by {holder.describe()} (up to {seconds:g} s)...")
+
+    with store.lock(operations.lock_info(command), timeout=timeout, on_wait=waiting) as held:
         if held.replaced is not None:
             app.err(
                 f"Warning: took over the state lock of a run that is no longer running "
@@ -90,13 +94,26 @@ class _Group(click.Group):
             # Usage errors exit 1 too: 2 is reserved for "changes pending".
             sys.exit(1)
         except ProvisionerError as exc:
-            given = args if args is not None else sys.argv[1:]
-            color = _use_color("--no-color" in given)
-            click.echo(
-                click.style("Error: ", fg="red", bold=True) + str(exc), err=True, color=color
-            )
+            _error(args, str(exc))
             sys.exit(exc.exit_code)
+        except BrokenPipeError:
+            # The reader went away (`provisioner plan ... | head`): nothing left to say.
+            # Point stdout at devnull so the interpreter's final flush stays quiet too.
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+            sys.exit(1)
+        except OSError as exc:
+            # The system refused (permission denied writing state, a full disk, ...):
+            # what and where is all the user needs, not a traceback.
+            where = f": {exc.filename}" if exc.filename else ""
+            _error(args, f"{exc.strerror or exc}{where}")
+            sys.exit(1)
         sys.exit(rv if isinstance(rv, int) else 0)
+
+
+def _error(args: list[str] | None, message: str) -> None:
+    given = args if args is not None else sys.argv[1:]
+    color = _use_color("--no-color" in given)
+    click.echo(click.style("Error: ", fg="red", bold=True) + message, err=True, color=color)
 
 
 @click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
@@ -136,8 +153,13 @@ MANIFEST = click.argument("manifest", type=click.Path(path_type=Path))
 
 @cli.command()
 @MANIFEST
+@click.option(
+    "--sandbox",
+    is_flag=True,
+    help="Accepted as on every command; validating never talks to Vapi anyway.",
+)
 @pass_app
-def validate(app: AppContext, manifest: Path) -> None:
+def validate(app: AppContext, manifest: Path, sandbox: bool) -> None:
     """Check MANIFEST against the schema, references, env vars and files."""
     from provisioner.validation import validate as validate_manifest
 
@@ -229,7 +251,8 @@ def plan(
     _show_plan(app, result.plan, fmt)
     if out is not None and fmt == "human":
         app.out(f"\nSaved the plan to {out}. Apply exactly it with: provisioner apply {out}")
-    if detailed_exitcode and result.plan.has_changes:
+    # A `moved` entry alone is pending too: applying the plan rewrites the state.
+    if detailed_exitcode and (result.plan.has_changes or result.plan.moved):
         raise SystemExit(2)
 
 
@@ -417,8 +440,15 @@ def _run_apply(
     plan_file = target if not destroy and operations.is_plan_file(target) else None
     manifest = operations.saved_manifest_path(plan_file) if plan_file else target
     command = f"provisioner {'destroy' if destroy else 'apply'} {target}"
+    if json_events and plan_file is None and not auto_approve:
+        # JSON mode shows no plan, so there would be nothing to approve (as Terraform).
+        raise click.UsageError(
+            "--json shows no plan to approve: pass --auto-approve, or apply a saved plan "
+            "(`plan --out FILE`, then `apply FILE --json`)"
+        )
     # Check the manifest before taking the lock or touching anything.
-    validated, diags = validate_manifest(manifest, app.environ)
+    check = operations.validate_for_destroy if destroy else validate_manifest
+    validated, diags = check(manifest, app.environ)
     if validated is None:
         app.diagnostics(diags)
         raise SystemExit(_fail(app, "Nothing was changed."))
@@ -456,7 +486,7 @@ def _run_apply(
                 # Nothing to do is still an answer: one summary line, all counts zero.
                 JsonApplyEvents(app.out, total=0).summary([], False)
             else:
-                _print_outputs(app, result.state)
+                _print_outputs(app, result.state, the_plan.cost)
             return
         # A saved plan was reviewed when it was made: it runs without a prompt.
         if plan_file is None and not auto_approve:
@@ -492,7 +522,7 @@ def _run_apply(
         app.out(app.renderer.apply_summary(applied.outcomes, applied.interrupted))
         if not destroy:
             app.out("")
-            _print_outputs(app, applied.state)
+            _print_outputs(app, applied.state, the_plan.cost)
             if applied.ok:
                 app.out("")
                 app.out(_next_steps(settings, manifest, applied.state, the_plan))
@@ -589,7 +619,9 @@ def _interruptible() -> Iterator[threading.Event]:
 # outputs and state ---------------------------------------------------------------------------
 
 
-def _output_rows(state: Any) -> list[dict[str, Any]]:
+def _output_rows(state: Any, prices: Mapping[str, str] | None = None) -> list[dict[str, Any]]:
+    """One row per resource; a phone number's `call` says what to dial, what answers, and
+    (with `prices`: address -> "1.15 USD/month", from the plan's cost) what it costs."""
     from provisioner.kinds import KINDS
     from provisioner.render.human import dashboard_url
 
@@ -616,25 +648,55 @@ def _output_rows(state: Any) -> list[dict[str, Any]]:
             outputs = rs.extra.get("outputs", {})
             number = outputs.get("number") or rs.applied.get("number") or outputs.get("sipUri")
             row["number"] = number
-            target = ids_to_addr.get(rs.applied.get("assistantId"))
-            target_name = names.get(target) if target else None
+            assistant_id = rs.applied.get("assistantId")
+            target = ids_to_addr.get(assistant_id)
             row["assistant"] = target
+            monthly = (prices or {}).get(addr)
+            if monthly:
+                row["monthly"] = monthly
             if number:
-                who = target_name or target or "no assistant"
-                row["call"] = f"call {format_number(number)} to talk to {who}"
+                row["call"] = _call_line(
+                    number,
+                    names.get(target) if target else None,
+                    target or assistant_id,
+                    rs.applied,
+                    monthly,
+                )
         rows.append(row)
     return rows
 
 
+def _call_line(
+    number: str, name: str | None, assistant: Any, applied: Any, monthly: str | None
+) -> str:
+    """`call +1 415 555 0100 to talk to Acme Support (1.15 USD/month)`, or where it routes."""
+    if number.startswith("+") or number.lower().startswith("sip"):
+        dial = f"call {format_number(number)}"
+    else:
+        dial = f"dial {number} on your SIP trunk"  # an extension, not an E.164 number
+    if name or isinstance(assistant, str) and assistant:
+        reach = f" to talk to {name or assistant}"
+    elif isinstance(applied.get("squadId"), str):
+        reach = f": routes to squad {applied['squadId']}"
+    elif isinstance(applied.get("workflowId"), str):
+        reach = f": routes to workflow {applied['workflowId']}"
+    else:
+        reach = ": no assistant, squad or workflow answers it yet"
+    cost = f" ({monthly})" if monthly else ""
+    return f"{dial}{reach}{cost}"
+
+
 def format_number(number: str) -> str:
-    """+14155550100 -> +1 415 555 0100 (NANP); other numbers unchanged."""
-    if number.startswith("+1") and len(number) == 12 and number[1:].isdigit():
-        return f"+1 {number[2:5]} {number[5:8]} {number[8:]}"
-    return number
+    """+14155550100 -> +1 415 555 0100; see `provisioner.phone_format`."""
+    from provisioner.phone_format import format_number as readable
+
+    return readable(number)
 
 
-def _print_outputs(app: AppContext, state: Any) -> None:
-    app.out(app.renderer.outputs(_output_rows(state)))
+def _print_outputs(app: AppContext, state: Any, cost: Mapping[str, Any] | None = None) -> None:
+    from provisioner.costs import monthly_prices
+
+    app.out(app.renderer.outputs(_output_rows(state, monthly_prices(cost))))
 
 
 @cli.command()
@@ -704,17 +766,32 @@ def state_show(
 @MANIFEST
 @click.argument("lock_id")
 @_common
+@click.option(
+    "--force", is_flag=True, help="Remove it even if its holder is still running on this host."
+)
 @pass_app
 def force_unlock(
-    app: AppContext, manifest: Path, lock_id: str, sandbox: bool, state_path: Path | None
+    app: AppContext,
+    manifest: Path,
+    lock_id: str,
+    sandbox: bool,
+    state_path: Path | None,
+    force: bool,
 ) -> None:
-    """Remove the state lock LOCK_ID left by a run that no longer exists."""
+    """Remove the state lock LOCK_ID left by a run that no longer exists (or a lock file
+    left unreadable by a run killed while taking it, whatever LOCK_ID)."""
     from provisioner import operations
 
     settings = _settings(app, sandbox=sandbox, state_path=state_path)
     store = operations.open_state(settings, manifest)
-    store.force_unlock(lock_id)
-    app.out(f"Lock {lock_id} removed from {store.describe()}.")
+    removed = store.force_unlock(lock_id, force=force)
+    if isinstance(removed, str):
+        app.out(
+            f"The lock file of {store.describe()} {removed} (a run was probably killed while "
+            f"taking the lock): removed it."
+        )
+    else:
+        app.out(f"Lock {lock_id} removed from {store.describe()}.")
 
 
 @cli.command("import")
@@ -827,6 +904,32 @@ def _register_numbers() -> None:
 
 
 _register_numbers()
+
+
+def _no_color_given(ctx: click.Context, param: click.Parameter, value: bool) -> None:
+    app = ctx.find_object(AppContext)
+    if value and app is not None:
+        app.renderer = Renderer(_use_color(True))
+
+
+def _accept_no_color_everywhere(group: click.Group) -> None:
+    """`--no-color` after the subcommand too (`provisioner plan x.yaml --no-color`); the
+    root group's option and `_use_color` stay the one place that decides."""
+    for command in group.commands.values():
+        command.params.append(
+            click.Option(
+                ["--no-color"],
+                is_flag=True,
+                expose_value=False,
+                callback=_no_color_given,
+                help="Plain text output (also when NO_COLOR is set).",
+            )
+        )
+        if isinstance(command, click.Group):
+            _accept_no_color_everywhere(command)
+
+
+_accept_no_color_everywhere(cli)
 
 
 # entry point ---------------------------------------------------------------------------------

@@ -27,8 +27,9 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from provisioner import purchasing
+from provisioner import costs, purchasing
 from provisioner.errors import ProvisionerError, RemoteError
+from provisioner.phone_format import format_number
 from provisioner.settings import SANDBOX_DIR
 
 if TYPE_CHECKING:
@@ -58,18 +59,20 @@ SANDBOX_AUTH_TOKEN = purchasing.SANDBOX_AUTH_TOKEN
 SANDBOX_URL = purchasing.SANDBOX_TWILIO_URL
 SANDBOX_DATA = SANDBOX_DIR / "emulator" / "twilio.json"
 VAPI_FREE_NUMBERS = (
-    "Vapi also provides free US numbers "
-    "(choose an area code with numberDesiredAreaCode; up to 5 per account)"
+    "Vapi also provides free US numbers (choose an area code with numberDesiredAreaCode; "
+    f"up to {costs.VAPI_FREE_NUMBER_LIMIT} per account)"
 )
 SEARCH_TYPES = ("local", "toll-free", "mobile")
 _NANP = ("US", "CA")
 _ACCOUNT_SID = re.compile(r"^AC[0-9a-fA-F]{32}$")
-_AREA_CODE = re.compile(r"^[2-9]\d\d$")
-_CONTAINS = re.compile(r"^\+?%?[0-9A-Za-z*]{2,16}%?\$?$")
 
 
 class MissingCredentialsError(ProvisionerError):
     """The Twilio account SID or auth token is not in the environment (or malformed)."""
+
+
+class ManifestCredentialsError(ProvisionerError):
+    """`--manifest` names a manifest that is invalid or has no Twilio number."""
 
 
 class SandboxDataError(ProvisionerError):
@@ -88,7 +91,9 @@ def _check_country(ctx: click.Context, param: click.Parameter, value: str) -> st
 def _check_area_code(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
     if value is None:
         return None
-    if not _AREA_CODE.match(value.strip()):
+    from provisioner.manifest.schema import AREA_CODE_PATTERN  # the manifest's rule
+
+    if not re.match(AREA_CODE_PATTERN, value.strip()):
         raise click.BadParameter("a US/CA area code is three digits, not starting with 0 or 1")
     return value.strip()
 
@@ -96,7 +101,9 @@ def _check_area_code(ctx: click.Context, param: click.Parameter, value: str | No
 def _check_contains(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
     if value is None:
         return None
-    if not _CONTAINS.match(value.strip()):
+    from provisioner.manifest.schema import CONTAINS_PATTERN  # the manifest's rule
+
+    if not re.match(CONTAINS_PATTERN, value.strip()):
         raise click.BadParameter(
             "use 2 to 16 digits or letters, `*` for any one digit "
             "(e.g. 555, 415***0000, +1415, 1234$)"
@@ -118,6 +125,13 @@ SANDBOX = click.option(
     help="Use the local Twilio emulator (no credentials needed).",
 )
 AS_JSON = click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+FROM_MANIFEST = click.option(
+    "--manifest",
+    type=click.Path(path_type=Path, dir_okay=False),
+    help="Use the Twilio account of this manifest's first Twilio number (its "
+    "twilioAccountSid and twilioAuthToken, or API key) instead of TWILIO_ACCOUNT_SID and "
+    "TWILIO_AUTH_TOKEN.",
+)
 COUNTRY = click.option(
     "--country",
     default="US",
@@ -169,7 +183,7 @@ def list_numbers(
         return
     table = [
         [
-            _format_number(r["number"]) if r["number"] else "-",
+            format_number(r["number"]) if r["number"] else "-",
             r["provider"] or "-",
             r["name"] or "-",
             r["routes_to"] or "-",
@@ -251,6 +265,7 @@ def _listed_number(
 @click.option("--voice", is_flag=True, help="Only numbers that can receive calls.")
 @AS_JSON
 @SANDBOX
+@FROM_MANIFEST
 @click.pass_context
 def search(
     ctx: click.Context,
@@ -263,6 +278,7 @@ def search(
     voice: bool,
     as_json: bool,
     sandbox: bool,
+    manifest: Path | None,
 ) -> None:
     """Search the numbers Twilio has for sale, with their monthly price."""
     from provisioner.remote.twilio import TwilioError
@@ -272,7 +288,7 @@ def search(
             f"area codes exist only for US and CA numbers, not {country}",
             param_hint="--area-code",
         )
-    with _open_client(ctx, sandbox) as client:
+    with _open_client(ctx, sandbox, manifest) as client:
         try:
             found = client.search(
                 country,
@@ -319,7 +335,7 @@ def search(
         click.echo("")
         rows = [
             [
-                _format_number(n.phone_number),
+                format_number(n.phone_number),
                 n.locality or "-",
                 n.region or "-",
                 " ".join(n.capabilities.labels()) or "-",
@@ -337,10 +353,13 @@ def search(
 @COUNTRY
 @AS_JSON
 @SANDBOX
+@FROM_MANIFEST
 @click.pass_context
-def pricing(ctx: click.Context, country: str, as_json: bool, sandbox: bool) -> None:
+def pricing(
+    ctx: click.Context, country: str, as_json: bool, sandbox: bool, manifest: Path | None
+) -> None:
     """Show Twilio's monthly price per phone number, by number type."""
-    with _open_client(ctx, sandbox) as client:
+    with _open_client(ctx, sandbox, manifest) as client:
         prices = client.pricing(country)
     if as_json:
         click.echo(json.dumps(_pricing_json(prices), indent=2))
@@ -379,13 +398,50 @@ def _report_retry(notice: RetryNotice) -> None:
 
 
 @contextmanager
-def _open_client(ctx: click.Context, sandbox: bool) -> Iterator[TwilioClient]:
+def _open_client(
+    ctx: click.Context, sandbox: bool, manifest: Path | None = None
+) -> Iterator[TwilioClient]:
     if sandbox:
         client = _sandbox_client()
+    elif manifest is not None:
+        with _manifest_client(_environ(ctx), manifest) as client:
+            yield client
+        return
     else:
         client = _live_client(_environ(ctx))
     with client:
         yield client
+
+
+@contextmanager
+def _manifest_client(environ: Mapping[str, str], manifest: Path) -> Iterator[TwilioClient]:
+    """A client with the credentials of the manifest's first Twilio number, resolved as
+    plan and apply resolve them (`purchasing.Twilio.credentials`)."""
+    from provisioner.settings import Settings
+    from provisioner.validation import validate
+
+    validated, diags = validate(manifest, environ)
+    if validated is None:
+        for d in diags.sorted():
+            click.echo(d.format(), err=True)
+        raise ManifestCredentialsError(f"{manifest} is not valid; nothing was asked of Twilio")
+    bodies = [
+        (address, r.body)
+        for address, r in validated.resolved.resources.items()
+        if r.kind.name == "phoneNumber" and r.body.get("provider") == "twilio"
+    ]
+    if not bodies:
+        raise ManifestCredentialsError(
+            f"{manifest} has no Twilio phone number to take an account from"
+        )
+    address, body = bodies[0]
+    twilio = purchasing.Twilio(Settings(environ=environ))
+    try:
+        sid, secret = twilio.credentials(body)
+        click.echo(f"Using the Twilio account of {address} ({sid}).", err=True)
+        yield twilio.client(sid, secret)
+    finally:
+        twilio.close()
 
 
 def _live_client(environ: Mapping[str, str]) -> TwilioClient:
@@ -467,13 +523,6 @@ def _price_text(price: Decimal | None, currency: str | None) -> str:
     if price is None:
         return "?"
     return f"{price} {currency}" if currency else str(price)
-
-
-def _format_number(number: str) -> str:
-    """+14155550100 -> +1 415 555 0100 (NANP); other numbers unchanged."""
-    if number.startswith("+1") and len(number) == 12 and number[1:].isdigit():
-        return f"+1 {number[2:5]} {number[5:8]} {number[8:]}"
-    return number
 
 
 def _criteria(

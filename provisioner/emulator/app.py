@@ -18,7 +18,8 @@ paths (`/assistant`, `/phone-number`, `/structured-output`, `/reporting/insight`
 * References (`assistantId`, `assistantIds`, board `insightId`) must name existing
   objects; Vapi numbers are limited (5 free per account by default).
 * Write-only secrets (`twilioAuthToken`, `twilioApiSecret`, `authentication.password`)
-  are stored but never shown.
+  are never shown, and kept only as a digest (`sha256:...`): the API never returns them,
+  nothing here needs them in clear, and the sandbox's data file must not hold them.
 * Faults from a `FaultProfile` (see `faults`), and an admin API outside the Vapi
   namespace: `GET /__emulator/stats`, `GET|PUT /__emulator/faults`,
   `POST /__emulator/reset`, `PUT /__emulator/hold` + `POST /__emulator/release` (hold
@@ -31,6 +32,7 @@ Must not touch: sockets (see `server`), files other than through the store, or
 from __future__ import annotations
 
 import copy
+import hashlib
 import http
 import json
 import math
@@ -48,12 +50,13 @@ from wsgiref.types import StartResponse, WSGIEnvironment
 from provisioner.emulator.faults import (
     CLIENT_READ_TIMEOUT,
     ConnectionDropped,
+    ConnectionRefused,
     FaultDecision,
     FaultInjector,
     FaultProfile,
     RequestTimedOut,
 )
-from provisioner.emulator.store import EmulatorStore, StoreTransaction
+from provisioner.emulator.store import EmulatorStore, SandboxDataError, StoreTransaction
 from provisioner.emulator.validation import SchemaUnavailableError, validate_body
 from provisioner.kinds import KINDS, ListStyle, ResourceKind
 
@@ -97,6 +100,7 @@ _E164_PROVIDERS = frozenset({"twilio", "vonage", "telnyx"})
 _SECRET_FIELDS: Mapping[str, tuple[str, ...]] = {
     "phoneNumber": ("twilioAuthToken", "twilioApiSecret"),
 }
+_DIGEST_PREFIX = "sha256:"
 # How long a held request waits for `/__emulator/release` at most.
 _HOLD_LIMIT = 120.0
 
@@ -159,6 +163,7 @@ class _Stats:
         self.creates: dict[str, int] = {kind: 0 for kind in KINDS}
         self.dropped = 0
         self.hung = 0
+        self.ambiguous_posts = 0  # creates performed, then answered 502 or dropped
 
     def arrive(self, method: str) -> int:
         with self.lock:
@@ -187,6 +192,7 @@ class _Stats:
                 "rate_limited": self.by_status.get("429", 0),
                 "dropped": self.dropped,
                 "hung": self.hung,
+                "ambiguous_posts": self.ambiguous_posts,
                 "creates": dict(self.creates),
             }
 
@@ -310,11 +316,15 @@ class VapiEmulator:
             answer = _Answer(fail.status, _nest_error(fail.status, fail.message), fail.headers)
         except SchemaUnavailableError as exc:
             answer = _Answer(500, _nest_error(500, f"Internal server error ({exc})"))
+        except SandboxDataError:
+            raise  # the host says it once (see `server`); no request can succeed
         except Exception:
             traceback.print_exc(file=environ.get("wsgi.errors"))
             answer = _Answer(500, _nest_error(500, "Internal server error"))
         self._holds.wait_if_due(number, "after")
         if decision.ambiguous is not None and request.method == "POST" and answer.status == 201:
+            with stats.lock:
+                stats.ambiguous_posts += 1
             if decision.ambiguous == "drop":
                 stats.answer(None)
                 raise ConnectionDropped("create performed, answer dropped")
@@ -343,6 +353,8 @@ class VapiEmulator:
                 raise RequestTimedOut(limit)
             self._sleep(hang)
             raise ConnectionDropped("hung, then closed")
+        if decision.refuse:
+            raise ConnectionRefused("refused by the fault profile")
         raise ConnectionDropped("dropped by the fault profile")
 
     def _route(self, request: _Request) -> _Answer:
@@ -402,7 +414,7 @@ class VapiEmulator:
         with self.store.transaction() as tx:
             _check_references(kind, fields, tx)
             fields = self._read_fields(kind, variant, fields, tx)
-            obj = tx.insert(kind.name, fields)
+            obj = tx.insert(kind.name, _seal(kind, fields))
             shown = _render(kind, obj)
         self._stats.created(kind.name)
         return _Answer(201, shown)
@@ -454,7 +466,7 @@ class VapiEmulator:
                 raise _Fail(400, list(dict.fromkeys(messages)))
             _check_references(kind, {k: v for k, v in body.items() if v is not None}, tx)
             updated = copy.deepcopy(stored)
-            for key, value in body.items():
+            for key, value in _seal(kind, body).items():
                 if value is None:
                     updated.pop(key, None)
                 else:
@@ -620,6 +632,22 @@ def _find(kind: ResourceKind, object_id: str, tx: StoreTransaction) -> dict[str,
     if obj is None:
         raise _Fail(404, f"{kind.label.capitalize()} not found")
     return obj
+
+
+def _seal(kind: ResourceKind, obj: Mapping[str, Any]) -> dict[str, Any]:
+    """`obj` as stored: each write-only secret replaced by its digest (`sha256:<hex>`)."""
+    sealed = dict(obj)
+    for key in _SECRET_FIELDS.get(kind.name, ()):
+        if isinstance(sealed.get(key), str):
+            sealed[key] = _digest(sealed[key])
+    auth = sealed.get("authentication")
+    if kind.name == "phoneNumber" and isinstance(auth, dict) and "password" in auth:
+        sealed["authentication"] = {**auth, "password": _digest(str(auth["password"]))}
+    return sealed
+
+
+def _digest(secret: str) -> str:
+    return _DIGEST_PREFIX + hashlib.sha256(secret.encode()).hexdigest()
 
 
 def _render(kind: ResourceKind, obj: Mapping[str, Any]) -> dict[str, Any]:

@@ -4,13 +4,16 @@ Owns: `FaultProfile`, the frozen description of the faults to inject (parsed fro
 compact `--faults` / `PROVISIONER_SANDBOX_FAULTS` string or from the admin endpoint's
 JSON), and `FaultInjector`, which turns a profile into one `FaultDecision` per request:
 a token-bucket rate limit, random 429s and 5xx, added latency, hangs, dropped
-connections and ambiguous creates. Decisions come from one seeded `random.Random`, and
-every request draws the same number of values whatever the outcome, so the same seed
-and the same request sequence give the same faults (a failing test replays).
+connections and ambiguous creates, and a script of exact outcomes for the next requests
+(`script`, for tests that need one particular sequence). Decisions come from one seeded
+`random.Random`, and every request draws the same number of values whatever the outcome,
+so the same seed and the same request sequence give the same faults (a failing test
+replays).
 
-Also owns the two exceptions the app raises to ask its host for a fault no WSGI response
-can express: `ConnectionDropped` (close the connection without writing anything) and
-`RequestTimedOut` (an in-process hang that outlived the client's read timeout).
+Also owns the exceptions the app raises to ask its host for a fault no WSGI response
+can express: `ConnectionDropped` (close the connection without writing anything),
+`ConnectionRefused` (in-process: the connection was never made) and `RequestTimedOut`
+(an in-process hang that outlived the client's read timeout).
 
 Must not touch: requests, responses, the store, or the clock and sleep of the caller
 (both are injected). Safe to share between threads: one lock guards the RNG and bucket.
@@ -30,6 +33,7 @@ from typing import Any, Literal
 __all__ = [
     "CLIENT_READ_TIMEOUT",
     "ConnectionDropped",
+    "ConnectionRefused",
     "FaultDecision",
     "FaultInjector",
     "FaultProfile",
@@ -65,16 +69,25 @@ _ALIASES: Mapping[str, str] = {
     "seed": "seed",
     "reject": "reject_create_names",
     "reject_create_names": "reject_create_names",
+    "script": "script",
 }
 _COMPACT_KEYS = (
-    "rps, p429, p5xx, latency_ms, p_hang, hang_seconds, p_drop, p_ambiguous, seed, reject"
+    "rps, p429, p5xx, latency_ms, p_hang, hang_seconds, p_drop, p_ambiguous, seed, reject, script"
 )
 _PROBABILITIES = ("p_429", "p_5xx", "p_hang", "p_drop", "p_ambiguous_post")
 _SERVER_ERRORS = (500, 502, 503)
+# Scripted outcomes other than a status code.
+_SCRIPT_OUTCOMES = ("ambiguous", "ambiguous-drop", "drop", "refuse")
+_SCRIPT_METHODS = ("GET", "POST", "PATCH", "DELETE", "*")
 
 
 class ConnectionDropped(Exception):
     """Raised by the app: close the connection without sending any response."""
+
+
+class ConnectionRefused(ConnectionDropped):
+    """Raised by the app: in-process, the connection was refused (nothing was sent); over a
+    socket the connection exists already, so it is dropped like `ConnectionDropped`."""
 
 
 class RequestTimedOut(Exception):
@@ -104,6 +117,13 @@ class FaultProfile:
         seed: seeds the random source; None = a fresh random seed.
         reject_create_names: creates whose `name` is in this list answer 400 (a create
             the API refuses, for partial-failure tests).
+        script: exact outcomes for the next requests, in order, each `METHOD:OUTCOME` or
+            `METHOD:OUTCOME*N` (N requests). Each request of that METHOD (`*`: any) takes
+            the first step left for it. OUTCOME is a status (answered without doing
+            anything), `ambiguous` (a create performed, then answered 502),
+            `ambiguous-drop` (performed, then the connection dropped), `drop` (dropped
+            before anything) or `refuse` (see `ConnectionRefused`). Takes precedence over
+            the random faults; restarts whenever the profile is set.
     """
 
     rate_limit_rps: float | None = None
@@ -116,8 +136,11 @@ class FaultProfile:
     p_ambiguous_post: float = 0.0
     seed: int | None = None
     reject_create_names: tuple[str, ...] = field(default=())
+    script: tuple[str, ...] = field(default=())
 
     def __post_init__(self) -> None:
+        for step in self.script:
+            _parse_step(step)
         for name in _PROBABILITIES:
             value = getattr(self, name)
             if not 0.0 <= value <= 1.0:
@@ -137,6 +160,7 @@ class FaultProfile:
             or self.latency_ms
             or any(getattr(self, name) for name in _PROBABILITIES)
             or self.reject_create_names
+            or self.script
         )
 
     @classmethod
@@ -144,7 +168,8 @@ class FaultProfile:
         """Parse the compact form, e.g. `"rps=5,p429=0.2,p5xx=0.1,latency_ms=50,seed=7"`.
 
         Keys: rps (rate_limit_rps), p429, p5xx, latency_ms, p_hang, hang_seconds, p_drop,
-        p_ambiguous (p_ambiguous_post), seed, reject (names separated by `|`). The long
+        p_ambiguous (p_ambiguous_post), seed, reject (names separated by `|`), script
+        (steps separated by `|`, e.g. `script=POST:ambiguous|GET:403*8`). The long
         field names are accepted too. An empty string or `none` is the quiet profile.
 
         Raises:
@@ -192,13 +217,13 @@ class FaultProfile:
                 raise ValueError(f"unknown fault {key!r} (known: {known})")
             if value is None and name in ("rate_limit_rps", "seed"):
                 values[name] = None
-            elif name == "reject_create_names":
+            elif name in ("reject_create_names", "script"):
                 if isinstance(value, str):
                     value = [value]
                 if not isinstance(value, list | tuple) or not all(
                     isinstance(v, str) for v in value
                 ):
-                    raise ValueError("fault reject_create_names must be a list of strings")
+                    raise ValueError(f"fault {name} must be a list of strings")
                 values[name] = tuple(value)
             elif name == "seed":
                 if isinstance(value, bool) or not isinstance(value, int):
@@ -214,11 +239,30 @@ class FaultProfile:
         """The JSON form (field names), as `from_dict` reads it."""
         out = asdict(self)
         out["reject_create_names"] = list(self.reject_create_names)
+        out["script"] = list(self.script)
         return out
 
 
+def _parse_step(step: str) -> tuple[str, str, int]:
+    """`"GET:403*8"` -> ("GET", "403", 8); ValueError naming the step if malformed."""
+    method, sep, rest = step.strip().partition(":")
+    outcome, star, count_text = rest.strip().partition("*")
+    method, outcome = method.strip().upper(), outcome.strip().lower()
+    problem = None
+    if not sep or method not in _SCRIPT_METHODS:
+        problem = f"expected METHOD:OUTCOME with METHOD one of {', '.join(_SCRIPT_METHODS)}"
+    elif outcome not in _SCRIPT_OUTCOMES and not (outcome.isdigit() and 400 <= int(outcome) <= 599):
+        named = ", ".join(_SCRIPT_OUTCOMES)
+        problem = f"OUTCOME must be a status from 400 to 599 or one of {named}"
+    elif star and not (count_text.strip().isdigit() and int(count_text) >= 1):
+        problem = "the count after * must be a whole number of at least 1"
+    if problem:
+        raise ValueError(f"fault script step {step!r}: {problem}")
+    return method, outcome, int(count_text) if star else 1
+
+
 def _convert(name: str, raw: str, text: str) -> Any:
-    if name == "reject_create_names":
+    if name in ("reject_create_names", "script"):
         return tuple(n.strip() for n in raw.split("|") if n.strip())
     if name == "seed":
         try:
@@ -248,6 +292,7 @@ class FaultDecision:
         retry_after: `Retry-After` seconds for a 429.
         hang: hang instead of answering.
         drop: close the connection without answering, before doing anything.
+        refuse: refuse the connection (see `ConnectionRefused`), before doing anything.
         ambiguous: for a successful create: perform it, then answer 502 or drop.
     """
 
@@ -256,12 +301,13 @@ class FaultDecision:
     retry_after: int | None = None
     hang: bool = False
     drop: bool = False
+    refuse: bool = False
     ambiguous: Literal["502", "drop"] | None = None
 
     @property
     def early(self) -> bool:
         """Whether the request is answered (or dropped) without being processed."""
-        return self.status is not None or self.hang or self.drop
+        return self.status is not None or self.hang or self.drop or self.refuse
 
 
 class FaultInjector:
@@ -279,6 +325,7 @@ class FaultInjector:
         self._lock = threading.Lock()
         self._profile = profile or FaultProfile()
         self._rng = random.Random(self._profile.seed)
+        self._script = _steps(self._profile.script)
         self._tokens = 0.0
         self._stamp = 0.0
         self._reset_bucket()
@@ -292,6 +339,7 @@ class FaultInjector:
         with self._lock:
             self._profile = profile
             self._rng = random.Random(profile.seed)
+            self._script = _steps(profile.script)
             self._reset_bucket()
 
     def decide(self, method: str) -> FaultDecision:
@@ -303,7 +351,10 @@ class FaultInjector:
             code = self._rng.choice(_SERVER_ERRORS)
             amb_mode: Literal["502", "drop"] = "502" if self._rng.random() < 0.5 else "drop"
             limited_after = self._take_token()
+            scripted = self._next_step(method)
         latency = p.latency_ms / 1000.0
+        if scripted is not None:
+            return _scripted(scripted, latency)
         if limited_after is not None:
             return FaultDecision(latency, status=429, retry_after=limited_after)
         if u_429 < p.p_429:
@@ -317,6 +368,14 @@ class FaultInjector:
         if method == "POST" and u_amb < p.p_ambiguous_post:
             return FaultDecision(latency, ambiguous=amb_mode)
         return FaultDecision(latency)
+
+    def _next_step(self, method: str) -> str | None:
+        """Take the first scripted outcome left for `method`, if any."""
+        for i, (wanted, outcome) in enumerate(self._script):
+            if wanted in ("*", method.upper()):
+                del self._script[i]
+                return outcome
+        return None
 
     def _reset_bucket(self) -> None:
         rps = self._profile.rate_limit_rps
@@ -336,3 +395,25 @@ class FaultInjector:
             self._tokens -= 1.0
             return None
         return max(1, math.ceil((1.0 - self._tokens) / rps))
+
+
+def _steps(script: tuple[str, ...]) -> list[tuple[str, str]]:
+    """The script as one (method, outcome) per request, in order."""
+    out: list[tuple[str, str]] = []
+    for step in script:
+        method, outcome, count = _parse_step(step)
+        out.extend([(method, outcome)] * count)
+    return out
+
+
+def _scripted(outcome: str, latency: float) -> FaultDecision:
+    if outcome == "ambiguous":
+        return FaultDecision(latency, ambiguous="502")
+    if outcome == "ambiguous-drop":
+        return FaultDecision(latency, ambiguous="drop")
+    if outcome == "drop":
+        return FaultDecision(latency, drop=True)
+    if outcome == "refuse":
+        return FaultDecision(latency, refuse=True)
+    status = int(outcome)
+    return FaultDecision(latency, status=status, retry_after=1 if status == 429 else None)

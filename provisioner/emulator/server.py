@@ -6,9 +6,10 @@ its connection without writing a byte), `running_server` (a context manager for
 tests), `serve_forever` (the `provisioner sandbox serve` command's loop), and
 `SandboxTransport`, the in-process transport the CLI's `--sandbox` mode uses.
 
-`SandboxTransport` is `httpx.WSGITransport` plus two translations: a dropped connection
-raises `httpx.RemoteProtocolError` and a hang past the request's read timeout raises
-`httpx.ReadTimeout`, as over a socket. It is safe to use from many threads at once:
+`SandboxTransport` is `httpx.WSGITransport` plus three translations: a dropped connection
+raises `httpx.RemoteProtocolError`, a hang past the request's read timeout raises
+`httpx.ReadTimeout`, as over a socket, and a refused connection `httpx.ConnectError`.
+It is safe to use from many threads at once:
 `WSGITransport.handle_request` keeps no state between calls (each call builds its own
 environ and input stream), and the app and store are locked. Requests are handled on
 the calling thread, so a thread pool gets real concurrency up to the store's lock.
@@ -22,6 +23,9 @@ line of `serve_forever`).
 from __future__ import annotations
 
 import contextlib
+import errno
+import io
+import json
 import signal
 import socketserver
 import sys
@@ -39,10 +43,12 @@ from provisioner.emulator.app import VapiEmulator
 from provisioner.emulator.faults import (
     CLIENT_READ_TIMEOUT,
     ConnectionDropped,
+    ConnectionRefused,
     FaultProfile,
     RequestTimedOut,
 )
-from provisioner.emulator.store import EmulatorStore
+from provisioner.emulator.store import EmulatorStore, SandboxDataError
+from provisioner.errors import ProvisionerError
 
 __all__ = ["SandboxTransport", "make_sandbox_transport", "running_server", "serve_forever"]
 
@@ -56,6 +62,8 @@ class SandboxTransport(httpx.WSGITransport):
         token = CLIENT_READ_TIMEOUT.set(float(read) if read is not None else None)
         try:
             return super().handle_request(request)
+        except ConnectionRefused as exc:
+            raise httpx.ConnectError("[Errno 111] Connection refused", request=request) from exc
         except ConnectionDropped as exc:
             raise httpx.RemoteProtocolError(
                 "Server disconnected without sending a response.", request=request
@@ -77,12 +85,33 @@ def make_sandbox_transport(
     Every process (CLI run) that points at the same file sees the same objects.
 
     Args:
-        store_path: the JSON data file (its folder must exist); None = in memory.
+        store_path: the JSON data file, in a folder of the sandbox's own (created, with
+            a `.gitignore`, if need be); None = in memory.
         faults: faults to inject; none if None.
         token: the only API key accepted; None accepts any.
     """
+    if store_path is not None:
+        ignore_folder(store_path.parent)
     app = VapiEmulator(EmulatorStore(path=store_path), token=token, faults=faults)
-    return SandboxTransport(app=app)
+    # The emulator runs inside the user's command: a bug in it must show as the API's
+    # 500, not as a traceback on the user's terminal.
+    return SandboxTransport(app=app, wsgi_errors=_Discard())
+
+
+def ignore_folder(folder: Path) -> None:
+    """Create the sandbox's data folder with a `.gitignore` of `*`: its files hold what
+    the emulated API holds (whatever a manifest sent), and must never be committed."""
+    folder.mkdir(parents=True, exist_ok=True)
+    marker = folder / ".gitignore"
+    if not marker.exists():
+        marker.write_text("# The Vapi sandbox's own data: never commit it.\n*\n", encoding="utf-8")
+
+
+class _Discard(io.StringIO):
+    """A text stream that keeps nothing."""
+
+    def write(self, text: str) -> int:
+        return len(text)
 
 
 def with_twilio(
@@ -142,6 +171,13 @@ def _droppable(app: WSGIApplication) -> WSGIApplication:
             return app(environ, start_response)
         except (ConnectionDropped, RequestTimedOut) as exc:
             raise ConnectionAbortedError(str(exc)) from exc
+        except SandboxDataError as exc:
+            # The data file was damaged while serving: say so, without a traceback.
+            error = {"message": str(exc), "error": "Internal Server Error", "statusCode": 500}
+            data = json.dumps(error).encode()
+            headers = [("Content-Type", "application/json"), ("Content-Length", str(len(data)))]
+            start_response("500 Internal Server Error", headers)
+            return [data]
 
     return wrapped
 
@@ -192,7 +228,12 @@ def serve_forever(
     """
     vapi = VapiEmulator(EmulatorStore(path=store_path), token=token, faults=faults)
     app = with_twilio(vapi, store_path.with_name("twilio.json") if store_path else None)
-    server = _make_server(app, host, port)
+    try:
+        server = _make_server(app, host, port)
+    except OSError as exc:
+        hint = ": another program is using it; choose another --port"
+        reason = hint if exc.errno == errno.EADDRINUSE else f" ({exc.strerror or exc})"
+        raise ProvisionerError(f"cannot listen on {host}:{port}{reason}") from None
     previous: Any = None
     in_main = threading.current_thread() is threading.main_thread()
     if in_main:

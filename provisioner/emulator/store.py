@@ -28,9 +28,10 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from provisioner.errors import ProvisionerError
 from provisioner.kinds import KINDS
 
-__all__ = ["EmulatorStore", "StoreTransaction", "format_timestamp"]
+__all__ = ["EmulatorStore", "SandboxDataError", "StoreTransaction", "format_timestamp"]
 
 _FORMAT_VERSION = 1
 
@@ -39,6 +40,17 @@ def format_timestamp(epoch_ms: int) -> str:
     """ISO-8601 with milliseconds and `Z`, as the API writes `createdAt`."""
     moment = datetime.fromtimestamp(epoch_ms / 1000, UTC)
     return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{epoch_ms % 1000:03d}Z"
+
+
+class SandboxDataError(ProvisionerError):
+    """The sandbox's data file cannot be used (not JSON, or not the sandbox's format)."""
+
+    def __init__(self, path: Path, problem: str) -> None:
+        super().__init__(
+            f"{path} is not a usable sandbox data file ({problem}). It holds only the "
+            "emulated Vapi objects: delete it to reset the sandbox to empty."
+        )
+        self.path = path
 
 
 class _Data:
@@ -61,14 +73,29 @@ class _Data:
 
     @classmethod
     def from_json(cls, raw: Any, source: Path) -> _Data:
+        """The data in `raw`, checked all the way down (a request must never trip on it).
+
+        Raises:
+            SandboxDataError: `raw` is not the sandbox's data.
+        """
         if not isinstance(raw, dict) or raw.get("format") != _FORMAT_VERSION:
-            raise ValueError(f"{source}: not a Vapi sandbox data file (format {_FORMAT_VERSION})")
-        data = cls(str(raw["orgId"]))
-        data.clock_ms = int(raw.get("clockMs", 0))
-        data.sequences = {str(k): int(v) for k, v in dict(raw.get("sequences", {})).items()}
-        for kind, items in dict(raw.get("objects", {})).items():
-            if kind in data.objects:
-                data.objects[kind] = {str(obj["id"]): obj for obj in items}
+            raise SandboxDataError(
+                source, f"expected a sandbox data file, format {_FORMAT_VERSION}"
+            )
+        try:
+            data = cls(str(raw["orgId"]))
+            data.clock_ms = int(raw.get("clockMs", 0))
+            data.sequences = {str(k): int(v) for k, v in dict(raw.get("sequences", {})).items()}
+            for kind, items in dict(raw.get("objects", {})).items():
+                if kind not in data.objects:
+                    continue
+                if not isinstance(items, list) or not all(
+                    isinstance(obj, dict) and isinstance(obj.get("id"), str) for obj in items
+                ):
+                    raise ValueError(f"the {kind} objects are not a list of objects with an id")
+                data.objects[kind] = {obj["id"]: obj for obj in items}
+        except (KeyError, TypeError, ValueError) as exc:
+            raise SandboxDataError(source, f"bad content: {exc}") from None
         return data
 
 
@@ -157,6 +184,11 @@ class EmulatorStore:
         self._data = _Data(str(uuid.uuid4()))
         # (inode, mtime, size) of the file as last read or written; None = not in sync.
         self._signature: tuple[int, int, int] | None = None
+        if path is not None and path.exists():
+            # Check the file now, so that a damaged one is one clear error up front
+            # rather than a failure in every request.
+            with self.transaction():
+                pass
 
     @property
     def path(self) -> Path | None:
@@ -172,7 +204,7 @@ class EmulatorStore:
         """Exclusive access to the data, fresh from the file; written back if changed.
 
         Raises:
-            ValueError: the data file exists but is not a sandbox data file.
+            SandboxDataError: the data file exists but is not a sandbox data file.
         """
         with self._lock:
             if self._path is None:
@@ -236,11 +268,10 @@ class EmulatorStore:
         signature = (st.st_ino, st.st_mtime_ns, st.st_size)
         if signature == self._signature:
             return
-        text = self._path.read_text(encoding="utf-8")
         try:
-            raw = json.loads(text)
-        except ValueError as exc:
-            raise ValueError(f"{self._path}: unreadable sandbox data file ({exc})") from None
+            raw = json.loads(self._path.read_text(encoding="utf-8"))
+        except (ValueError, OSError) as exc:  # UnicodeDecodeError is a ValueError
+            raise SandboxDataError(self._path, f"unreadable: {exc}") from None
         self._data = _Data.from_json(raw, self._path)
         self._signature = signature
 

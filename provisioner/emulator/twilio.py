@@ -86,6 +86,8 @@ _ACCOUNT_SID = re.compile(r"^AC[0-9a-fA-F]{32}$")
 _USER_SID = re.compile(r"^(AC|SK)[0-9a-fA-F]{32}$")
 _E164 = re.compile(r"^\+[1-9]\d{7,14}$")
 _NPA = re.compile(r"^[2-9]\d\d$")
+# Twilio's own rule, kept here (the fake imports nothing of the tool it tests); the tool's
+# copy is `provisioner.manifest.schema.CONTAINS_PATTERN`.
 _CONTAINS = re.compile(r"^\+?%?[0-9A-Za-z*]{2,16}%?\$?$")
 _KEYPAD = str.maketrans("ABCDEFGHIJKLMNOPQRSTUVWXYZ", "22233344455566677778889999")
 _NUMBERS_ROUTE = re.compile(r"^/2010-04-01/Accounts/([^/]+)/(.+)$")
@@ -494,6 +496,9 @@ class TwilioEmulator:
             anything is done.
         seed: seed for the rate-limit draws, so a test's faults repeat.
         clock: current time (tz-aware) for `date_created`/`date_updated`.
+        after_purchase: called with the bought number once it is recorded, before the
+            answer is sent; a test holds the answer here to kill the client after Twilio
+            sold the number but before the client could record it.
 
     Raises:
         ValueError: `store_path` exists but is not a readable emulator data file (it is
@@ -508,6 +513,7 @@ class TwilioEmulator:
         rate_limit: float = 0.0,
         seed: int | None = None,
         clock: Callable[[], datetime] = _utc_now,
+        after_purchase: Callable[[Mapping[str, Any]], None] | None = None,
     ) -> None:
         if not 0.0 <= rate_limit <= 1.0:
             raise ValueError("rate_limit must be between 0 and 1")
@@ -516,6 +522,7 @@ class TwilioEmulator:
         self._rate_limit = rate_limit
         self._rng = random.Random(seed)
         self._clock = clock
+        self._after_purchase = after_purchase
         # Re-entrant: a purchase picks its number and records it under one hold.
         self._lock = threading.RLock()
         self._pools: dict[tuple[str, str, str], dict[str, _Listing]] = {}
@@ -759,7 +766,10 @@ class TwilioEmulator:
             resource = self._resource(account_sid, listing, form)
             self._owned[str(resource["sid"])] = resource
             self._save_locked()
-            return _Answer(201, json.loads(json.dumps(resource)))
+            answer = json.loads(json.dumps(resource))
+        if self._after_purchase is not None:
+            self._after_purchase(answer)  # outside the lock: other requests go on
+        return _Answer(201, answer)
 
     def _listing_for_number(self, number: str) -> _Listing:
         if number == MAGIC_INVALID or not _E164.match(number):

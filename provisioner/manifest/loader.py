@@ -108,7 +108,7 @@ def parse_manifest_text(
         if node is None:
             data: Any = None
         else:
-            data = _build(loader, node, (), source, diags)
+            data = _build(loader, node, (), source, diags, {})
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         line, col = (mark.line + 1, mark.column + 1) if mark else (None, None)
@@ -127,17 +127,31 @@ def _pos(node: yaml.Node) -> Position:
     return Position(node.start_mark.line + 1, node.start_mark.column + 1)
 
 
+_MERGE_TAG = "tag:yaml.org,2002:merge"
+
+
 def _build(
     loader: yaml.SafeLoader,
     node: yaml.Node,
     path: JsonPath,
     source: SourceMap,
     diags: Diagnostics,
+    written: dict[int, frozenset[int]],
 ) -> Any:
+    """`node` as plain data. `written` maps each mapping node already seen (an alias is
+    the same node again: its mistakes are reported once) to the keys written in it, as
+    opposed to merged in by `<<`."""
     source.positions.setdefault(path, _pos(node))
     if isinstance(node, yaml.MappingNode):
-        loader.flatten_mapping(node)  # resolves `<<` merge keys
+        first_visit = id(node) not in written
+        if first_visit:
+            written[id(node)] = frozenset(id(k) for k, _ in node.value if k.tag != _MERGE_TAG)
+        here = written[id(node)]
+        loader.flatten_mapping(node)  # resolves `<<` merge keys: merged pairs come first
         result: dict[Any, Any] = {}
+        # Keys written in this mapping; a merged key that one of them overrides (or that
+        # a later merge overrides) is standard YAML, not a duplicate.
+        explicit: set[str] = set()
         for key_node, value_node in node.value:
             key = loader.construct_object(key_node, deep=True)
             if not isinstance(key, str | int | float | bool) or key is None:
@@ -145,7 +159,7 @@ def _build(
                 continue
             key = str(key) if not isinstance(key, str) else key
             child = (*path, key)
-            if key in result:
+            if key in explicit and id(key_node) in here and first_visit:
                 first = source.positions.get(child)
                 at = f" (first defined at line {first.line})" if first else ""
                 diags.error(
@@ -155,11 +169,14 @@ def _build(
                     column=_pos(key_node).column,
                     path=format_path(child),
                 )
+            if id(key_node) in here:
+                explicit.add(key)
             source.positions[child] = _pos(key_node)
-            result[key] = _build(loader, value_node, child, source, diags)
+            result[key] = _build(loader, value_node, child, source, diags, written)
         return result
     if isinstance(node, yaml.SequenceNode):
         return [
-            _build(loader, item, (*path, i), source, diags) for i, item in enumerate(node.value)
+            _build(loader, item, (*path, i), source, diags, written)
+            for i, item in enumerate(node.value)
         ]
     return loader.construct_object(node, deep=True)

@@ -27,10 +27,25 @@ from jsonschema import Draft202012Validator  # type: ignore[import-untyped, unus
 from provisioner.diagnostics import Diagnostics
 from provisioner.kinds import KINDS
 from provisioner.manifest.loader import JsonPath, LoadedManifest
+from provisioner.values import SENSITIVE_TEXT, SecretText
 
 # Patterns scripts/gen_schemas.py adds to phone numbers (kept in step by a test).
 E164_PATTERN = r"^\+[1-9][0-9]{6,14}$"
 SIP_URI_PATTERN = r"^[sS][iI][pP][sS]?:[^@\s]+@[^@\s]+$"
+# A North American (NANP) area code: three digits, the first 2 to 9 (Twilio's AreaCode,
+# Vapi's numberDesiredAreaCode, which API.md says is US only).
+AREA_CODE_PATTERN = r"^[2-9][0-9]{2}$"
+# Twilio's `Contains` (NUMBERS.md: 2 to 16 digits or letters, `*` one character, `%` many
+# at the ends, leading `+` and trailing `$` anchor). Also checks `numbers search --contains`.
+CONTAINS_PATTERN = r"^\+?%?[0-9A-Za-z*]{2,16}%?\$?$"
+TWILIO_ACCOUNT_SID_PATTERN = r"^AC[0-9a-fA-F]{32}$"
+TWILIO_CREDENTIALS_NEEDED = (
+    "a Twilio number needs twilioAuthToken (or twilioApiKey and twilioApiSecret) for Vapi "
+    "to import it, e.g. twilioAuthToken: ${env:TWILIO_AUTH_TOKEN}"
+)
+# A schema object of ours may carry `errorMessage`: the words to use when it fails (a
+# cross-field rule whose jsonschema wording would not say what is wrong).
+ERROR_MESSAGE = "errorMessage"
 
 SCHEMA_RESOURCE = "data/manifest.schema.json"
 
@@ -159,6 +174,13 @@ def _explain(error: jsonschema.exceptions.ValidationError, checker: _Checker) ->
             message = _message(error) + " (an interpolation always produces a string)"
             yield _Problem(path, message, "type")
         return
+    custom = error.schema.get(ERROR_MESSAGE) if isinstance(error.schema, Mapping) else None
+    if isinstance(custom, str):
+        # A rule about the whole mapping points into it, like a missing field.
+        whole = keyword in ("anyOf", "oneOf", "required")
+        shown = "" if whole else f"{_show(instance)}: "
+        yield _Problem(path, shown + custom, "required" if whole else str(keyword))
+        return
     if keyword in ("additionalProperties", "unevaluatedProperties") and isinstance(
         instance, Mapping
     ):
@@ -196,7 +218,9 @@ def _unknown_fields(
 def _missing(path: JsonPath, name: str, error: jsonschema.exceptions.ValidationError) -> str:
     if not path and name == "version":
         return "missing required field 'version' (the manifest must start with `version: 1`)"
-    if name == "number" and "then" in error.relative_schema_path:
+    # Only a phone number's own body can buy its number (not a fallbackDestination's).
+    own_body = len(path) == 2 and path[0] == "phoneNumbers"
+    if name == "number" and own_body and "then" in error.relative_schema_path:
         return "missing required field 'number' (or add `purchase` to buy a number)"
     return f"missing required field {name!r}"
 
@@ -284,6 +308,18 @@ def _message(error: jsonschema.exceptions.ValidationError) -> str:
             f"{_show(instance)} is not an E.164 phone number (a + then the country code and "
             "number, digits only, e.g. +14155550100)"
         )
+    if keyword == "pattern" and value == AREA_CODE_PATTERN:
+        return (
+            f"{_show(instance)} is not a US/Canadian area code (three digits, the first "
+            "2 to 9, e.g. 415)"
+        )
+    if keyword == "pattern" and value == CONTAINS_PATTERN:
+        return (
+            f"{_show(instance)} is not a Twilio number pattern: 2 to 16 digits or letters, "
+            "`*` for any one digit (e.g. 555, 415***0000, +1415, 1234$)"
+        )
+    if keyword == "pattern" and value == TWILIO_ACCOUNT_SID_PATTERN:
+        return f"{_show(instance)} is not a Twilio Account SID (AC followed by 32 hex digits)"
     if keyword == "pattern" and value == SIP_URI_PATTERN:
         return f"{_show(instance)} is not a SIP URI (e.g. sip:support@example.sip.vapi.ai)"
     if keyword == "pattern":
@@ -331,6 +367,8 @@ def _kind(value: Any) -> str:
 
 def _show(value: Any) -> str:
     """A short rendering of a value for a message."""
+    if isinstance(value, SecretText):
+        return SENSITIVE_TEXT  # a resolved `${env:}` value: never shown, not even in part
     if isinstance(value, str):
         return repr(value if len(value) <= 40 else value[:37] + "…")
     if isinstance(value, Mapping | list):

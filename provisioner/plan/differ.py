@@ -27,6 +27,7 @@ from provisioner.plan.model import (
     ResourceChange,
 )
 from provisioner.plan.normalize import comparable, display, live_view, project
+from provisioner.purchasing import PURCHASE_CRITERIA, same_purchase, wanted_number
 from provisioner.resolve import ResolvedResource, bind
 from provisioner.state.model import ResourceStatus, StateFile
 from provisioner.values import Unknown, contains, redact
@@ -138,11 +139,11 @@ def _plan_resource(
     key = state.hash_key
     want = comparable(bound, key)
     applied = rs.applied if rs is not None and addr not in live.adopted else {}
-    have = live_view(kind, live_obj, want, applied)
+    have = live_view(kind, live_obj, want, applied, key)
     fields = _ignore(_diff(have, want), res.lifecycle.ignore_changes)
     drift: tuple[FieldChange, ...] = ()
     if applied:
-        seen = live_view(kind, live_obj, applied, applied)
+        seen = live_view(kind, live_obj, applied, applied, key)
         drift = _ignore(_diff(applied, seen, drift=True), res.lifecycle.ignore_changes)
     drift_paths = {d.path for d in drift}
     marked: list[FieldChange] = []
@@ -155,6 +156,11 @@ def _plan_resource(
                 f.path, f.before, f.after, drift=f.path in drift_paths, forces_replace=forces
             )
         )
+    if purchase is not None and purchase.get("replaces"):
+        # `purchase:` now asks for another number than the one bought: buy it instead.
+        marked.extend(_purchase_fields(purchase))
+        replace = True
+        after = {**after, "number": Unknown("number")}
     before = display(have)
     common.update(id=rid, before=before, after=after, drift=drift)
     if not marked:
@@ -186,17 +192,36 @@ def _with_purchase(
     res: ResolvedResource, extra: Mapping[str, Any]
 ) -> tuple[Mapping[str, Any], dict[str, Any] | None]:
     """A number to buy: its body gets the bought number once state has one; and the
-    purchase step to show (`buy`, or `bought` when state already records the number)."""
+    purchase step to show (`buy`, or `bought` when state already records the number).
+    A `purchase:` that no longer describes the bought number buys another (`replaces`)."""
     if res.purchase is None or res.kind.name != "phoneNumber":
         return res.body, None
     wanted = {k: v for k, v in res.purchase.items() if v is not None}
     wanted.setdefault("country", "US")
     wanted.setdefault("type", "local")
     bought = extra.get("purchase") if isinstance(extra.get("purchase"), Mapping) else None
-    if bought and bought.get("number"):
+    if bought and bought.get("number") and same_purchase(bought, wanted):
         step = {**wanted, "action": "bought", "number": bought["number"], "sid": bought.get("sid")}
         return {**res.body, "number": bought["number"]}, step
+    if bought and bought.get("number"):
+        old = {k: bought.get(k) for k in ("number", "sid", "account", *PURCHASE_CRITERIA)}
+        return res.body, {**wanted, "action": "buy", "replaces": old}
     return res.body, {**wanted, "action": "buy"}
+
+
+def _purchase_fields(step: Mapping[str, Any]) -> list[FieldChange]:
+    """`purchase.areaCode: "415" -> "212"` and the like, for a number bought again."""
+    old, new = wanted_number(step["replaces"]), wanted_number(step)
+    return [
+        FieldChange(
+            ("purchase", k),
+            MISSING if old[k] is None else old[k],
+            MISSING if new[k] is None else new[k],
+            forces_replace=True,
+        )
+        for k in PURCHASE_CRITERIA
+        if old[k] != new[k]
+    ]
 
 
 def _with_release(
@@ -223,7 +248,13 @@ def _with_release(
 def _plan_delete(addr: str, state: StateFile, live: LiveSnapshot, mode: PlanMode) -> ResourceChange:
     rs = state.resources[addr]
     live_obj = live.objects.get(addr) or live.adopted.get(addr)
-    before = display(project(dict(live_obj), rs.applied)) if live_obj else display(rs.applied)
+    # Through live_view, so a secret the API echoes is shown as one.
+    shown = (
+        live_view(KINDS[rs.kind], live_obj, rs.applied, rs.applied, state.hash_key)
+        if live_obj
+        else rs.applied
+    )
+    before = display(shown)
     name = before.get("name") if isinstance(before.get("name"), str) else None
     reason = ActionReason.DESTROY if mode is PlanMode.DESTROY else ActionReason.REMOVED
     rid = rs.id if rs.id else (str(live_obj["id"]) if live_obj else None)

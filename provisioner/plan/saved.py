@@ -12,7 +12,7 @@ convention)::
       "tool_version": "0.1.0",
       "created_at": "2026-...Z",           # only when a clock value is passed in
       "manifest": {"path": "...", "digest": "sha256:..."},
-      "live_fingerprint": {"assistant.a": "sha256:..." | "absent", ...},
+      "live_fingerprint": {"assistant.a": "hmac-sha256:..." | "absent", ...},
       "secrets": {"assistant.a#/server/secret": "hmac-sha256:...", ...},
       "plan": {"mode", "lineage", "serial", "warnings", "moved", "changes": [...]},
       "checksum": "sha256:..."             # over the canonical JSON of everything else
@@ -194,23 +194,25 @@ def digest_bytes(data: bytes) -> str:
     return "sha256:" + hashlib.sha256(data).hexdigest()
 
 
-def fingerprint_live(live: LiveSnapshot) -> dict[str, str]:
-    """address -> hash of each live object the plan read (`ABSENT` if it was gone).
+def fingerprint_live(live: LiveSnapshot, hash_key: str) -> dict[str, str]:
+    """address -> keyed hash of each live object the plan read (`ABSENT` if it was gone).
 
     Server-managed fields (`updatedAt`, `status`, ...) and our ownership marker are left
-    out, so only a change to content the planner compares makes a plan stale.
+    out, so only a change to content the planner compares makes a plan stale. Keyed with
+    the state's key: a live object may hold an echoed secret, and a plain hash of it in a
+    plan artifact would let a weak secret be guessed offline.
     """
     out: dict[str, str] = {}
     sources: list[Mapping[str, Mapping[str, Any] | None]] = [live.objects, live.adopted]
     for objects in sources:
         for addr, obj in objects.items():
-            out[addr] = ABSENT if obj is None else _object_hash(obj)
+            out[addr] = ABSENT if obj is None else _object_hash(obj, hash_key)
     return dict(sorted(out.items()))
 
 
-def _object_hash(obj: Mapping[str, Any]) -> str:
+def _object_hash(obj: Mapping[str, Any], hash_key: str) -> str:
     content = {"id": obj.get("id"), **strip_server_fields(obj)}
-    return digest_bytes(_canonical(content))
+    return keyed_hash(_canonical(content).decode(), hash_key)
 
 
 def _fingerprint_changes(then: Mapping[str, str], now: Mapping[str, str]) -> list[str]:

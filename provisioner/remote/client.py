@@ -12,6 +12,9 @@ worth showing (waits and retries) goes to the `on_event` callback.
 
 Safe to share between threads: `httpx.Client` is thread-safe, and the counters, the
 random source and the limiter are guarded by locks.
+
+Interruptible (`VapiClient.interruptible`): after Ctrl-C no request that has not left
+yet is sent, and waits before retries end at once; requests on the wire finish.
 """
 
 from __future__ import annotations
@@ -23,7 +26,8 @@ import random
 import re
 import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from types import TracebackType
@@ -33,9 +37,14 @@ from urllib.parse import quote
 import httpx
 
 from provisioner import __version__
-from provisioner.errors import AmbiguousCreateError, RemoteError, RemoteTransportError
+from provisioner.errors import (
+    AmbiguousCreateError,
+    RemoteError,
+    RemoteTransportError,
+    RequestInterrupted,
+)
 from provisioner.kinds import ListStyle, ResourceKind
-from provisioner.remote.limiter import RateLimiter
+from provisioner.remote.limiter import Cancelled, RateLimiter
 from provisioner.remote.retry import RetryPolicy, Verdict, never_sent, parse_retry_after
 from provisioner.values import to_wire
 
@@ -187,6 +196,9 @@ class VapiClient:
         self._retry = retry
         self._on_event = on_event
         self._sleep = sleep
+        # A real sleep can be cut short by an interrupt; an injected one (tests) cannot.
+        self._real_sleep = sleep is time.sleep
+        self._interrupt: threading.Event | None = None
         if limiter is None:
             if sleep is time.sleep:
                 limiter = RateLimiter()
@@ -239,6 +251,21 @@ class VapiClient:
 
     def close(self) -> None:
         self._http.close()
+
+    @contextmanager
+    def interruptible(self, event: threading.Event) -> Iterator[None]:
+        """While the block runs, a set `event` (Ctrl-C) stops every request not yet sent.
+
+        A request waiting for the limiter or about to make its first attempt raises
+        `RequestInterrupted` with `sent=False` instead of going out; a wait before a
+        retry ends at once and the request raises `RequestInterrupted` (`sent` says
+        whether an earlier attempt may have had an effect). Requests on the wire finish.
+        """
+        previous, self._interrupt = self._interrupt, event
+        try:
+            yield
+        finally:
+            self._interrupt = previous
 
     def __enter__(self) -> VapiClient:
         return self
@@ -449,11 +476,19 @@ class VapiClient:
             headers["Content-Type"] = "application/json"
         maybe_applied = False
         attempt = 0
+        last: str | None = None  # why the previous attempt failed
         while True:
             attempt += 1
+            if self._interrupt is not None and self._interrupt.is_set():
+                raise self._interrupted(method, path, maybe_applied, last)
+            try:
+                self._limiter.acquire(
+                    on_wait=self._wait_reporter(method, path, attempt), cancel=self._interrupt
+                )
+            except Cancelled:
+                raise self._interrupted(method, path, maybe_applied, last) from None
             if attempt > 1:
                 self._count(retries=1)
-            self._limiter.acquire(on_wait=self._wait_reporter(method, path, attempt))
             self._count_sent(method)
             try:
                 response = self._http.request(
@@ -469,7 +504,9 @@ class VapiClient:
                 if verdict is Verdict.RETRY and self._retry.can_retry(attempt):
                     maybe_applied = maybe_applied or not never_sent(exc)
                     delay = self._backoff(attempt, None)
-                    self._pause("retry", method, path, None, reason, delay, attempt + 1)
+                    last = reason
+                    if not self._pause("retry", method, path, None, reason, delay, attempt + 1):
+                        raise self._interrupted(method, path, maybe_applied, last) from exc
                     continue
                 if attempt > 1:
                     message += f" (gave up after {attempt} attempts)"
@@ -500,7 +537,9 @@ class VapiClient:
                 maybe_applied = maybe_applied or status != 429
                 reason = "rate limited" if status == 429 else f"server error {status}"
                 delay = self._backoff(attempt, retry_after)
-                self._pause("retry", method, path, status, reason, delay, attempt + 1)
+                last = reason
+                if not self._pause("retry", method, path, status, reason, delay, attempt + 1):
+                    raise self._interrupted(method, path, maybe_applied, last)
                 continue
             return _Answer(response, attempt, maybe_applied)
 
@@ -517,11 +556,26 @@ class VapiClient:
         reason: str,
         delay: float,
         attempt: int,
-    ) -> None:
+    ) -> bool:
+        """Report and wait before a retry; False if an interrupt came first or meanwhile."""
         if self._on_event is not None:
             self._on_event(RequestEvent(kind, method, path, status, reason, delay, attempt))
+        event = self._interrupt
+        if event is not None and self._real_sleep:
+            return not event.wait(delay) if delay > 0 else not event.is_set()
         if delay > 0:
             self._sleep(delay)
+        return event is None or not event.is_set()
+
+    @staticmethod
+    def _interrupted(
+        method: str, path: str, maybe_applied: bool, last: str | None
+    ) -> RequestInterrupted:
+        if last is None:
+            message = f"interrupted before {method} {path} was sent"
+        else:
+            message = f"interrupted while waiting to retry {method} {path} (last attempt: {last})"
+        return RequestInterrupted(message, method=method, path=path, sent=maybe_applied)
 
     def _wait_reporter(self, method: str, path: str, attempt: int) -> Callable[[float, str], None]:
         def report(delay: float, why: str) -> None:

@@ -39,7 +39,7 @@ from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 
-__all__ = ["LimiterStats", "RateLimiter", "DEFAULT_CEILING_RPS"]
+__all__ = ["Cancelled", "LimiterStats", "RateLimiter", "DEFAULT_CEILING_RPS"]
 
 DEFAULT_CEILING_RPS = 100.0
 
@@ -65,6 +65,10 @@ _EPSILON = 1e-9
 # Called before the limiter sleeps: (seconds, reason) with reason "paused" (Retry-After)
 # or "throttled" (waiting for a token).
 WaitCallback = Callable[[float, str], None]
+
+
+class Cancelled(Exception):
+    """`acquire` gave up without a permit: its `cancel` event was set (Ctrl-C)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -179,14 +183,20 @@ class RateLimiter:
                 paused_for=max(0.0, self._paused_until - self._clock()),
             )
 
-    def acquire(self, on_wait: WaitCallback | None = None) -> float:
+    def acquire(
+        self, on_wait: WaitCallback | None = None, cancel: threading.Event | None = None
+    ) -> float:
         """Block until a request may be sent; return the seconds spent waiting.
 
-        `on_wait(seconds, reason)` is called before each sleep, from this thread.
+        `on_wait(seconds, reason)` is called before each sleep, from this thread. Once
+        `cancel` is set, no permit is handed out: a wait in progress ends at once and
+        `Cancelled` is raised (the request is not to be sent at all).
         """
         start = self._clock()
         waited = False
         while True:
+            if cancel is not None and cancel.is_set():
+                raise Cancelled
             with self._lock:
                 now = self._clock()
                 self._refill(now)
@@ -207,7 +217,10 @@ class RateLimiter:
             waited = True
             if on_wait is not None:
                 on_wait(delay, reason)
-            self._sleep(delay)
+            if cancel is not None and self._sleep is time.sleep:
+                cancel.wait(delay)  # the same wait, but a cancel cuts it short
+            else:
+                self._sleep(delay)  # an injected sleep (tests): cancel is looked at after
 
     def record_success(self) -> None:
         """Report an answer that was not rate limited; lets the rate grow."""

@@ -34,6 +34,9 @@ __all__ = ["RetryPolicy", "Verdict", "parse_retry_after", "never_sent"]
 RETRYABLE_STATUSES: frozenset[int] = frozenset({429, 500, 502, 503, 504})
 _SAFE_METHODS: frozenset[str] = frozenset({"GET", "HEAD", "OPTIONS", "PATCH", "PUT", "DELETE"})
 _SECONDS = re.compile(r"^\d+(?:\.\d+)?$")
+# A `Retry-After` below this ("0", a date already past) is no real hint: retrying at once
+# eight times would only burn the attempts, so the usual backoff applies instead.
+MIN_RETRY_AFTER = 0.1
 
 
 class Verdict(StrEnum):
@@ -89,13 +92,19 @@ class RetryPolicy:
     def delay(self, attempt: int, retry_after: float | None, rng: random.Random) -> float:
         """Seconds to wait after failed attempt number `attempt` (1-based).
 
-        With `retry_after` (the server's `Retry-After`, already in seconds) that value is
-        used as is, capped at `max_retry_after`. Otherwise full jitter: a uniform draw from
-        `[0, min(max_delay, base_delay * 2 ** (attempt - 1))]`, which spreads out clients
-        that failed together. Pure: the only randomness comes from `rng`.
+        With `retry_after` (the server's `Retry-After`, already in seconds) of at least
+        `MIN_RETRY_AFTER` that value is used as is, capped at `max_retry_after`. Otherwise
+        full jitter: a uniform draw from `[0, min(max_delay, base_delay * 2 ** (attempt -
+        1))]`, which spreads out clients that failed together (never less than a smaller
+        `retry_after`). Pure: the only randomness comes from `rng`.
         """
         if retry_after is not None and math.isfinite(retry_after):
-            return min(max(retry_after, 0.0), self.max_retry_after)
+            if retry_after >= MIN_RETRY_AFTER:
+                return min(retry_after, self.max_retry_after)
+            return max(retry_after, self._jitter(attempt, rng))
+        return self._jitter(attempt, rng)
+
+    def _jitter(self, attempt: int, rng: random.Random) -> float:
         # Clamp the exponent so a huge attempt number cannot overflow the float.
         exponent = min(max(attempt, 1) - 1, 64)
         ceiling = min(self.max_delay, self.base_delay * 2.0**exponent)

@@ -16,7 +16,7 @@ import click
 
 from provisioner.apply.events import ChangeOutcome, Outcome
 from provisioner.costs import describe_purchase, format_cost
-from provisioner.diagnostics import Diagnostic, Severity
+from provisioner.diagnostics import Diagnostic
 from provisioner.kinds import KINDS
 from provisioner.plan.model import MISSING, Action, FieldChange, Plan, ResourceChange
 from provisioner.values import KNOWN_AFTER_APPLY, SENSITIVE_TEXT, Sensitive, Unknown
@@ -56,9 +56,9 @@ class Renderer:
     # Diagnostics -----------------------------------------------------------------------
 
     def diagnostic(self, d: Diagnostic) -> str:
-        label = "Error" if d.severity is Severity.ERROR else "Warning"
-        color = "red" if d.severity is Severity.ERROR else "yellow"
-        return f"{self.style(label + ':', fg=color, bold=True)} {d.format()}"
+        """Exactly `FILE:LINE:COL: PATH: message`, the form editors and CI annotations
+        parse: no prefix; only a warning's `warning:` is coloured."""
+        return d.format(lambda word: self.style(word, fg="yellow", bold=True))
 
     # Plans -----------------------------------------------------------------------------
 

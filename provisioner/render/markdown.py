@@ -2,9 +2,9 @@
 
 Layout: a title, the summary line ("**Plan:** 2 to create, ..." or "No changes"),
 warnings as a blockquote, a table of pending changes, then one collapsible `<details>`
-block per change holding its field diff in a fenced ```diff block (multi-line strings,
-such as system prompts, as a line diff), and a "Changed outside the manifest" section
-for drift.
+block per change holding its field diff in a fenced ```diff block (each multi-line
+string, such as a system prompt, as a line diff in a block of its own), and a "Changed
+outside the manifest" section for drift.
 
 Presentation only: takes a Plan, returns a string. Values arrive already redacted
 (secrets as "(sensitive)"); `ResourceChange.body` is never read. Text from the
@@ -199,11 +199,9 @@ def _change_details(c: ResourceChange) -> list[str]:
     if c.purchase is not None and c.action is not Action.UPDATE:
         out.append(f"**Phone number:** {_escape_text(describe_purchase(c.purchase))}")
         out.append("")
-    lines: list[str] = []
-    for f in c.fields:
-        lines.extend(_field_lines(f))
-    if lines:
-        out.extend(_fenced("diff", lines))
+    blocks = _diff_blocks(c.fields)
+    if blocks:
+        out.extend(blocks)
     else:
         out.append("_No field-level changes to show._")
     out.extend(["", "</details>"])
@@ -218,23 +216,44 @@ def _drift_entry(c: ResourceChange, *, details: bool) -> list[str]:
     if not details:
         name = f" ({escape_cell(c.name)})" if c.name else ""
         return [f"- `{c.address}`{name}: {len(c.drift)} field(s) changed remotely"]
-    lines: list[str] = []
-    for f in c.drift:
-        lines.extend(_field_lines(f, drift_section=True))
     return [
         "<details>",
         _summary_tag("~", c, text),
         "",
         "`-` is what the last apply set, `+` is what the remote holds now.",
         "",
-        *_fenced("diff", lines),
+        *_diff_blocks(c.drift, drift_section=True),
         "",
         "</details>",
         "",
     ]
 
 
-def _field_lines(f: FieldChange, *, drift_section: bool = False) -> list[str]:
+def _diff_blocks(fields: Iterable[FieldChange], *, drift_section: bool = False) -> list[str]:
+    """The fields' diff: one-line values together in one ```diff block, and each line
+    diff (a prompt) in a block of its own, so nothing after a hunk reads as part of it."""
+    out: list[str] = []
+    simple: list[str] = []
+    for f in fields:
+        lines, line_diff = _field_lines(f, drift_section=drift_section)
+        if not line_diff:
+            simple.extend(lines)
+            continue
+        if simple:
+            out.extend([*_fenced("diff", simple), ""])
+            simple = []
+        out.extend(
+            [f"Line diff of `{_code_span_text(f.dotted)}`:", "", *_fenced("diff", lines), ""]
+        )
+    if simple:
+        out.extend(_fenced("diff", simple))
+    while out and out[-1] == "":
+        out.pop()
+    return out
+
+
+def _field_lines(f: FieldChange, *, drift_section: bool = False) -> tuple[list[str], bool]:
+    """The diff lines of one field, and whether they are a line diff (a multi-line text)."""
     notes = []
     if f.forces_replace:
         notes.append("forces replacement")
@@ -252,7 +271,7 @@ def _field_lines(f: FieldChange, *, drift_section: bool = False) -> list[str]:
             out.append(f"+ {f.dotted}: {after}{note}")
         elif note and out:
             out[-1] += note
-        return out
+        return out, False
     # A line diff, so a one-line edit in a long prompt reads as one line; each hunk
     # header names the field.
     out = []
@@ -266,7 +285,7 @@ def _field_lines(f: FieldChange, *, drift_section: bool = False) -> list[str]:
         out.append(line)
     if not out:
         out.append(f"@@ {f.dotted} @@  # only line endings changed{note.replace('  #', ',')}")
-    return out
+    return out, True
 
 
 def _text(value: Any) -> str:

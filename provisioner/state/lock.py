@@ -270,12 +270,17 @@ def _create_unguarded(path: Path, info: LockInfo) -> bool:
     return True
 
 
+# Told once, before the first wait for a live holder: (the holder, the timeout in seconds).
+LockWaitCallback = Callable[["LockInfo", float], None]
+
+
 def acquire_lock(
     path: Path,
     info: LockInfo,
     timeout: float,
     *,
     subject: str,
+    on_wait: LockWaitCallback | None = None,
     sleep: Callable[[float], None] = time.sleep,
     clock: Callable[[], float] = time.monotonic,
 ) -> FileLock:
@@ -286,6 +291,8 @@ def acquire_lock(
         info: who we are; written into the lock file.
         timeout: seconds to wait while a live run holds the lock; 0 fails at once.
         subject: what the lock protects, for messages (the state path).
+        on_wait: called once, before the first wait for a live holder, so that the
+            caller can say why nothing happens.
 
     Raises:
         StateLockedError: a live run still holds the lock after `timeout`, or the lock file
@@ -294,6 +301,7 @@ def acquire_lock(
     deadline = clock() + max(0.0, timeout)
     delay = FIRST_DELAY
     unreadable_since: float | None = None
+    told = False
     while True:
         if _create(path, info):
             return FileLock(path, info)
@@ -321,6 +329,9 @@ def acquire_lock(
                 f"{subject} is locked by {holder.describe()}{waited}. Wait for it to finish "
                 f"or retry with --lock-timeout."
             )
+        if on_wait is not None and not told:
+            on_wait(holder, timeout)
+            told = True
         sleep(min(delay, remaining))
         delay = min(delay * 2, MAX_DELAY)
 
@@ -347,21 +358,44 @@ def _take_over(path: Path, dead: LockInfo, info: LockInfo) -> bool:
         return True
 
 
-def force_unlock(path: Path, lock_id: str, *, subject: str) -> LockInfo:
-    """Remove lock file `path` if its ID is `lock_id`. Returns the removed holder.
+def force_unlock(path: Path, lock_id: str, *, subject: str, force: bool = False) -> LockInfo | str:
+    """Remove lock file `path` if its ID is `lock_id`. Returns the removed holder, or why
+    the lock file could not be read (an unreadable one is removed whatever `lock_id`: it
+    names no holder, and under the guard no live run can be halfway through writing it).
+
+    A holder still running on this host is left alone unless `force`: removing its lock
+    would let another run interleave with it.
 
     Raises:
-        StateError: not locked, the lock has another ID (named), or the lock file is unreadable.
+        StateError: not locked, the lock has another ID (named), or its holder is alive
+            on this host (without `force`).
     """
     holder = _read(path)
     if holder is None:
         raise StateError(f"{subject} is not locked (there is no {path}): nothing to unlock")
     if isinstance(holder, _Unreadable):
-        raise StateError(_unreadable_message(path, holder, subject=subject))
+        with _guard(path):
+            current = _read(path)
+            if isinstance(current, _Unreadable):
+                try:
+                    path.unlink(missing_ok=True)
+                except OSError as exc:
+                    raise StateError(
+                        f"{subject}: cannot remove the lock file {path}, which {current.reason}: "
+                        f"{exc.strerror or exc}"
+                    ) from exc
+                return current.reason
+        return force_unlock(path, lock_id, subject=subject, force=force)  # it changed: again
     if holder.id != lock_id:
         raise StateError(
             f"{subject} is locked with lock ID {holder.id}, not {lock_id}: nothing removed. "
             f"The holder is {holder.describe()}."
+        )
+    if not force and holder.hostname == socket.gethostname() and is_alive(holder):
+        raise StateError(
+            f"{subject} is locked by {holder.describe()}, which is still running on this "
+            f"host: nothing removed. Wait for it to finish or stop it; to remove its lock "
+            f"anyway (the two runs could then interleave), add --force."
         )
     with _guard(path):
         current = _read(path)
@@ -374,5 +408,6 @@ def _unreadable_message(path: Path, holder: _Unreadable, *, subject: str | None 
     what = f"{subject} is locked, but its lock file {path}" if subject else f"The lock file {path}"
     return (
         f"{what} {holder.reason}: a run was probably killed while taking the lock. If no "
-        f"other run is active, remove it with `rm {path}`."
+        f"other run is active, clear it with `provisioner force-unlock MANIFEST ANY_ID` "
+        f"(an unreadable lock names no ID) or `rm {path}`."
     )

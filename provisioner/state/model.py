@@ -6,18 +6,30 @@ describe different deployments and must never be merged), and `serial` (bumped b
 store on every write that changes content).
 
 State holds IDs, what was last applied, and keyed hashes of secrets; never a secret in clear.
+The hashes' key is random per lineage and kept in the file, unless an external key is given
+(`PROVISIONER_STATE_KEY`, see `with_external_key`): then the key is derived from it and the
+file keeps only a short check of it, so a committed state cannot be used to guess weak
+secrets offline.
 """
 
 from __future__ import annotations
 
 import copy
+import dataclasses
+import hashlib
+import hmac
 import secrets
 import uuid
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
 
+from provisioner.errors import StateError
+
 FORMAT_VERSION = 1
+# The environment variable holding an external key for the state's keyed hashes.
+STATE_KEY_ENV = "PROVISIONER_STATE_KEY"
+MIN_EXTERNAL_KEY = 16
 
 
 def _same(value: Any) -> Any:
@@ -83,25 +95,35 @@ class StateFile:
     lineage: str
     serial: int = 0
     format_version: int = FORMAT_VERSION
-    # Key for the keyed hashes of secrets; random per lineage.
+    # Key for the keyed hashes of secrets; random per lineage, or derived from an
+    # external key (then never written: see `key_check`).
     hash_key: str = ""
     resources: dict[str, ResourceState] = field(default_factory=dict)
+    # Set when the key is external: a short check of it (written instead of the key).
+    key_check: str | None = None
 
     @classmethod
     def new(cls) -> StateFile:
         return cls(lineage=str(uuid.uuid4()), hash_key=secrets.token_hex(32))
 
     def copy(self) -> StateFile:
-        return StateFile.from_dict(self.to_dict())
+        out = StateFile.from_dict(self.to_dict())
+        out.hash_key = self.hash_key  # an external key is not in the dict
+        return out
 
     def to_dict(self) -> dict[str, Any]:
-        return {
+        """The JSON form, as stored: an external key appears only as its check."""
+        out: dict[str, Any] = {
             "format_version": self.format_version,
             "lineage": self.lineage,
             "serial": self.serial,
-            "hash_key": self.hash_key,
-            "resources": {a: r.to_dict() for a, r in sorted(self.resources.items())},
         }
+        if self.key_check is None:
+            out["hash_key"] = self.hash_key
+        else:
+            out["key_check"] = self.key_check
+        out["resources"] = {a: r.to_dict() for a, r in sorted(self.resources.items())}
+        return out
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> StateFile:
@@ -113,6 +135,7 @@ class StateFile:
             resources={
                 a: ResourceState.from_dict(r) for a, r in (data.get("resources") or {}).items()
             },
+            key_check=data.get("key_check"),
         )
 
     def content_equal(self, other: StateFile) -> bool:
@@ -121,3 +144,52 @@ class StateFile:
         a.pop("serial")
         b.pop("serial")
         return a == b
+
+    def with_external_key(self, external: str | None, where: str) -> StateFile:
+        """The state with its hash key in place, per `PROVISIONER_STATE_KEY` (`external`).
+
+        Raises:
+            StateError: the key given does not match the state's check; or no key is given
+                for a state that needs one; or one is given for a state that keeps its own
+                key (which would make every secret look changed).
+        """
+        if external is not None and len(external) < MIN_EXTERNAL_KEY:
+            # An empty one is a CI secret that is not defined; a short one could be guessed
+            # offline from the key check.
+            raise StateError(
+                f"{STATE_KEY_ENV} is {'empty' if not external else 'too short'}: use at "
+                f"least {MIN_EXTERNAL_KEY} random characters (e.g. `openssl rand -hex 32`)"
+            )
+        if external is None:
+            if self.key_check is not None:
+                raise StateError(
+                    f"{where} was written with an external hash key: set {STATE_KEY_ENV} "
+                    "to that key"
+                )
+            return self
+        key = derive_hash_key(external, self.lineage)
+        if self.key_check is not None:
+            if not hmac.compare_digest(self.key_check, key_check(key)):
+                raise StateError(
+                    f"{STATE_KEY_ENV} is not the key {where} was written with (its key check "
+                    "does not match): set the right key. With a wrong one, every secret "
+                    "would look changed"
+                )
+        elif self.hash_key and self.resources:
+            raise StateError(
+                f"{where} keeps its own hash key, but {STATE_KEY_ENV} is set. Unset it to use "
+                f"the state as it is; or, to move the state to the external key, delete its "
+                f'"hash_key" line: the next apply then sends each secret once more'
+            )
+        return dataclasses.replace(self, hash_key=key, key_check=key_check(key))
+
+
+def derive_hash_key(external: str, lineage: str) -> str:
+    """The hash key a state of `lineage` uses under the external key `external`."""
+    message = f"provisioner state hash key:{lineage}".encode()
+    return hmac.new(external.encode(), message, hashlib.sha256).hexdigest()
+
+
+def key_check(key: str) -> str:
+    """A short check of a hash key, kept in state to recognise a wrong external key."""
+    return hmac.new(key.encode(), b"provisioner key check", hashlib.sha256).hexdigest()[:16]

@@ -42,6 +42,7 @@ from provisioner.state.lock import (
     FileLock,
     Lock,
     LockInfo,
+    LockWaitCallback,
     acquire_lock,
     force_unlock,
     lock_path_for,
@@ -78,19 +79,25 @@ class StateStore(Protocol):
         """
         ...
 
-    def lock(self, info: LockInfo, timeout: float) -> AbstractContextManager[Lock]:
-        """Hold the state lock for the `with` block; waits up to `timeout` seconds.
+    def lock(
+        self, info: LockInfo, timeout: float, on_wait: LockWaitCallback | None = None
+    ) -> AbstractContextManager[Lock]:
+        """Hold the state lock for the `with` block; waits up to `timeout` seconds
+        (`on_wait(holder, timeout)` is told once, when it starts waiting).
 
         Raises:
             StateLockedError: another run holds it (or left it behind).
         """
         ...
 
-    def force_unlock(self, lock_id: str) -> None:
-        """Remove the lock, only if its ID is `lock_id`.
+    def force_unlock(self, lock_id: str, *, force: bool = False) -> LockInfo | str:
+        """Remove the lock, only if its ID is `lock_id` and (unless `force`) its holder is
+        not running on this host; an unreadable lock is removed whatever the ID. Returns
+        the removed holder, or why the lock file was unreadable.
 
         Raises:
-            StateError: not locked, or locked under another ID (named in the message).
+            StateError: not locked, locked under another ID (named in the message), or
+                held by a live process on this host.
         """
         ...
 
@@ -178,10 +185,15 @@ class FileStateStore:
         durable: fsync the file and its directory on every write. Turning it off is only
             safe where losing the last writes on a power cut is acceptable (tests); a
             crashed process loses nothing either way.
+        external_key: `PROVISIONER_STATE_KEY`, if set: the hash key is derived from it
+            and never written (see `StateFile.with_external_key`).
     """
 
-    def __init__(self, path: Path, *, durable: bool = True) -> None:
+    def __init__(
+        self, path: Path, *, durable: bool = True, external_key: str | None = None
+    ) -> None:
         self.path = Path(path)
+        self.external_key = external_key
         self.backup_path = self.path.with_name(self.path.name + ".backup")
         self.lock_path = lock_path_for(self.path)
         self.durable = durable
@@ -210,9 +222,9 @@ class FileStateStore:
             loaded = self._load()
             if loaded is None:
                 self._stored = None
-                return StateFile.new()
+                return StateFile.new().with_external_key(self.external_key, str(self.path))
             state, self._stored = loaded
-            return state
+            return state.with_external_key(self.external_key, str(self.path))
 
     def _load(self) -> tuple[StateFile, _Stored] | None:
         try:
@@ -290,12 +302,16 @@ class FileStateStore:
         hash_key = doc.get("hash_key", "")
         if not isinstance(hash_key, str):
             raise self._corrupt(f"{path} has an invalid hash_key")
+        key_check = doc.get("key_check")
+        if key_check is not None and not isinstance(key_check, str):
+            raise self._corrupt(f"{path} has an invalid key_check")
         return StateFile(
             lineage=lineage,
             serial=serial,
             format_version=version,
             hash_key=hash_key,
             resources=parsed,
+            key_check=key_check,
         )
 
     def _corrupt(self, problem: str) -> StateCorruptError:
@@ -439,20 +455,22 @@ class FileStateStore:
     # locking -------------------------------------------------------------------------------
 
     @contextmanager
-    def lock(self, info: LockInfo, timeout: float) -> Iterator[FileLock]:
+    def lock(
+        self, info: LockInfo, timeout: float, on_wait: LockWaitCallback | None = None
+    ) -> Iterator[FileLock]:
         """Hold `<path>.lock` for the `with` block; see `lock.acquire_lock`."""
         try:
             self.lock_path.parent.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
             raise StateError(f"cannot create {self.lock_path.parent}: {exc}") from exc
-        held = acquire_lock(self.lock_path, info, timeout, subject=str(self.path))
+        held = acquire_lock(self.lock_path, info, timeout, subject=str(self.path), on_wait=on_wait)
         try:
             yield held
         finally:
             held.release()
 
-    def force_unlock(self, lock_id: str) -> None:
-        force_unlock(self.lock_path, lock_id, subject=str(self.path))
+    def force_unlock(self, lock_id: str, *, force: bool = False) -> LockInfo | str:
+        return force_unlock(self.lock_path, lock_id, subject=str(self.path), force=force)
 
 
 def _fsync_directory(directory: Path) -> None:

@@ -133,9 +133,87 @@ def test_secret_never_written_or_printed(run: Cli, project: Path) -> None:
     outputs.append(rotated.output)
     for text in outputs:
         assert SECRET not in text
+    # Not even the emulator's data: Vapi never returns a Twilio token, so it keeps a digest.
     for path in project.rglob("*"):
-        if path.is_file() and "sandbox" not in path.name and path.name != "vapi.json":
+        if path.is_file():
             assert SECRET.encode() not in path.read_bytes(), path
+    assert (project / "state/.sandbox/emulator/.gitignore").read_text().endswith("*\n")
+
+
+HOOK_SECRET = "HookSecret-XYZ-987"
+ECHOED = """version: 1
+assistants:
+  a:
+    name: A
+    firstMessage: "Your code is ${env:HOOK_TOKEN}"
+    server: {url: "https://example.com/hook", headers: {Authorization: "${env:HOOK_TOKEN}"}}
+"""
+
+
+def _files_holding(project: Path, secret: str) -> list[Path]:
+    """Files under the working dir holding `secret`, apart from the emulator's own data
+    (it plays Vapi's servers, which do keep what they echo)."""
+    emulator = project / "state/.sandbox/emulator"
+    return [
+        p
+        for p in project.rglob("*")
+        if p.is_file() and emulator not in p.parents and secret.encode() in p.read_bytes()
+    ]
+
+
+def test_echoed_secret_converges_and_never_shows(run: Cli, project: Path) -> None:
+    """The API echoes a header and a message back: a secret in them (whole, or inside a
+    longer string) compares by its keyed hash, so the next plan is empty, and a remote
+    edit of it is drift shown as (sensitive) only."""
+    (project / "echo.yaml").write_text(ECHOED)
+    env = {"HOOK_TOKEN": HOOK_SECRET}
+    outputs = [run("apply", "echo.yaml", "--sandbox", "--auto-approve", env=env).output]
+    again = run("plan", "echo.yaml", "--sandbox", "--detailed-exitcode", env=env)
+    assert again.exit_code == 0, again.output
+    outputs.append(again.output)
+
+    state = json.loads((project / "state/.sandbox/echo.json").read_text())
+    assistant_id = state["resources"]["assistant.a"]["id"]
+    other = "Edited-Secret-4242"
+    server = {"url": "https://example.com/hook", "headers": {"Authorization": other}}
+    _edit_in_sandbox(project, "assistant", assistant_id, {"server": server})
+
+    drifted = run("plan", "echo.yaml", "--sandbox", "--detailed-exitcode", env=env)
+    assert drifted.exit_code == 2, drifted.output
+    line = "~ server.headers.Authorization: (sensitive) -> (sensitive)  # changed outside"
+    assert line in drifted.output
+    assert "firstMessage" not in drifted.output
+    outputs.append(drifted.output)
+    for fmt in ("json", "markdown", "human"):
+        report = run("drift", "echo.yaml", "--sandbox", "--format", fmt, env=env)
+        assert report.exit_code == 2, report.output
+        assert "(sensitive)" in report.output
+        outputs.append(report.output)
+    saved = run("plan", "echo.yaml", "--sandbox", "--out", "echo.plan", env=env)
+    assert saved.exit_code == 0, saved.output
+    outputs.append(saved.output)
+
+    accepted = run("drift", "echo.yaml", "--sandbox", "--accept", env=env)
+    assert accepted.exit_code == 0, accepted.output
+    assert run("drift", "echo.yaml", "--sandbox", env=env).exit_code == 0
+    state = json.loads((project / "state/.sandbox/echo.json").read_text())
+    header = state["resources"]["assistant.a"]["applied"]["server"]["headers"]["Authorization"]
+    assert header.startswith("hmac-sha256:")
+
+    # Removing it from the manifest plans a delete that shows the secrets as such.
+    (project / "echo.yaml").write_text("version: 1\n")
+    removed = run("plan", "echo.yaml", "--sandbox", "--format", "json", env=env)
+    (change,) = json.loads(removed.output)["changes"]
+    assert change["action"] == "delete"
+    assert change["before"]["firstMessage"] == "(sensitive)"
+    assert change["before"]["server"]["headers"]["Authorization"] == "(sensitive)"
+    outputs.append(removed.output)
+
+    for text in outputs:
+        assert HOOK_SECRET not in text
+        assert other not in text
+    assert _files_holding(project, HOOK_SECRET) == []
+    assert _files_holding(project, other) == []
 
 
 def test_destroy_removes_everything(run: Cli, project: Path) -> None:
@@ -189,3 +267,83 @@ def test_no_request_is_rejected_by_the_spec_validation(run: Cli, project: Path) 
         by_status = app.stats()["by_status"]
     rejected = {s: n for s, n in by_status.items() if s.startswith("4")}
     assert rejected == {}, rejected
+
+
+def test_corrupt_sandbox_data_is_one_clear_error(run: Cli, project: Path) -> None:
+    """No traceback and no retrying of 500s: the file is named, with how to reset it."""
+    apply_full(run)
+    data = project / "state/.sandbox/emulator/vapi.json"
+    data.write_text("{bad")
+    result = run("plan", FULL, "--sandbox")
+    assert result.exit_code == 1, result.output
+    assert "Traceback" not in result.output
+    assert result.output.count("is not a usable sandbox data file") == 1
+    assert "state/.sandbox/emulator/vapi.json" in result.output
+    assert "delete it to reset the sandbox" in result.output
+    assert "retrying" not in result.output
+
+
+def test_system_errors_are_clear_errors(run: Cli, project: Path) -> None:
+    """An OSError (here: the sandbox's folder is taken by a file) names what failed."""
+    (project / "state/.sandbox").mkdir(parents=True)
+    (project / "state/.sandbox/emulator").write_text("not a folder")
+    result = run("apply", "examples/small.yaml", "--sandbox", "--auto-approve")
+    assert result.exit_code == 1
+    assert result.exception is None or isinstance(result.exception, SystemExit)
+    assert "Error: File exists: state/.sandbox/emulator" in result.output
+
+
+STATE_KEY = "k3y-0123456789abcdef-0123456789abcdef"
+
+
+def test_external_state_key_is_never_stored(run: Cli, project: Path) -> None:
+    """With PROVISIONER_STATE_KEY the hashes' key is derived from it: the state file keeps
+    only a short check of it, plans converge, and a wrong or missing key is refused
+    (rather than a plan that would send every secret again)."""
+    env = {"PROVISIONER_STATE_KEY": STATE_KEY}
+    assert run("apply", FULL, "--sandbox", "--auto-approve", env=env).exit_code == 0
+    again = run("plan", FULL, "--sandbox", "--detailed-exitcode", env=env)
+    assert again.exit_code == 0, again.output
+
+    path = project / "state/.sandbox/full.json"
+    state = json.loads(path.read_text())
+    assert "hash_key" not in state and len(state["key_check"]) == 16
+    assert STATE_KEY not in path.read_text()
+    token_hash = state["resources"]["phoneNumber.main-line"]["applied"]["twilioAuthToken"]
+    assert token_hash.startswith("hmac-sha256:")
+
+    # The secret rotated: seen from its hash, as with a stored key.
+    rotated = run("plan", FULL, "--sandbox", env={**env, "TWILIO_AUTH_TOKEN": "rotated-" + SECRET})
+    assert "~ twilioAuthToken: (sensitive) -> (sensitive)" in rotated.output
+
+    wrong = run("plan", FULL, "--sandbox", env={"PROVISIONER_STATE_KEY": "x" * 32})
+    assert wrong.exit_code == 1
+    assert "PROVISIONER_STATE_KEY is not the key state/.sandbox/full.json was written with" in (
+        wrong.output
+    )
+    missing = run("plan", FULL, "--sandbox")
+    assert missing.exit_code == 1
+    assert "written with an external hash key: set PROVISIONER_STATE_KEY" in missing.output
+    short = run("plan", FULL, "--sandbox", env={"PROVISIONER_STATE_KEY": "short"})
+    assert short.exit_code == 1 and "PROVISIONER_STATE_KEY is too short" in short.output
+    for result in (again, rotated, wrong, missing, short):
+        assert STATE_KEY not in result.output
+
+
+def test_external_state_key_on_a_state_with_its_own_key(run: Cli, project: Path) -> None:
+    """Refused, naming the way to move: drop `hash_key`, and one apply re-sends secrets."""
+    apply_full(run)
+    env = {"PROVISIONER_STATE_KEY": STATE_KEY}
+    refused = run("plan", FULL, "--sandbox", env=env)
+    assert refused.exit_code == 1
+    assert "keeps its own hash key, but PROVISIONER_STATE_KEY is set" in refused.output
+
+    path = project / "state/.sandbox/full.json"
+    state = json.loads(path.read_text())
+    del state["hash_key"]
+    path.write_text(json.dumps(state))
+    moved = run("apply", FULL, "--sandbox", "--auto-approve", env=env)
+    assert moved.exit_code == 0, moved.output
+    assert "Apply complete: 1 done," in moved.output  # the Twilio token, sent once more
+    assert run("plan", FULL, "--sandbox", "--detailed-exitcode", env=env).exit_code == 0
+    assert "key_check" in json.loads(path.read_text())

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import hashlib
 import re
 import uuid
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -12,6 +14,7 @@ import pytest
 from provisioner.emulator import EmulatorStore, SandboxTransport, VapiEmulator
 from provisioner.emulator.app import E164_MESSAGE, INVALID_KEY_MESSAGE
 from tests.emulator.conftest import (
+    AUTH,
     assistant_body,
     board_body,
     insight_body,
@@ -346,8 +349,30 @@ def test_secrets_are_stored_but_never_echoed(client: httpx.Client, app: VapiEmul
         "username": "u" * 20,
         "realm": "r",
     }
+    # Stored only as digests: a PATCH replaces the digest, and the clear value is nowhere.
     stored = app.store.get("phoneNumber", line["id"])
-    assert stored is not None and stored["twilioAuthToken"] == "rotated-0000"
+    assert stored is not None
+    assert stored["twilioAuthToken"] == "sha256:" + hashlib.sha256(b"rotated-0000").hexdigest()
+    assert stored["twilioApiSecret"] == "sha256:" + hashlib.sha256(b"api-secret-5678").hexdigest()
+
+
+def test_the_data_file_holds_digests_of_secrets_only(tmp_path: Path) -> None:
+    data = tmp_path / "vapi.json"
+    transport = SandboxTransport(app=VapiEmulator(EmulatorStore(path=data)))
+    with httpx.Client(transport=transport, base_url="http://s", headers=AUTH) as client:
+        line = create(client, "/phone-number", twilio_body(twilioApiSecret="api-secret-5678"))
+        auth = {"username": "u" * 20, "password": "sip-password-1234567890", "realm": "r"}
+        body = {"provider": "vapi", "sipUri": "sip:a@b.c", "authentication": auth}
+        sip = create(client, "/phone-number", body)
+        patch = {"twilioAuthToken": "rotated-0000"}
+        assert client.patch(f"/phone-number/{line['id']}", json=patch).status_code == 200
+    text = data.read_text()
+    for secret in ("twilio-secret-1234", "api-secret-5678", "rotated-0000", "sip-password"):
+        assert secret not in text
+    stored = EmulatorStore(path=data).get("phoneNumber", sip["id"])
+    assert stored is not None
+    digest = hashlib.sha256(b"sip-password-1234567890").hexdigest()
+    assert stored["authentication"] == {**auth, "password": "sha256:" + digest}
 
 
 def test_references_must_exist(client: httpx.Client) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import time
 from collections.abc import Iterator
 
@@ -115,6 +116,38 @@ def test_ambiguous_post_creates_yet_answers_502_or_drops() -> None:
     assert set(outcomes) == {"502", "dropped"}
     assert app.store.counts()["assistant"] == 8  # every create was performed
     assert app.stats()["creates"]["assistant"] == 8
+    assert app.stats()["ambiguous_posts"] == 8
+
+
+def test_script_plays_exact_outcomes_per_method_in_order() -> None:
+    script = ("POST:ambiguous", "GET:403*2", "*:refuse", "POST:400")
+    app = VapiEmulator(token=TOKEN, faults=FaultProfile(script=script))
+    with _client(app) as c:
+        assert c.post("/assistant", json=assistant_body()).status_code == 502
+        assert [c.get("/assistant").status_code for _ in range(2)] == [403, 403]
+        with pytest.raises(httpx.ConnectError, match="refused"):
+            c.get("/assistant")  # `*` takes the next request, whatever its method
+        assert c.post("/assistant", json=assistant_body()).status_code == 400
+        assert c.get("/assistant").status_code == 200  # the script is used up
+    assert app.store.counts()["assistant"] == 1  # only the ambiguous create was performed
+    assert app.stats()["ambiguous_posts"] == 1
+    app.set_faults(FaultProfile(script=("GET:503",)))  # setting a profile restarts it
+    with _client(app) as c:
+        assert c.get("/assistant").status_code == 503
+
+
+def test_script_parsing_and_errors() -> None:
+    profile = FaultProfile.parse("script=POST:ambiguous-drop|get:500*3")
+    assert profile.script == ("POST:ambiguous-drop", "get:500*3") and profile.active
+    assert FaultProfile.from_dict(profile.to_dict()) == profile
+    for bad, words in [
+        ("PUT:500", "METHOD one of"),
+        ("GET:200", "status from 400 to 599"),
+        ("GET:403*0", "at least 1"),
+        ("GET", "METHOD:OUTCOME"),
+    ]:
+        with pytest.raises(ValueError, match=f"step {re.escape(repr(bad))}.*{words}"):
+            FaultProfile.parse(f"script={bad}")
 
 
 def test_drop_closes_the_connection_in_process() -> None:

@@ -159,3 +159,53 @@ def test_hold_before_processing_abandons_the_request(app: VapiEmulator, served: 
     assert app.store.counts()["assistant"] == 0
     bad = httpx.put(f"{served}/__emulator/hold", json={"after": -1})
     assert bad.status_code == 400
+
+
+# -- a damaged data file, a busy port ---------------------------------------------------------
+
+
+def _serve_cli(*args: str) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    return subprocess.run(
+        [sys.executable, "-m", "provisioner", "sandbox", "serve", *args],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=30,
+    )
+
+
+def test_serve_refuses_a_corrupt_data_file_at_startup(tmp_path: Path) -> None:
+    data = tmp_path / "corrupt.json"
+    data.write_text("{bad")
+    result = _serve_cli("--port", str(_free_port()), "--data", str(data))
+    assert result.returncode == 1
+    assert "Traceback" not in result.stderr
+    assert f"{data} is not a usable sandbox data file" in result.stderr
+    assert "delete it to reset the sandbox" in result.stderr
+    assert result.stdout == ""  # never said it was listening
+
+
+def test_serve_on_a_port_in_use_is_a_clear_error() -> None:
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        result = _serve_cli("--port", str(port))
+    assert result.returncode == 1
+    assert "Traceback" not in result.stderr
+    assert f"cannot listen on 127.0.0.1:{port}: another program is using it" in result.stderr
+
+
+def test_data_file_damaged_while_serving_answers_500_saying_so(tmp_path: Path) -> None:
+    from provisioner.emulator import EmulatorStore
+    from provisioner.emulator.server import with_twilio
+
+    data = tmp_path / "vapi.json"
+    app = VapiEmulator(EmulatorStore(path=data))
+    with running_server(with_twilio(app, None)) as url:
+        assert httpx.post(f"{url}/assistant", json={"name": "a"}, headers=AUTH).status_code == 201
+        data.write_text("[]")
+        r = httpx.get(f"{url}/assistant", headers=AUTH)
+    assert r.status_code == 500
+    assert "is not a usable sandbox data file" in r.json()["message"]

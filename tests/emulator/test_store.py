@@ -89,16 +89,50 @@ def test_two_processes_at_once_never_lose_a_write(tmp_path: Path) -> None:
     assert len(set(stamps)) == 80
 
 
-def test_unreadable_file_is_refused(tmp_path: Path) -> None:
-    path = tmp_path / "vapi.json"
-    path.write_text("{not json")
-    with pytest.raises(ValueError, match="unreadable sandbox data file"):
-        EmulatorStore(path=path).counts()
-    path.write_text('{"format": 99}')
-    with pytest.raises(ValueError, match="not a Vapi sandbox data file"):
-        EmulatorStore(path=path).counts()
-
-
 def test_unknown_kind_is_a_key_error() -> None:
     with pytest.raises(KeyError, match="unknown kind"):
         EmulatorStore().insert("tool", {})
+
+
+@pytest.mark.parametrize(
+    "content",
+    [
+        "{bad",
+        "[]",
+        '{"format": 99}',
+        '{"format": 1}',
+        '{"format": 1, "orgId": "o", "objects": {"assistant": [1]}}',
+        '{"format": 1, "orgId": "o", "objects": {"assistant": [{"name": "no id"}]}}',
+        '{"format": 1, "orgId": "o", "clockMs": "soon"}',
+    ],
+)
+def test_a_damaged_data_file_is_refused_when_opened(tmp_path: Path, content: str) -> None:
+    from provisioner.emulator.store import SandboxDataError
+
+    path = tmp_path / "vapi.json"
+    path.write_text(content)
+    with pytest.raises(SandboxDataError, match="delete it to reset the sandbox") as caught:
+        EmulatorStore(path=path)
+    assert str(path) in str(caught.value)
+
+
+def test_in_process_transport_raises_the_data_error_instead_of_500s(tmp_path: Path) -> None:
+    """The CLI's emulator: damage after opening reaches the command as one clear error
+    (no traceback printed, no 500 to retry)."""
+    from provisioner.emulator.store import SandboxDataError
+
+    path = tmp_path / "vapi.json"
+    transport = make_sandbox_transport(path)
+    with httpx.Client(
+        transport=transport, base_url="http://s", headers={"Authorization": "Bearer t"}
+    ) as c:
+        assert c.post("/assistant", json=assistant_body()).status_code == 201
+        path.write_text("{bad")
+        with pytest.raises(SandboxDataError):
+            c.get("/assistant")
+
+
+def test_the_sandbox_folder_is_ignored_by_git(tmp_path: Path) -> None:
+    folder = tmp_path / "state/.sandbox/emulator"
+    make_sandbox_transport(folder / "vapi.json")
+    assert (folder / ".gitignore").read_text().splitlines()[-1] == "*"

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shlex
 import shutil
 import subprocess
@@ -71,7 +72,7 @@ def test_workflow_shape() -> None:
     assert doc["on"]["schedule"][0]["cron"]
     assert doc["defaults"]["run"]["shell"] == "bash"  # -eo pipefail on GitHub's runners
     assert doc["env"]["NO_COLOR"] == "1"
-    assert "secrets.VAPI_TOKEN" in doc["env"]["VAPI_TOKEN"]
+    assert "secrets.VAPI_TOKEN" in step(doc, "plan", "Plan")["env"]["VAPI_TOKEN"]
     jobs = doc["jobs"]
 
     plan = jobs["plan"]
@@ -108,6 +109,10 @@ def test_workflow_shape() -> None:
     assert apply_cmd == ["provisioner", "apply", f"{folder}/plan.bin", "--json"]
     assert "--auto-approve" not in apply_cmd  # a saved plan needs none
     assert "git push" in step(doc, "apply", "Commit the updated state")["run"]
+    kept = step(doc, "apply", "Keep the state as an artifact")
+    assert kept["uses"].startswith("actions/upload-artifact@")
+    assert "always()" in kept["if"] and kept["with"]["path"] == "state/"
+    assert "always()" in comment["if"]  # a failed plan replaces the old comment too
 
     drift = jobs["drift"]
     assert "schedule" in drift["if"]
@@ -144,6 +149,12 @@ class Runner:
             "TWILIO_AUTH_TOKEN": SECRET,
             "NO_COLOR": "1",
             "PATH": bin_dir + os.pathsep + os.environ.get("PATH", ""),
+            # What GitHub sets for a push to main.
+            "GITHUB_REF_NAME": "main",
+            "GITHUB_REPOSITORY": "acme/vapi-config",
+            "GITHUB_SHA": "0" * 40,
+            "GITHUB_SERVER_URL": "https://github.com",
+            "GITHUB_RUN_ID": "42",
         }
 
     def checkout(self, name: str) -> Path:
@@ -154,7 +165,9 @@ class Runner:
         shutil.copytree(EXAMPLES / "prompts", repo / "prompts")
         return repo
 
-    def run(self, job: str, name: str, repo: Path) -> subprocess.CompletedProcess[str]:
+    def run(
+        self, job: str, name: str, repo: Path, extra_env: dict[str, str] | None = None
+    ) -> subprocess.CompletedProcess[str]:
         s = step(self.doc, job, name)
         script = s["run"]
         assert "${{" not in script, "expressions would need GitHub to expand them"
@@ -170,9 +183,11 @@ class Runner:
         outputs = self.tmp / "github_output"
         env = {
             **self.env,
-            **{k: str(v) for k, v in (s.get("env") or {}).items()},
+            # `${{ secrets.X }}` and the like are GitHub's to expand: the test's env has them.
+            **{k: str(v) for k, v in (s.get("env") or {}).items() if "${{" not in str(v)},
             "GITHUB_OUTPUT": str(outputs),
             "GITHUB_STEP_SUMMARY": str(self.tmp / f"summary-{job}.md"),
+            **(extra_env or {}),
         }
         return subprocess.run(
             [*argv, str(path)], cwd=repo, env=env, capture_output=True, text=True, timeout=120
@@ -203,7 +218,6 @@ def git(repo: Path, *args: str) -> str:
     return done.stdout
 
 
-@pytest.mark.skipif(shutil.which("git") is None or shutil.which("bash") is None, reason="git, bash")
 def test_the_steps_run(live_api: LiveApi, tmp_path: Path) -> None:
     doc = load()
     gh = Runner(doc, live_api, tmp_path)
@@ -236,9 +250,18 @@ def test_the_steps_run(live_api: LiveApi, tmp_path: Path) -> None:
     assert events[-1]["counts"]["done"] == 14
     assert live_api.app.stats()["objects"]["assistant"] == 2
 
+    # main moved meanwhile (another merge): the state is rebased onto it, not lost.
+    other = tmp_path / "other"
+    git(tmp_path, "clone", "-q", "-b", "main", str(tmp_path / "origin.git"), str(other))
+    (other / "README.md").write_text("another merge\n")
+    git(other, "add", "README.md")
+    git(other, "commit", "-q", "-m", "another merge")
+    git(other, "push", "-q", "origin", "main")
+
     pushed = gh.run("apply", "Commit the updated state", main)
     assert pushed.returncode == 0, pushed.stderr
     state = json.loads(git(tmp_path / "origin.git", "show", "main:state/vapi.json"))
+    assert git(tmp_path / "origin.git", "show", "main:README.md") == "another merge\n"
     assert len(state["resources"]) == 14
     assert SECRET not in json.dumps(state)
     # Nothing new to commit: the step still succeeds.
@@ -266,7 +289,6 @@ def test_the_steps_run(live_api: LiveApi, tmp_path: Path) -> None:
     assert "Edited in the dashboard" in summary
 
 
-@pytest.mark.skipif(shutil.which("bash") is None, reason="needs bash")
 def test_a_plan_made_stale_before_the_merge_is_refused(live_api: LiveApi, tmp_path: Path) -> None:
     doc = load()
     gh = Runner(doc, live_api, tmp_path)
@@ -281,3 +303,91 @@ def test_a_plan_made_stale_before_the_merge_is_refused(live_api: LiveApi, tmp_pa
     assert refused.returncode == 1
     assert "the manifest vapi.yaml has changed since the plan was made" in refused.stderr
     assert live_api.app.stats()["objects"]["assistant"] == 0
+
+
+def test_installs_this_tool_pinned_never_the_pypi_name() -> None:
+    """`provisioner` on PyPI is someone else's project: the workflow installs this one
+    from its repository, at a pinned tag or commit, named in one place."""
+    doc = load()
+    spec = doc["env"]["PROVISIONER_PIP_SPEC"]
+    assert spec.startswith("git+https://") and "@" in spec.split("/")[-1]
+    installs = [
+        s["run"] for job in doc["jobs"].values() for s in job["steps"] if "pip" in s.get("run", "")
+    ]
+    assert len(installs) == len(doc["jobs"])  # one per job
+    for script in installs:
+        assert script.strip() == 'pip install "$PROVISIONER_PIP_SPEC"', script
+    assert not re.search(r"pip install\s+['\"]?provisioner\b", WORKFLOW.read_text())
+
+
+def test_secrets_reach_only_the_provisioner_steps() -> None:
+    doc = load()
+    assert "secrets." not in json.dumps(doc["env"])
+    given = 0
+    for job in doc["jobs"].values():
+        assert "env" not in job
+        for s in job["steps"]:
+            if "secrets." not in json.dumps(s):
+                continue
+            given += 1
+            assert "uses" not in s, f"a third-party action is given a secret: {s['uses']}"
+            assert commands(s["run"]), f"{s.get('name')}: a secret for a step without provisioner"
+    assert given == 4  # validate, plan, apply, drift
+
+
+def test_actions_pinned_by_commit() -> None:
+    lines = [ln.strip() for ln in WORKFLOW.read_text().splitlines() if "uses:" in ln]
+    assert lines
+    for line in lines:
+        assert re.search(r"@[0-9a-f]{40} # v\d", line), f"not pinned by commit: {line}"
+
+
+def test_a_failed_plan_replaces_the_comment(live_api: LiveApi, tmp_path: Path) -> None:
+    doc = load()
+    gh = Runner(doc, live_api, tmp_path)
+    pr = gh.checkout("pr")
+    manifest = pr / "vapi.yaml"
+    manifest.write_text(
+        manifest.read_text().replace("${assistant.support.id}", "${assistant.nope.id}", 1)
+    )
+    assert gh.run("plan", "Validate", pr).returncode == 1
+    failed = gh.run("plan", "Say that the plan failed", pr)
+    assert failed.returncode == 0, failed.stderr
+    comment = (pr / "plan.md").read_text()
+    assert comment.startswith("### Provisioner plan failed")
+    assert "assistant.nope" in comment
+    assert "https://github.com/acme/vapi-config/actions/runs/42" in comment
+
+    # The plan itself failing (here: no API key) says so too.
+    planned = gh.run("plan", "Plan", gh.checkout("pr2"), {"VAPI_TOKEN": ""})
+    assert planned.returncode == 1
+    failed = gh.run("plan", "Say that the plan failed", tmp_path / "pr2")
+    assert failed.returncode == 0, failed.stderr
+    comment = (tmp_path / "pr2" / "plan.md").read_text()
+    assert comment.startswith("### Provisioner plan failed") and "VAPI_TOKEN" in comment
+    assert SECRET not in comment
+    assert step(doc, "plan", "Say that the plan failed")["if"] == "failure()"
+
+
+def test_a_direct_push_to_main_says_why_nothing_is_applied(
+    live_api: LiveApi, tmp_path: Path
+) -> None:
+    gh = Runner(load(), live_api, tmp_path)
+    main = gh.checkout("main")
+    # `gh api .../commits/SHA/pulls` finds no merged pull request for a direct push.
+    fake = tmp_path / "bin"
+    fake.mkdir()
+    (fake / "gh").write_text("#!/bin/sh\nexit 0\n")
+    (fake / "gh").chmod(0o755)
+    path = f"{fake}{os.pathsep}{gh.env['PATH']}"
+    found = gh.run("apply", "Find the merged pull request", main, {"PATH": path})
+    assert found.returncode == 1
+    assert "pushed to main directly, not merged from a pull request" in found.stdout
+    outputs = tmp_path / "github_output"
+    assert not outputs.exists() or "number=" not in outputs.read_text()
+
+    # With a merged pull request, its number is handed to the download step.
+    (fake / "gh").write_text("#!/bin/sh\necho 17\n")
+    found = gh.run("apply", "Find the merged pull request", main, {"PATH": path})
+    assert found.returncode == 0, found.stderr
+    assert "number=17" in (tmp_path / "github_output").read_text()

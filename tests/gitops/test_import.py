@@ -204,3 +204,41 @@ def test_without_the_import_record_another_deployments_object_is_refused(
     result = run("plan", SMALL, "--sandbox")
     assert result.exit_code == 1
     assert "belongs to another deployment" in result.output
+
+
+def _without_assistants(doc: dict[str, Any]) -> dict[str, Any]:
+    doc["resources"] = {a: r for a, r in doc["resources"].items() if not a.startswith("assistant.")}
+    return doc
+
+
+def test_foreign_state_without_assistant_entries_is_refused(run: Cli, project: Path) -> None:
+    """No entry carries an ownership marker, but the phone numbers it holds point at the
+    assistants another lineage marks under the addresses they were applied with."""
+    from tests.gitops import FULL_STATE
+
+    state = apply_full(run)
+    foreign = _without_assistants(json.loads(FULL_STATE.read_text()))
+    foreign["lineage"] = "00000000-0000-4000-8000-000000000000"
+    FULL_STATE.write_text(json.dumps(foreign))
+    snap = Snapshot()
+    for command in (("plan", FULL), ("apply", FULL, "--auto-approve")):
+        result = run(*command, "--sandbox")
+        assert result.exit_code == 1, result.output
+        out = " ".join(result.output.split())
+        assert f"{FULL_STATE} belongs to another deployment" in out
+        assert f"which is managed by state lineage {state['lineage']}" in out
+        assert "phoneNumber." in out and "points at assistant." in out
+        assert f"its previous version (one write older) is in {FULL_STATE}.backup" in out
+        assert "Traceback" not in result.output
+    assert snap.unchanged(), "a foreign state must change neither the state nor the remote"
+
+
+def test_own_state_without_assistant_entries_is_not_refused(run: Cli, project: Path) -> None:
+    """The same state under its own lineage is this deployment's: plan goes on (and creates
+    the assistants it no longer knows about)."""
+    from tests.gitops import FULL_STATE
+
+    apply_full(run)
+    FULL_STATE.write_text(json.dumps(_without_assistants(json.loads(FULL_STATE.read_text()))))
+    planned = ok(run("plan", FULL, "--sandbox"))
+    assert "Plan: 2 to create" in planned

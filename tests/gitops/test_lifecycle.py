@@ -201,7 +201,8 @@ def test_moved_rekeys_state_without_remote_writes(
     Path(FULL).write_text(text)
 
     requests = live_api.requests()
-    planned = ok(run("plan", FULL, "--detailed-exitcode", env=env))
+    # Only a move: still pending (2), since applying it rewrites the state.
+    planned = ok(run("plan", FULL, "--detailed-exitcode", env=env), 2)
     assert "assistant.support has moved to assistant.helpdesk" in planned
     assert "No changes." in planned
     assert read_state(Path("state/full.json")) == before  # a plan writes nothing
@@ -241,3 +242,24 @@ def test_prevent_destroy_survives_removing_the_entry(run: Cli, project: Path) ->
     cut(FULL, "  sales-line:\n", "  # Your own SIP trunk")
     ok(run("apply", FULL, "--sandbox", "--auto-approve"))
     assert len(sandbox_objects()) == 13
+
+
+def test_moved_to_an_undeclared_address_is_an_error(run: Cli, project: Path) -> None:
+    """A typo in `to` would re-key the entry to nothing, then delete and recreate it."""
+    apply_full(run)
+    text = (
+        Path(FULL).read_text() + "\nmoved:\n  - {from: assistant.support, to: assistant.helpdsk}\n"
+    )
+    Path(FULL).write_text(text)
+    line = text.splitlines().index("  - {from: assistant.support, to: assistant.helpdsk}") + 1
+    snap = Snapshot()
+    for args in (
+        ("validate", FULL),
+        ("plan", FULL, "--sandbox"),
+        ("apply", FULL, "--sandbox", "--auto-approve"),
+    ):
+        result = run(*args)
+        assert result.exit_code == 1, result.output
+        assert f"{FULL}:{line}:" in result.output
+        assert "moved: assistant.helpdsk is not declared in the manifest" in result.output
+    assert snap.unchanged()

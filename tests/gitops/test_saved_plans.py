@@ -166,15 +166,7 @@ def test_not_a_plan_file(run: Cli, project: Path) -> None:
 
 def test_saved_plan_with_a_move(run: Cli, project: Path) -> None:
     state = apply_full(run)
-    text = (
-        Path(FULL)
-        .read_text()
-        .replace("  sales:\n    name: Acme Sales", "  team-sales:\n    name: Acme Sales")
-    )
-    text = text.replace("${assistant.sales.id}", "${assistant.team-sales.id}")
-    Path(FULL).write_text(
-        text + "\nmoved:\n  - {from: assistant.sales, to: assistant.team-sales}\n"
-    )
+    _rename_sales()
     planned = ok(run("plan", FULL, "--sandbox", "--out", "plan.bin"))
     assert "assistant.sales has moved to assistant.team-sales" in planned
     data = Path("state/.sandbox/emulator/vapi.json").read_bytes()
@@ -184,3 +176,66 @@ def test_saved_plan_with_a_move(run: Cli, project: Path) -> None:
     assert after["assistant.team-sales"]["id"] == ids(state)["assistant.sales"]
     assert "assistant.sales" not in after
     ok(run("plan", FULL, "--sandbox", "--detailed-exitcode"))
+
+
+def _rename_sales(path: str = FULL) -> None:
+    text = (
+        Path(path)
+        .read_text()
+        .replace("  sales:\n    name: Acme Sales", "  team-sales:\n    name: Acme Sales")
+    )
+    text = text.replace("${assistant.sales.id}", "${assistant.team-sales.id}")
+    Path(path).write_text(
+        text + "\nmoved:\n  - {from: assistant.sales, to: assistant.team-sales}\n"
+    )
+
+
+def test_secret_refusal_writes_no_state_for_a_move(run: Cli, project: Path) -> None:
+    """A plan refused for a rotated secret must leave the state as it was (moves not
+    saved), or it would be stale for good once the secret is restored."""
+    apply_full(run)
+    _rename_sales()
+    edit_manifest(FULL, TEMPERATURE)
+    ok(run("plan", FULL, "--sandbox", "--out", "mv.bin"))
+    snap = Snapshot()
+    refused = run("apply", "mv.bin", "--sandbox", env={"TWILIO_AUTH_TOKEN": "rotated"})
+    assert refused.exit_code == 1, refused.output
+    assert "not the one the plan was made with" in refused.output
+    assert snap.unchanged(), "the state was written although the plan was refused"
+    applied = ok(run("apply", "mv.bin", "--sandbox"))
+    assert "Apply complete: 1 done, 0 failed, 0 skipped." in applied
+    assert "assistant.team-sales" in read_state()["resources"]
+
+
+def test_secret_refusal_writes_no_state_for_new_protection(run: Cli, project: Path) -> None:
+    """Same for a newly added preventDestroy (recorded in state when the plan is applied)."""
+    apply_full(run)
+    edit_manifest(
+        FULL,
+        TEMPERATURE,
+        ("    artifactPlan:\n", "    lifecycle: {preventDestroy: true}\n    artifactPlan:\n"),
+    )
+    ok(run("plan", FULL, "--sandbox", "--out", "p.bin"))
+    snap = Snapshot()
+    refused = run("apply", "p.bin", "--sandbox", env={"TWILIO_AUTH_TOKEN": "rotated"})
+    assert refused.exit_code == 1, refused.output
+    assert snap.unchanged(), "the state was written although the plan was refused"
+    ok(run("apply", "p.bin", "--sandbox"))
+    assert read_state()["resources"]["assistant.sales"]["extra"]["prevent_destroy"] is True
+
+
+def test_first_saved_plan_takes_the_state_lock(run: Cli, project: Path) -> None:
+    """The new state a first `plan --out` writes is written under the lock, like any other."""
+    from provisioner.state.lock import LockInfo
+    from provisioner.state.store import FileStateStore
+
+    store = FileStateStore(FULL_STATE)
+    info = LockInfo.create(command="provisioner apply examples/full.yaml", operation="apply")
+    with store.lock(info, timeout=0):
+        result = run("plan", FULL, "--sandbox", "--out", "plan.bin")
+    assert result.exit_code == 1, result.output
+    assert "locked" in result.output and "provisioner apply examples/full.yaml" in result.output
+    assert not FULL_STATE.exists() and not Path("plan.bin").exists()
+    # Once it is free, the same command saves both.
+    ok(run("plan", FULL, "--sandbox", "--out", "plan.bin"))
+    assert FULL_STATE.exists() and Path("plan.bin").exists()

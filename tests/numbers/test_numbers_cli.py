@@ -102,7 +102,7 @@ def test_great_britain_mobile(runner: CliRunner, root: click.Group) -> None:
     result = run(runner, root, "search", "--sandbox", "--country", "gb", "--type", "mobile")
     assert result.exit_code == 0, result.output
     assert "(GB, mobile)" in result.stdout
-    assert "+447" in result.stdout and "1.00 USD" in result.stdout
+    assert "+44 7" in result.stdout and "1.00 USD" in result.stdout
 
 
 def test_no_matches(runner: CliRunner, root: click.Group) -> None:
@@ -258,3 +258,59 @@ def test_prices_that_cannot_be_read_leave_the_search_usable() -> None:
         price, currency, problem = _monthly_price(client, "US", "local")
     assert price is None and currency is None
     assert problem is not None and "Twilio 20404" in problem
+
+
+# -- --manifest: the manifest's Twilio account ---------------------------------------------
+
+
+def test_search_and_pricing_take_the_manifest_account(
+    runner: CliRunner, root: click.Group, tmp_path: Path
+) -> None:
+    """`--manifest` uses the first Twilio number's account and token (resolved from
+    `${env:...}`), over a real socket to an emulator that accepts only that account."""
+    from provisioner.emulator.app import VapiEmulator
+    from provisioner.emulator.server import running_server, with_twilio
+    from provisioner.emulator.store import EmulatorStore
+
+    secret = "manifest-token-3c2b1a"
+    (tmp_path / "m.yaml").write_text(
+        "version: 1\nphoneNumbers:\n  line:\n    provider: twilio\n"
+        "    purchase: {areaCode: '415'}\n"
+        f"    twilioAccountSid: {AC}\n    twilioAuthToken: ${{env:LINE_TOKEN}}\n"
+    )
+    vapi = VapiEmulator(EmulatorStore(path=None))
+    app = with_twilio(vapi, tmp_path / "twilio.json", twilio_credentials=(AC, secret))
+    with running_server(app) as url:
+        env = {"TWILIO_BASE_URL": url, "TWILIO_PRICING_BASE_URL": url, "LINE_TOKEN": secret}
+        priced = run(runner, root, "pricing", "--manifest", "m.yaml", "--json", env=env)
+        assert priced.exit_code == 0, priced.output
+        assert json.loads(priced.stdout)["iso_country"] == "US"
+        assert f"Using the Twilio account of phoneNumber.line ({AC})" in priced.stderr
+        found = run(runner, root, "search", "--area-code", "415", "--manifest", "m.yaml", env=env)
+        assert found.exit_code == 0, found.output
+        assert "+1 415 " in found.stdout
+        assert secret not in found.output + priced.output
+        # Without --manifest the environment has no account: refused, as before.
+        assert run(runner, root, "pricing", env=env).exit_code == 1
+        # A wrong token in the environment reaches Twilio, which refuses it.
+        refused = run(
+            runner, root, "pricing", "--manifest", "m.yaml", env={**env, "LINE_TOKEN": "no"}
+        )
+        assert refused.exit_code == 1
+        assert "20003" in str(refused.exception) or "401" in str(refused.exception)
+
+
+def test_manifest_without_a_twilio_number_is_an_error(
+    runner: CliRunner, root: click.Group, tmp_path: Path
+) -> None:
+    (tmp_path / "m.yaml").write_text(
+        "version: 1\nphoneNumbers:\n  line: {provider: vapi, numberDesiredAreaCode: '415'}\n"
+    )
+    result = run(runner, root, "pricing", "--manifest", "m.yaml")
+    assert result.exit_code == 1
+    assert "has no Twilio phone number" in str(result.exception)
+    (tmp_path / "bad.yaml").write_text("version: 1\nphoneNumbers:\n  line: {provider: twillio}\n")
+    bad = run(runner, root, "pricing", "--manifest", "bad.yaml")
+    assert bad.exit_code == 1
+    assert "bad.yaml:3:" in bad.stderr
+    assert "is not valid; nothing was asked of Twilio" in str(bad.exception)

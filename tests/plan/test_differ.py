@@ -245,3 +245,77 @@ def test_phone_in_place_fields_update(field: str) -> None:
         LiveSnapshot({"phoneNumber.n": PHONE_LIVE}),
     )
     assert only(plan, "phoneNumber.n").action is Action.UPDATE
+
+
+PROMPTED = (
+    "assistants:\n  a:\n    name: A\n    model:\n      provider: openai\n      model: gpt-4o\n"
+    "      messages:\n        - {role: system, content: Be brief.}\n"
+    '        - {role: user, content: "code ${env:CODE}"}\n'
+)
+
+
+def _prompted_state(secret: str) -> tuple[StateFile, dict[str, Any]]:
+    messages = [
+        {"role": "system", "content": "Be brief."},
+        {"role": "user", "content": keyed_hash(f"code {secret}", "k")},
+    ]
+    applied = {
+        "name": "A",
+        "model": {"provider": "openai", "model": "gpt-4o", "messages": messages},
+    }
+    return state_with(assistant__a=ResourceState("assistant", "id1", applied=applied)), applied
+
+
+def _everything(plan: Any) -> str:
+    from provisioner.render.json import dumps_plan
+
+    return dumps_plan(plan)
+
+
+def test_echoed_secret_moved_within_a_list_is_never_shown() -> None:
+    """The remote dropped the first message: the secret one shifted to another index,
+    where the manifest holds clear text. It is still recognised (by its hash)."""
+    st, applied = _prompted_state("s3cr3t")
+    remote = live(
+        {
+            "id": "id1",
+            "name": "A",
+            "model": {
+                "provider": "openai",
+                "model": "gpt-4o",
+                "messages": [{"role": "user", "content": "code s3cr3t"}],
+            },
+        }
+    )
+    plan = make_plan(
+        desired(PROMPTED, {"CODE": "s3cr3t"}), st, LiveSnapshot({"assistant.a": remote})
+    )
+    c = only(plan, "assistant.a")
+    assert c.action is Action.UPDATE and c.drift
+    assert "s3cr3t" not in _everything(plan)
+    assert "s3cr3t" not in repr(c.before) + repr(c.fields) + repr(c.drift)
+
+
+def test_secret_replaced_by_a_literal_never_shows_the_old_secret() -> None:
+    st, _ = _prompted_state("old-secret")
+    remote = live(
+        {
+            "id": "id1",
+            "name": "A",
+            "model": {
+                "provider": "openai",
+                "model": "gpt-4o",
+                "messages": [
+                    {"role": "system", "content": "Be brief."},
+                    {"role": "user", "content": "code old-secret"},
+                ],
+            },
+        }
+    )
+    text = PROMPTED.replace("${env:CODE}", "public")
+    plan = make_plan(desired(text), st, LiveSnapshot({"assistant.a": remote}))
+    c = only(plan, "assistant.a")
+    assert c.action is Action.UPDATE and not c.drift
+    [f] = c.fields
+    assert (f.before, f.after) == (SENSITIVE_TEXT, "code public")
+    assert "old-secret" not in repr(c.before) + repr(c.fields)

@@ -60,7 +60,7 @@ def save(path: Path, plan: Plan, **kw: Any) -> Path:
         plan,
         manifest_path="m.yaml",
         manifest_digest=DIGEST,
-        live_fingerprint=fingerprint_live(sample_live()),
+        live_fingerprint=fingerprint_live(sample_live(), HASH_KEY),
         secret_hashes=hash_plan_secrets(plan, HASH_KEY),
         **kw,
     )
@@ -86,7 +86,7 @@ def test_round_trip_equals_original(tmp_path: Path) -> None:
     loaded = load_plan(save(tmp_path / "plan.bin", plan, created_at=now))
     assert loaded.plan == plan  # bodies excluded from equality: checked below
     assert loaded.manifest_path == "m.yaml" and loaded.manifest_digest == DIGEST
-    assert loaded.live_fingerprint == fingerprint_live(sample_live())
+    assert loaded.live_fingerprint == fingerprint_live(sample_live(), HASH_KEY)
     assert loaded.created_at == "2026-03-04T05:06:07Z"
     assert loaded.format_version == PLAN_FORMAT_VERSION
     # Unknown and MISSING come back as themselves.
@@ -278,7 +278,7 @@ def test_fresh_plan_verifies(tmp_path: Path) -> None:
         lineage="L-0001",
         serial=7,
         manifest_digest=DIGEST,
-        live_fingerprint=fingerprint_live(sample_live()),
+        live_fingerprint=fingerprint_live(sample_live(), HASH_KEY),
     )
 
 
@@ -304,7 +304,9 @@ def test_remote_edit_since_plan_refused(tmp_path: Path) -> None:
     objects["assistant.faq"] = edited
     objects["assistant.old"] = None
     reasons = saved.stale_reasons(
-        lineage="L-0001", serial=7, live_fingerprint=fingerprint_live(LiveSnapshot(objects))
+        lineage="L-0001",
+        serial=7,
+        live_fingerprint=fingerprint_live(LiveSnapshot(objects), HASH_KEY),
     )
     assert reasons == [
         "changed remotely since the plan was made: assistant.faq (edited), assistant.old (gone)"
@@ -316,9 +318,20 @@ def test_fingerprint_ignores_server_bookkeeping() -> None:
     objects = {a: dict(o or {}) for a, o in live.objects.items()}
     objects["assistant.faq"]["updatedAt"] = "2027-01-01T00:00:00Z"
     objects["assistant.faq"]["metadata"] = {"provisioner": {"address": "assistant.faq"}}
-    assert fingerprint_live(LiveSnapshot(objects)) == fingerprint_live(live)
-    gone = fingerprint_live(LiveSnapshot({"assistant.x": None}, adopted={"assistant.y": {"id": 1}}))
-    assert gone["assistant.x"] == ABSENT and gone["assistant.y"].startswith("sha256:")
+    assert fingerprint_live(LiveSnapshot(objects), HASH_KEY) == fingerprint_live(live, HASH_KEY)
+    gone = fingerprint_live(
+        LiveSnapshot({"assistant.x": None}, adopted={"assistant.y": {"id": 1}}), HASH_KEY
+    )
+    assert gone["assistant.x"] == ABSENT and gone["assistant.y"].startswith("hmac-sha256:")
+
+
+def test_fingerprint_is_keyed_so_an_echoed_secret_cannot_be_guessed_from_it() -> None:
+    """A live object may echo a secret: its fingerprint in a plan artifact is an HMAC under
+    the state's key, not a plain hash anyone could recompute from a guess."""
+    live = LiveSnapshot({"assistant.a": {"id": "1", "server": {"headers": {"X": "hunter2"}}}})
+    plain = digest_bytes(b'{"id":"1","server":{"headers":{"X":"hunter2"}}}')
+    keyed = fingerprint_live(live, HASH_KEY)["assistant.a"]
+    assert keyed != plain and keyed != fingerprint_live(live, "another-key")["assistant.a"]
 
 
 # Secrets re-resolved on apply ----------------------------------------------------------

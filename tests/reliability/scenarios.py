@@ -4,6 +4,7 @@ scripts/reliability_matrix.py (which prints them)."""
 from __future__ import annotations
 
 import json
+import subprocess
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -14,6 +15,9 @@ from tests.reliability.harness import Sandbox, census, cli, kill_at, start_cli, 
 FULL = "examples/full.yaml"
 EXPECTED = 14  # resources in examples/full.yaml
 STATE = Path("state/full.json")
+# Seeds whose faulty apply of the full example sees 429s, 5xx and ambiguous POSTs alike
+# (at parallelism 1 and 10), so every fault is exercised.
+FAULT_SEEDS = (3, 6, 8)
 
 
 @dataclass
@@ -88,6 +92,8 @@ def faulty_apply(sandbox: Sandbox, base: Path, seed: int, parallelism: int = 10)
             "requests": after["requests"] - before["requests"],
             "429s": _status(after, "429") - _status(before, "429"),
             "5xx": sum(_status(after, s) - _status(before, s) for s in ("500", "502", "503")),
+            # Creates performed, then answered 502 or dropped: the case that duplicates.
+            "ambiguous POSTs": int(after["ambiguous_posts"]) - int(before["ambiguous_posts"]),
             "duplicates": c.duplicates,
             "lost IDs": c.lost_ids,
         },
@@ -256,6 +262,68 @@ def interrupted_apply(sandbox: Sandbox, base: Path) -> Figures:
             "exit code": proc.returncode,
             "done before stop": first.state_ids,
             "orphans": first.orphans,
+            "duplicates after rerun": final.duplicates,
+        },
+        "" if ok else out[-2500:] + second.stdout[-1000:],
+    )
+
+
+def interrupted_rate_limited_apply(sandbox: Sandbox, base: Path, parallelism: int = 10) -> Figures:
+    """Ctrl-C while the apply is held up by a slow rate limit (one request per 10 s): the
+    changes handed to the workers but still waiting (limiter, Retry-After) are abandoned
+    as "not started", nothing is sent after the interrupt beyond what was on the wire,
+    and the run exits at once; the next apply finishes."""
+    import signal
+
+    _reset(sandbox)
+    sandbox.set_faults({"rate_limit_rps": 0.1})
+    cwd = workdir(base / "sigint-rate-limited")
+    proc = start_cli(
+        sandbox, cwd, "apply", FULL, "--auto-approve", "--parallelism", str(parallelism)
+    )
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and proc.poll() is None:
+        if int(sandbox.stats().get("rate_limited", 0)) >= 1:
+            break
+        time.sleep(0.02)
+    at_signal = sandbox.stats()
+    proc.send_signal(signal.SIGINT)
+    try:
+        # Without the interrupt reaching the client, the waiting changes would go on
+        # sending for over a minute; a bound far below that, so the run fails instead.
+        out, _ = proc.communicate(timeout=40)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        out, _ = proc.communicate()
+    after = sandbox.stats()
+    sandbox.set_faults({})
+    first = census(sandbox, cwd / STATE, EXPECTED)
+    started = out.count(": creating...")
+    posts = int(after["by_method"].get("POST", 0))
+    late = int(after["requests"]) - int(at_signal["requests"])
+    not_started = sum(1 for line in out.splitlines() if line.startswith("  not started: "))
+    second = cli(sandbox, cwd, "apply", FULL, "--auto-approve")
+    final = census(sandbox, cwd / STATE, EXPECTED)
+    ok = (
+        proc.returncode == 1
+        and "Interrupted: no new changes were started." in out
+        and late <= parallelism  # at most what was on the wire (one per worker)
+        and posts <= started  # no change sent its create twice
+        and not_started == EXPECTED - first.state_ids
+        and first.orphans == 0
+        and first.duplicates == 0
+        and second.returncode == 0
+        and final.ok
+    )
+    return Figures(
+        "Ctrl-C while rate limited",
+        ok,
+        {
+            "exit code": proc.returncode,
+            "sent after Ctrl-C": late,
+            "creates sent": posts,
+            "changes begun": started,
+            "not started": not_started,
             "duplicates after rerun": final.duplicates,
         },
         "" if ok else out[-2500:] + second.stdout[-1000:],

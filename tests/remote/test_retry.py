@@ -51,9 +51,20 @@ def test_retry_after_wins_and_has_its_own_larger_cap() -> None:
     rng = random.Random(0)
     assert policy.delay(1, 7.0, rng) == 7.0
     assert policy.delay(1, 45.0, rng) == 45.0  # above max_delay, below its own cap
-    assert policy.delay(8, 0.0, rng) == 0.0
+    assert policy.delay(1, 0.1, rng) == 0.1
     assert policy.delay(1, 3600.0, rng) == 120.0
-    assert policy.delay(1, -5.0, rng) == 0.0
+
+
+@pytest.mark.parametrize("retry_after", [0.0, 0.05, -5.0])
+def test_a_retry_after_of_about_zero_gets_the_usual_backoff(retry_after: float) -> None:
+    # `Retry-After: 0`, or an HTTP date already past (parsed as 0): not 8 retries at once.
+    policy = RetryPolicy()
+    for attempt in range(1, 9):
+        ceiling = min(30.0, 0.5 * 2 ** (attempt - 1))
+        draws = [policy.delay(attempt, retry_after, random.Random(n)) for n in range(200)]
+        backoff = [policy.delay(attempt, None, random.Random(n)) for n in range(200)]
+        assert draws == [max(retry_after, b) for b in backoff]  # never below either
+        assert statistics.mean(draws) > ceiling / 4  # spread over the range, not ~0
 
 
 def test_delay_is_pure() -> None:

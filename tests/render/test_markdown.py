@@ -48,6 +48,32 @@ def test_multiline_prompt_is_a_line_diff() -> None:
     assert "- model.temperature: 0.5\n+ model.temperature: 0.7\n" in text
 
 
+def test_each_line_diff_is_a_block_of_its_own() -> None:
+    """Lines after a hunk would read as part of it: a prompt's diff has its own block, and
+    ordinary `- field:` lines go in another."""
+    c = ResourceChange(
+        "assistant.a",
+        "assistant",
+        Action.UPDATE,
+        ActionReason.MANIFEST_CHANGED,
+        id="x",
+        fields=(
+            FieldChange(("firstMessage",), "Hi", "Hello"),
+            FieldChange(("prompt",), "a\nb\nc", "a\nB\nc"),
+            FieldChange(("temperature",), 0.1, 0.2),
+        ),
+    )
+    text = plan_to_markdown(Plan((c,)))
+    blocks = text.split("```diff\n")[1:]
+    bodies = [b.split("\n```", 1)[0].splitlines() for b in blocks]
+    assert bodies == [
+        ['- firstMessage: "Hi"', '+ firstMessage: "Hello"'],
+        ["@@ prompt -1,3 +1,3 @@", " a", "-b", "+B", " c"],
+        ["- temperature: 0.1", "+ temperature: 0.2"],
+    ]
+    assert "Line diff of `prompt`:\n\n```diff\n@@ prompt" in text
+
+
 def test_changes_are_collapsible_diff_blocks() -> None:
     text = plan_to_markdown(sample_plan())
     assert text.count("<details>") == text.count("</details>") == 6  # 5 changes + 1 drift

@@ -279,7 +279,7 @@ def test_release_leaves_a_lock_that_is_no_longer_ours(
     store: FileStateStore, lock_file: Path
 ) -> None:
     with store.lock(info(), timeout=0) as first:
-        store.force_unlock(first.info.id)
+        store.force_unlock(first.info.id, force=True)  # our own lock: alive, so forced
         second = plant(lock_file, pid=os.getpid())
     assert read_lock(lock_file) == second
 
@@ -293,9 +293,51 @@ def test_unreadable_lock_file(
     with pytest.raises(StateLockedError) as err, store.lock(info(), timeout=0):
         pass
     assert f"its lock file {lock_file} is empty" in str(err.value)
+    assert "`provisioner force-unlock MANIFEST ANY_ID`" in str(err.value)
     assert f"`rm {lock_file}`" in str(err.value)
-    with pytest.raises(StateError, match="is empty"):
-        store.force_unlock("anything")
+    # It names no holder, so force-unlock clears it whatever ID it is given.
+    assert store.force_unlock("anything") == "is empty"
+    assert not lock_file.exists()
+    with store.lock(info(), timeout=0):
+        pass
+
+
+def test_force_unlock_refuses_a_holder_still_running_here(
+    store: FileStateStore, lock_file: Path
+) -> None:
+    alive = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    try:
+        holder = plant(lock_file, pid=alive.pid, hostname=socket.gethostname())
+        with pytest.raises(StateError) as err:
+            store.force_unlock(holder.id)
+        message = str(err.value)
+        assert f"locked by alice@ci-7 (pid {alive.pid})" in message and holder.id in message
+        assert "still running on this host" in message and "add --force" in message
+        assert read_lock(lock_file) == holder
+        assert store.force_unlock(holder.id, force=True) == holder
+        assert not lock_file.exists()
+    finally:
+        alive.kill()
+        alive.wait()
+
+
+def test_force_unlock_clears_a_dead_holder_here_without_force(
+    store: FileStateStore, lock_file: Path
+) -> None:
+    holder = plant(lock_file, pid=dead_pid(), hostname=socket.gethostname())
+    assert store.force_unlock(holder.id) == holder
+    assert not lock_file.exists()
+
+
+def test_waiting_for_a_live_holder_is_told_once(store: FileStateStore, lock_file: Path) -> None:
+    holder = plant(lock_file, pid=os.getpid(), hostname=socket.gethostname())
+    told: list[tuple[LockInfo, float]] = []
+    with pytest.raises(StateLockedError, match="waited 0.3s"):
+        acquire_lock(lock_file, info(), 0.3, subject="s", on_wait=lambda h, t: told.append((h, t)))
+    assert told == [(holder, 0.3)]
+    with pytest.raises(StateLockedError):  # no timeout: fails at once, nothing to tell
+        acquire_lock(lock_file, info(), 0, subject="s", on_wait=lambda h, t: told.append((h, t)))
+    assert len(told) == 1
 
 
 def test_half_written_lock_file_is_read_again(store: FileStateStore, lock_file: Path) -> None:
