@@ -26,6 +26,7 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
+from provisioner.phone_format import CALLING_CODES, calling_code
 from provisioner.plan.model import Action, Plan, ResourceChange
 
 # Price lookups are keyed by (Twilio account SID, ISO country, number type).
@@ -36,7 +37,7 @@ Price = tuple[Decimal, str] | None
 # API.md: Vapi gives 5 free numbers per account (a payment method is needed beyond that).
 VAPI_FREE_NUMBER_LIMIT = 5
 # North American toll-free area codes (NANP): priced as toll-free, not local.
-_NANP_TOLL_FREE = frozenset({"800", "833", "844", "855", "866", "877", "888"})
+NANP_TOLL_FREE = ("800", "833", "844", "855", "866", "877", "888")
 # Canadian NANP area codes (CNAC's list, overlays to 2025): +1 numbers are US otherwise.
 _CANADIAN_AREA_CODES = frozenset(
     "204 226 236 249 250 257 263 289 306 343 354 365 367 368 382 387 403 416 418 428 431 "
@@ -44,20 +45,6 @@ _CANADIAN_AREA_CODES = frozenset(
     "709 742 753 778 780 782 807 819 825 867 873 879 902 905 942".split()
 )
 _BILLED_BY = {"vonage": "Vonage", "telnyx": "Telnyx", "byo-phone-number": "your SIP provider"}
-# Calling code -> ISO country, for pricing numbers imported with `number:` (longest first).
-_CALLING_CODES = (
-    ("+44", "GB"),
-    ("+61", "AU"),
-    ("+49", "DE"),
-    ("+33", "FR"),
-    ("+34", "ES"),
-    ("+39", "IT"),
-    ("+31", "NL"),
-    ("+46", "SE"),
-    ("+353", "IE"),
-    ("+64", "NZ"),
-    ("+1", "US"),
-)
 
 
 @dataclass(frozen=True, slots=True)
@@ -78,16 +65,16 @@ class PricedNumber:
 def country_and_type(number: str) -> tuple[str, str] | None:
     """(ISO country, number type) of an E.164 number, for pricing; None if unknown.
     NANP numbers are Canadian by area code, else US; UK 07 numbers are mobiles."""
-    for prefix, iso in sorted(_CALLING_CODES, key=lambda p: -len(p[0])):
-        if number.startswith(prefix):
-            if prefix == "+1" and number[2:5] in _NANP_TOLL_FREE:
-                return iso, "toll-free"
-            if prefix == "+1" and number[2:5] in _CANADIAN_AREA_CODES:
-                return "CA", "local"
-            if prefix == "+44" and number[3:4] == "7":
-                return iso, "mobile"
-            return iso, "local"
-    return None
+    code = calling_code(number)
+    if code is None:
+        return None
+    if code == "1" and number[2:5] in NANP_TOLL_FREE:
+        return "US", "toll-free"
+    if code == "1" and number[2:5] in _CANADIAN_AREA_CODES:
+        return "CA", "local"
+    if code == "44" and number[3:4] == "7":
+        return "GB", "mobile"
+    return CALLING_CODES[code], "local"
 
 
 def number_to_price(change: ResourceChange) -> PricedNumber | str | None:

@@ -54,7 +54,9 @@ class PlanResult:
 
 
 def open_state(settings: Settings, manifest_path: Path) -> FileStateStore:
-    external_key = settings.environ.get(STATE_KEY_ENV)
+    # Empty counts as unset: CI systems expand a secret nobody defined to "". A state
+    # that uses an external key still refuses to run without it (its key_check).
+    external_key = settings.environ.get(STATE_KEY_ENV) or None
     return FileStateStore(settings.state_file_for(manifest_path), external_key=external_key)
 
 
@@ -134,6 +136,10 @@ def prepare(
     diags.extend(mdiags)
     if diags.has_errors():
         return None, diags
+    if not state.resources and validated.manifest.resources:
+        # Refresh reads nothing for an empty state: without this, a wrong API key would
+        # pass every plan (in CI, on every pull request) and surface only at apply.
+        client.check_access()
     live = refresh_state(client, state, parallelism=settings.parallelism)
     _check_lineage(state, live, reader, client)
     state, live = adopt_found(state, live)
@@ -179,15 +185,23 @@ def open_twilio(settings: Settings) -> Iterator[Twilio]:
         twilio.close()
 
 
+def twilio_numbers(validated: Validated) -> list[tuple[str, Mapping[str, Any]]]:
+    """(address, body) of each Twilio phone number of the manifest, in manifest order."""
+    return [
+        (address, r.body)
+        for address, r in validated.resolved.resources.items()
+        if r.kind.name == "phoneNumber" and r.body.get("provider") == "twilio"
+    ]
+
+
 def remember_twilio_accounts(validated: Validated, numbers: Twilio) -> None:
     """Give `numbers` the Twilio credentials of the manifest's numbers (for prices, and
     for releasing a number whose entry is being deleted)."""
-    for r in validated.resolved.resources.values():
-        if r.kind.name == "phoneNumber" and r.body.get("provider") == "twilio":
-            try:
-                numbers.remember(r.body)
-            except PurchaseError:
-                pass  # reported where a price or a purchase needs them
+    for _, body in twilio_numbers(validated):
+        try:
+            numbers.remember(body)
+        except PurchaseError:
+            pass  # reported where a price or a purchase needs them
 
 
 def price_plan(the_plan: Plan, validated: Validated, numbers: Twilio) -> Plan:
@@ -232,7 +246,7 @@ def validate_for_destroy(
     """`validate`, except that an unset `${env:NAME}` does not stop a destroy: it deletes
     what state holds and sends the manifest's values nowhere. Only releasing a number at
     Twilio needs a secret, and the plan refuses that without it (see `plan`)."""
-    import re
+    from provisioner.resolve import value_sources
 
     validated, diags = validate(path, environ)
     if validated is not None:
@@ -241,11 +255,14 @@ def validate_for_destroy(
         text = path.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError):
         return None, diags
-    unset = {n for n in re.findall(r"(?<!\$)\$\{\s*env:([A-Za-z_][A-Za-z0-9_]*)", text)}
-    unset = {n for n in unset if not environ.get(n)}
+    inner = (src[2:-1].strip() for src in value_sources(text))
+    names = {i.removeprefix("env:").strip() for i in inner if i.startswith("env:")}
+    unset = {n for n in names if not environ.get(n)}
     if not unset:
         return None, diags
-    again, again_diags = validate(path, {**environ, **dict.fromkeys(unset, UNSET_FOR_DESTROY)})
+    again, again_diags = validate(
+        path, {**environ, **dict.fromkeys(unset, UNSET_FOR_DESTROY)}, stand_ins=unset
+    )
     return (again, again_diags) if again is not None else (None, diags)
 
 
@@ -488,7 +505,7 @@ def generate_from_remote(
         result = client.list_all(kind)
         # Server-made objects (the default board, system insights) are not ours to manage.
         objects[kind.name] = [o for o in result.items if not o.get("systemKey")]
-    generated = importer.generate_manifest(objects)
+    generated = importer.generate_manifest(objects, state.hash_key)
     for rel in generated.files:
         target = manifest.parent / rel
         if target.exists():

@@ -1,8 +1,9 @@
 """Phone numbers written for people: `+14155550100` -> `+1 415 555 0100`. Pure.
 
 Covers the numbering plans a user of this tool meets most (North America, the UK,
-Australia) group by group; other countries get their calling code split off, and
-anything that is not E.164 (a SIP extension such as `1001`) is left as it is.
+Australia) group by group; the other countries of `CALLING_CODES` (the one table of
+calling codes: pricing reads countries from it too) get their calling code split off, and
+anything else (a SIP extension such as `1001`) is left as it is.
 """
 
 from __future__ import annotations
@@ -10,8 +11,20 @@ from __future__ import annotations
 import re
 
 _E164 = re.compile(r"^\+[1-9]\d{6,14}$")
-# Calling codes whose numbers are only split after the code (longest match first).
-_CALLING_CODES = ("353", "31", "33", "34", "39", "46", "49", "64")
+# Calling code -> ISO country, for the countries this tool knows (pricing uses it too).
+CALLING_CODES = {
+    "1": "US",
+    "31": "NL",
+    "33": "FR",
+    "34": "ES",
+    "39": "IT",
+    "44": "GB",
+    "46": "SE",
+    "49": "DE",
+    "61": "AU",
+    "64": "NZ",
+    "353": "IE",
+}
 # UK geographic codes with a 2-digit area code (020 London, 029 Cardiff, ...).
 _UK_TWO_DIGIT = ("20", "23", "24", "28", "29")
 
@@ -30,10 +43,16 @@ def format_number(number: str) -> str:
         if nsn.startswith("4"):  # mobiles: 4xx xxx xxx
             return f"+61 {nsn[:3]} {nsn[3:6]} {nsn[6:]}"
         return f"+61 {nsn[0]} {nsn[1:5]} {nsn[5:]}"
-    for code in _CALLING_CODES:
-        if digits.startswith(code):
-            return f"+{code} {digits[len(code) :]}"
-    return number
+    code = calling_code(number)
+    return f"+{code} {digits[len(code) :]}" if code else number
+
+
+def calling_code(number: str) -> str | None:
+    """The calling code (`44`) of an E.164 number, if it is one of `CALLING_CODES`."""
+    for code in sorted(CALLING_CODES, key=len, reverse=True):
+        if number.startswith(f"+{code}"):
+            return code
+    return None
 
 
 def _uk(nsn: str) -> str:

@@ -4,11 +4,12 @@ the numbers a manifest asks for with `purchase:`.
 Owns: one `TwilioClient` per account (credentials from the phone number's own
 `twilioAccountSid`/`twilioAuthToken`, else `TWILIO_ACCOUNT_SID`/`TWILIO_AUTH_TOKEN`), the
 base URLs (`TWILIO_BASE_URL`, `TWILIO_PRICING_BASE_URL`, or the in-process emulator under
-`--sandbox`), a price cache per account and country for the run, and the purchase marker.
+`--sandbox`), and a price cache per account and country for the run.
 
-Buying is made crash-safe by the marker: every number is bought with a FriendlyName that
-names the manifest address and the state lineage, so a run that died between Twilio's
-answer and the state write finds its number (`find_bought`) instead of buying another.
+Buying is made crash-safe by the marker (`provisioner.plan.purchase.purchase_marker`):
+every number is bought with a FriendlyName that names the manifest address, the state
+lineage and the criteria, so a run that died between Twilio's answer and the state write
+finds its number (`find_bought`) instead of buying another.
 """
 
 from __future__ import annotations
@@ -42,30 +43,21 @@ _PRICES_TIMEOUT = 5.0
 # The value `destroy` gives an unset `${env:...}` (destroy sends the manifest's values
 # nowhere): never used as a credential, and a release that would need it is refused.
 UNSET_FOR_DESTROY = "(unset: not needed to destroy)"
-# What a `purchase:` asks for: a change of any of these means another number.
-PURCHASE_CRITERIA = ("country", "type", "areaCode", "contains")
-_DEFAULTS = {"country": "US", "type": "local"}
-
-
-def purchase_marker(address: str, lineage: str, replacing: str | None = None) -> str:
-    """The FriendlyName a bought number carries (Twilio allows 64 characters). A number
-    bought to replace another (its `purchase:` changed) is told apart by the old SID."""
-    tag = f"/{replacing[-6:]}" if replacing else ""
-    return f"provisioner {lineage[:8]}{tag} {address}"[:64]
-
-
-def wanted_number(purchase: Mapping[str, Any]) -> dict[str, Any]:
-    """The criteria of a purchase (a manifest's `purchase:`, a plan step or a state
-    record), with Twilio's defaults filled in, for comparing two of them."""
-    return {k: purchase.get(k) or _DEFAULTS.get(k) for k in PURCHASE_CRITERIA}
-
-
-def same_purchase(a: Mapping[str, Any], b: Mapping[str, Any]) -> bool:
-    return wanted_number(a) == wanted_number(b)
 
 
 class PurchaseError(ProvisionerError):
     """A number could not be bought or released."""
+
+
+def _given(value: Sensitive | str, field: str) -> str:
+    """A secret the manifest gives. The stand-in for an unset `${env:...}` is refused,
+    never replaced by TWILIO_AUTH_TOKEN (which may be another account's)."""
+    text = value.value if isinstance(value, Sensitive) else value
+    if text == UNSET_FOR_DESTROY:
+        raise PurchaseError(
+            f"the phone number's {field} comes from an environment variable that is not set"
+        )
+    return text
 
 
 class Twilio:
@@ -94,19 +86,17 @@ class Twilio:
         sid = body.get("twilioAccountSid") or env.get("TWILIO_ACCOUNT_SID") or ""
         key, key_secret = body.get("twilioApiKey"), body.get("twilioApiSecret")
         if isinstance(key, str) and key and isinstance(key_secret, Sensitive | str):
-            secret = key_secret.value if isinstance(key_secret, Sensitive) else key_secret
-            if sid and secret and secret != UNSET_FOR_DESTROY:
+            secret = _given(key_secret, "twilioApiSecret")
+            if sid and secret:
                 with self._lock:
                     self._keys.setdefault(str(sid), key)
                 return str(sid), secret
+        # The manifest's token when it gives one, else TWILIO_AUTH_TOKEN (as destroy's
+        # release check in `operations` has it): one it gives but cannot have is an error.
         token_value = body.get("twilioAuthToken")
-        if isinstance(token_value, Sensitive):
-            token = token_value.value
-        elif isinstance(token_value, str):
-            token = token_value
+        if isinstance(token_value, Sensitive | str):
+            token = _given(token_value, "twilioAuthToken")
         else:
-            token = env.get("TWILIO_AUTH_TOKEN") or ""
-        if token == UNSET_FOR_DESTROY:
             token = env.get("TWILIO_AUTH_TOKEN") or ""
         if not sid or not token:
             raise PurchaseError(

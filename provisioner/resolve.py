@@ -331,7 +331,9 @@ def value_sources(text: str) -> tuple[str, ...]:
     )
 
 
-def checkable_document(data: Any, resolved: ResolvedManifest) -> tuple[Any, dict[JsonPath, str]]:
+def checkable_document(
+    data: Any, resolved: ResolvedManifest
+) -> tuple[Any, dict[JsonPath, tuple[str, ...]]]:
     """The manifest document with each resource body as resolved, for a schema check of
     what `${env:}` and `${file:}` produced; and the interpolations each such field holds.
 
@@ -339,13 +341,13 @@ def checkable_document(data: Any, resolved: ResolvedManifest) -> tuple[Any, dict
     Only the resources holding such interpolations are kept in the document (the rest
     were checked as written already), so a large manifest is not checked twice.
     """
-    sources: dict[JsonPath, str] = {}
+    sources: dict[JsonPath, tuple[str, ...]] = {}
     if not isinstance(data, Mapping):
         return data, sources
     doc: Any = {k: v for k, v in data.items() if k not in _SECTION_KEYS}
     for res in resolved.resources.values():
         config = res.config
-        found: dict[JsonPath, str] = {}
+        found: dict[JsonPath, tuple[str, ...]] = {}
         for k, raw in config.body.items():
             _collect_sources(raw, (*config.path, k), found)
         if not found:
@@ -381,7 +383,7 @@ def _copy(data: Any) -> Any:
     return data
 
 
-def _collect_sources(raw: Any, path: JsonPath, out: dict[JsonPath, str]) -> None:
+def _collect_sources(raw: Any, path: JsonPath, out: dict[JsonPath, tuple[str, ...]]) -> None:
     if isinstance(raw, Mapping):
         for k, v in raw.items():
             _collect_sources(v, (*path, k), out)
@@ -391,7 +393,7 @@ def _collect_sources(raw: Any, path: JsonPath, out: dict[JsonPath, str]) -> None
     elif isinstance(raw, str) and "${" in raw:
         found = value_sources(raw)
         if found:
-            out[path] = ", ".join(found)
+            out[path] = found
 
 
 def _checkable(value: Any) -> Any:

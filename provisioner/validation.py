@@ -7,7 +7,7 @@ resolver (no HTTP client, no differ): `provisioner validate` must start fast.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -27,8 +27,14 @@ class Validated:
     resolved: ResolvedManifest
 
 
-def validate(path: Path, environ: Mapping[str, str]) -> tuple[Validated | None, Diagnostics]:
-    """Every problem in the manifest at once: YAML, schema, references, env vars, files, cycles."""
+def validate(
+    path: Path, environ: Mapping[str, str], *, stand_ins: Collection[str] = ()
+) -> tuple[Validated | None, Diagnostics]:
+    """Every problem in the manifest at once: YAML, schema, references, env vars, files, cycles.
+
+    `stand_ins`: names of `${env:}` variables whose values in `environ` are placeholders
+    (a destroy sends no manifest value anywhere): what they produce is not schema-checked.
+    """
     loaded, diags = load_manifest(path)
     if loaded is None:
         return None, diags
@@ -45,7 +51,7 @@ def validate(path: Path, environ: Mapping[str, str]) -> tuple[Validated | None, 
         return None, diags
     resolved, rdiags = resolve_manifest(manifest, environ)
     diags.extend(rdiags)
-    diags.extend(_check_resolved_values(loaded, resolved, diags))
+    diags.extend(_check_resolved_values(loaded, resolved, diags, stand_ins))
     _check_moves(manifest, diags)
     edges = {a: r.depends_on for a, r in resolved.resources.items()}
     cycle = find_cycle(edges)
@@ -61,16 +67,24 @@ def validate(path: Path, environ: Mapping[str, str]) -> tuple[Validated | None, 
 
 
 def _check_resolved_values(
-    loaded: LoadedManifest, resolved: ResolvedManifest, reported: Diagnostics
+    loaded: LoadedManifest,
+    resolved: ResolvedManifest,
+    reported: Diagnostics,
+    stand_ins: Collection[str],
 ) -> Diagnostics:
     """Schema problems in what `${env:}` and `${file:}` produced (a 45-character name
     read from a file), which the first schema check could not see. Reported at the
     interpolation, saying where the value came from; a secret shows as `(sensitive)`."""
     doc, sources = checkable_document(loaded.data, resolved)
     out = Diagnostics()
-    if not sources:
+    placeholders = {f"${{env:{name}}}" for name in stand_ins}
+    where = {
+        format_path(p): ", ".join(found)
+        for p, found in sources.items()
+        if not set(found) <= placeholders
+    }
+    if not where:
         return out
-    where = {format_path(p): text for p, text in sources.items()}
     seen = {d.path for d in reported}
     for d in validate_schema(dataclasses.replace(loaded, data=doc)):
         if d.path in where and d.path not in seen:
@@ -83,6 +97,13 @@ def _check_moves(manifest: Manifest, diags: Diagnostics) -> None:
     """A `moved.to` that the manifest does not declare is an error, not a rename: the entry
     would be re-keyed to nothing, then deleted and created again."""
     for i, m in enumerate(manifest.moved):
+        if str(m.source) in manifest.resources:
+            diags.error(
+                f"moved: {m.source} is still declared in the manifest, so after the move it "
+                f"would be created again; remove {m.source} (its settings now belong under "
+                f"{m.target})",
+                **manifest.source.where(("moved", i, "from")),
+            )
         if str(m.target) not in manifest.resources:
             diags.error(
                 f"moved: {m.target} is not declared in the manifest, so moving {m.source} "

@@ -42,6 +42,7 @@ from pathlib import Path
 from typing import Any
 
 from provisioner.addresses import KEY_PATTERN
+from provisioner.costs import NANP_TOLL_FREE
 from provisioner.kinds import KINDS, ResourceKind
 from provisioner.manifest.schema import (
     AREA_CODE_PATTERN,
@@ -133,7 +134,7 @@ LIFECYCLE = {
     },
 }
 # North American toll-free area codes: the only ones a toll-free purchase can ask for.
-TOLL_FREE_AREA_CODES = ["800", "833", "844", "855", "866", "877", "888"]
+TOLL_FREE_AREA_CODES = list(NANP_TOLL_FREE)
 PURCHASE = {
     "type": "object",
     "description": "Buy a number from Twilio instead of importing `number`; never sent to Vapi.",

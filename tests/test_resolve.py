@@ -207,4 +207,4 @@ def test_checkable_document_holds_only_interpolated_resources(tmp_path: Path) ->
             }
         },
     }
-    assert sources == {("assistants", "greeted", "firstMessage"): "${env:WHO}"}
+    assert sources == {("assistants", "greeted", "firstMessage"): ("${env:WHO}",)}

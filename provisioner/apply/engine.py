@@ -39,6 +39,7 @@ from provisioner.errors import (
 )
 from provisioner.kinds import KINDS, OWNER_MARKER_KEY, ResourceKind
 from provisioner.plan.model import Action, Plan, ResourceChange
+from provisioner.plan.purchase import purchase_marker, same_purchase
 from provisioner.refresh import ReadClient, creation_intent, find_created, owner_marker
 from provisioner.resolve import bind
 from provisioner.state.model import ResourceState, ResourceStatus, StateFile
@@ -233,6 +234,11 @@ class _Runner:
             self._delete(change, kind)
             return None
         if change.action is Action.REPLACE:
+            if _buys(change):
+                # Another number: bought while the old one still answers in Vapi, so that
+                # whatever can stop a purchase (no price shown, no Twilio access or
+                # credentials, nothing for sale) leaves the old number working.
+                self._buy(change, self._bound(change))
             # Delete first: a phone number's digits (and similar identities) can be owned
             # by one object at a time. The old ID leaves state only once it is gone.
             self._delete(change, kind)
@@ -247,8 +253,12 @@ class _Runner:
 
     def _create(self, change: ResourceChange, kind: ResourceKind) -> dict[str, Any]:
         body = self._bound(change)
-        if change.purchase is not None and change.purchase.get("action") == "buy":
-            body["number"] = self._buy(change, body)
+        if _buys(change):
+            body["number"] = self._buy(change, body)  # (a replace's: bought already)
+        if change.purchase is not None:
+            # Numbers this one replaced go before the new one is imported: a failed
+            # release fails the change, so the next run (a create again) retries it.
+            self._finish_replaced(change)
         lineage = self.recorder.state.lineage
         send = _with_marker(body, change.address, lineage) if kind.owner_marker else body
         intent = creation_intent(
@@ -380,9 +390,10 @@ class _Runner:
         if change.id is not None:
             self.client.delete(kind, change.id)
             self._local.begun = True
-        step = change.purchase if change.action is Action.DELETE else None
         kept = self._bought(change.address)
-        if step is not None and step.get("action") == "release" and kept:
+        if change.action is Action.DELETE and kept:
+            step = change.purchase or {}
+
             # Out of Vapi first (so no call is routed to a released number), then
             # released; the entry stays (without a Vapi ID) until Twilio confirms.
             def vapi_gone(state: StateFile) -> None:
@@ -391,9 +402,9 @@ class _Runner:
                 )
 
             self.recorder.mutate(vapi_gone)
-            self._release(change, kept["purchase"])
-            kept = {}
-        elif change.action is Action.DELETE:
+            self._finish_replaced(change)
+            if step.get("action") == "release" and "purchase" in kept:
+                self._release(change, kept["purchase"])
             kept = {}
 
         def forget(state: StateFile) -> None:
@@ -410,10 +421,20 @@ class _Runner:
     # -- numbers bought from Twilio ----------------------------------------------------
 
     def _bought(self, address: str) -> dict[str, Any]:
-        """`{"purchase": {...}}` if state records a number bought for `address`."""
+        """What state records of the numbers bought for `address`: `purchase` (the one it
+        has) and `replaced` (ones it had, still to be released), each only if present."""
         rs = self.recorder.state.resources.get(address)
-        bought = rs.extra.get("purchase") if rs is not None else None
-        return {"purchase": dict(bought)} if isinstance(bought, Mapping) else {}
+        extra = rs.extra if rs is not None else {}
+        bought = extra.get("purchase")
+        out: dict[str, Any] = {"purchase": dict(bought)} if isinstance(bought, Mapping) else {}
+        if replaced := _replaced(extra):
+            out["replaced"] = replaced
+        return out
+
+    def _vendor(self, change: ResourceChange, doing: str) -> NumberVendor:
+        if self.numbers is None:
+            raise ProvisionerError(f"{change.address}: {doing} a number needs Twilio access")
+        return self.numbers
 
     def _buy(self, change: ResourceChange, body: Mapping[str, Any]) -> str:
         """Buy the number a `purchase:` entry asks for; returns it (E.164).
@@ -421,30 +442,40 @@ class _Runner:
         State records the wish (with the marker the number is bought under) before the
         request and the number with its SID right after, so a crash at any point is
         resolved by the next run: it finds the number by its marker instead of buying
-        another. A number bought earlier for other criteria is replaced: recorded as
-        `replaced` until the new one is bought, then released if `purchase.release`."""
-        from provisioner.purchasing import PurchaseError, purchase_marker, same_purchase
+        another. The entry's Vapi ID is kept meanwhile (a replace buys before it deletes).
+        A number bought earlier for other criteria joins `replaced`, to be released (if
+        `purchase.release`) or let go once the new one is bought (`_finish_replaced`)."""
+        from provisioner.purchasing import PurchaseError
 
         wanted = change.purchase or {}
         previous = self.recorder.state.resources.get(change.address)
         prior = self._bought(change.address).get("purchase") or {}
         if prior.get("number") and same_purchase(prior, wanted):
-            self._finish_replaced(change)
             return str(prior["number"])
-        if self.numbers is None:
-            raise ProvisionerError(f"{change.address}: buying a number needs Twilio access")
-        # The number this purchase replaces: bought for other criteria (or still pending).
-        replaced = (
-            prior if prior.get("number") else (previous.extra if previous else {}).get("replaced")
-        )
+        numbers = self._vendor(change, "buying")
+        replaced = _replaced(previous.extra if previous else {})
+        if prior.get("number"):
+            replaced.append(dict(prior))
         self._local.begun = True  # Twilio requests are not interruptible: they go out
-        account, token = self.numbers.credentials(body)
-        self.numbers.client(account, token)
-        if prior.get("marker") and not prior.get("number") and same_purchase(prior, wanted):
-            marker = str(prior["marker"])  # the wish of a run that died: look under its name
+        account, token = numbers.credentials(body)
+        numbers.client(account, token)
+        died = str(prior["marker"]) if prior.get("marker") and not prior.get("number") else None
+        if died and same_purchase(prior, wanted):
+            marker = died  # the wish of a run that died: look under its name
         else:
-            old_sid = replaced.get("sid") if isinstance(replaced, Mapping) else None
-            marker = purchase_marker(change.address, self.recorder.state.lineage, old_sid)
+            if died:
+                # A run that died wishing for other criteria may have bought that number:
+                # it is replaced like any other, never adopted for these criteria.
+                earlier = numbers.find_bought(str(prior.get("account") or account), died)
+                if earlier is not None:
+                    replaced.append({**prior, "number": earlier.phone_number, "sid": earlier.sid})
+            last_sid = replaced[-1].get("sid") if replaced else None
+            marker = purchase_marker(
+                change.address,
+                self.recorder.state.lineage,
+                wanted,
+                str(last_sid) if last_sid else None,
+            )
         record = {
             **{
                 k: v
@@ -454,14 +485,10 @@ class _Runner:
             "account": account,
             "marker": marker,
         }
-        also = {"replaced": dict(replaced)} if isinstance(replaced, Mapping) else {}
 
         def record_wish(state: StateFile) -> None:
-            state.resources[change.address] = ResourceState(
-                kind="phoneNumber",
-                id=None,
-                status=ResourceStatus.CREATING,
-                extra={"purchase": record, **also},
+            state.resources[change.address] = _recording(
+                state.resources.get(change.address), record, replaced
             )
 
         def forget_wish(state: StateFile) -> None:
@@ -472,7 +499,7 @@ class _Runner:
                 state.resources[change.address] = previous
 
         self.recorder.mutate(record_wish)
-        bought = self.numbers.find_bought(account, marker)
+        bought = numbers.find_bought(account, marker)
         if bought is not None:
             self.events.note(change.address, f"found {bought.phone_number}, bought earlier")
         else:
@@ -485,9 +512,9 @@ class _Runner:
                 )
             self.events.note(change.address, "buying a number from Twilio")
             try:
-                bought = self.numbers.buy(account, wanted, marker)
+                bought = numbers.buy(account, wanted, marker)
             except AmbiguousCreateError:
-                bought = self.numbers.find_bought(account, marker)
+                bought = numbers.find_bought(account, marker)
                 if bought is None:
                     raise
             except ProvisionerError as exc:
@@ -498,47 +525,83 @@ class _Runner:
         done = {**record, "number": bought.phone_number, "sid": bought.sid}
 
         def record_bought(state: StateFile) -> None:
-            state.resources[change.address] = ResourceState(
-                kind="phoneNumber",
-                id=None,
-                status=ResourceStatus.CREATING,
-                extra={"purchase": done, **also},
+            state.resources[change.address] = _recording(
+                state.resources.get(change.address), done, replaced
             )
 
         self.recorder.mutate(record_bought)
-        self._finish_replaced(change)
         return str(bought.phone_number)
 
     def _finish_replaced(self, change: ResourceChange) -> None:
-        """Once its successor is bought, the number bought before is released at Twilio
-        (with `purchase.release`) or left in the account, and forgotten."""
-        rs = self.recorder.state.resources.get(change.address)
-        old = rs.extra.get("replaced") if rs is not None else None
-        if not isinstance(old, Mapping):
-            return
-        if (change.purchase or {}).get("release"):
-            self._release(change, old)
-        else:
-            self.events.note(
-                change.address,
-                f"{old.get('number')} stays in your Twilio account (purchase.release is not set)",
-            )
+        """The numbers bought before the current one are released at Twilio (with
+        `purchase.release`) or left in the account, and forgotten one by one. One that
+        fails to release stays in `replaced` (the change fails; the next run retries)."""
+        release = bool((change.purchase or {}).get("release"))
+        failed: ProvisionerError | None = None
+        for old in self._bought(change.address).get("replaced", []):
+            if release:
+                try:
+                    self._release(change, old)
+                except ProvisionerError as exc:
+                    failed = failed or exc
+                    continue
+            else:
+                self.events.note(
+                    change.address,
+                    f"{old.get('number')} stays in your Twilio account "
+                    "(purchase.release is not set)",
+                )
 
-        def forget_old(state: StateFile) -> None:
-            entry = state.resources[change.address]
-            extra = {k: v for k, v in entry.extra.items() if k != "replaced"}
-            state.resources[change.address] = dataclasses.replace(entry, extra=extra)
+            def forget_old(state: StateFile, old: Mapping[str, Any] = old) -> None:
+                entry = state.resources[change.address]
+                extra = {k: v for k, v in entry.extra.items() if k != "replaced"}
+                if left := [r for r in _replaced(entry.extra) if r != old]:
+                    extra["replaced"] = left
+                state.resources[change.address] = dataclasses.replace(entry, extra=extra)
 
-        self.recorder.mutate(forget_old)
+            self.recorder.mutate(forget_old)
+        if failed is not None:
+            raise failed
 
     def _release(self, change: ResourceChange, bought: Mapping[str, Any]) -> None:
-        if self.numbers is None:
-            raise ProvisionerError(f"{change.address}: releasing a number needs Twilio access")
+        numbers = self._vendor(change, "releasing")
         account = str(bought.get("account") or "")
         self._local.begun = True
-        self.numbers.client(account)
-        self.numbers.release(account, str(bought["sid"]))
+        numbers.client(account)
+        numbers.release(account, str(bought["sid"]))
         self.events.note(change.address, f"released {bought.get('number')} at Twilio")
+
+
+def _buys(change: ResourceChange) -> bool:
+    """The change buys a number at Twilio (its plan showed `will buy`)."""
+    return change.purchase is not None and change.purchase.get("action") == "buy"
+
+
+def _replaced(extra: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """The numbers an entry bought before its current one and has not let go yet (a
+    list; one mapping in state written before there could be several)."""
+    replaced = extra.get("replaced")
+    if isinstance(replaced, Mapping):
+        return [dict(replaced)]
+    if isinstance(replaced, list):
+        return [dict(r) for r in replaced if isinstance(r, Mapping)]
+    return []
+
+
+def _recording(
+    entry: ResourceState | None, purchase: Mapping[str, Any], replaced: list[dict[str, Any]]
+) -> ResourceState:
+    """`entry` with its purchase record (and the numbers it replaced) set; the rest of
+    the entry, a live Vapi ID included, as it was."""
+    extra = {k: v for k, v in (entry.extra if entry else {}).items() if k != "replaced"}
+    extra["purchase"] = dict(purchase)
+    if replaced:
+        extra["replaced"] = [dict(r) for r in replaced]
+    if entry is None:
+        return ResourceState(
+            kind="phoneNumber", id=None, status=ResourceStatus.CREATING, extra=extra
+        )
+    return dataclasses.replace(entry, extra=extra)
 
 
 def _definitely_not_created(exc: RemoteError) -> bool:

@@ -670,6 +670,8 @@ def _call_line(
     number: str, name: str | None, assistant: Any, applied: Any, monthly: str | None
 ) -> str:
     """`call +1 415 555 0100 to talk to Acme Support (1.15 USD/month)`, or where it routes."""
+    from provisioner.phone_format import format_number
+
     if number.startswith("+") or number.lower().startswith("sip"):
         dial = f"call {format_number(number)}"
     else:
@@ -684,13 +686,6 @@ def _call_line(
         reach = ": no assistant, squad or workflow answers it yet"
     cost = f" ({monthly})" if monthly else ""
     return f"{dial}{reach}{cost}"
-
-
-def format_number(number: str) -> str:
-    """+14155550100 -> +1 415 555 0100; see `provisioner.phone_format`."""
-    from provisioner.phone_format import format_number as readable
-
-    return readable(number)
 
 
 def _print_outputs(app: AppContext, state: Any, cost: Mapping[str, Any] | None = None) -> None:

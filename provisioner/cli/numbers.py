@@ -64,7 +64,6 @@ VAPI_FREE_NUMBERS = (
 )
 SEARCH_TYPES = ("local", "toll-free", "mobile")
 _NANP = ("US", "CA")
-_ACCOUNT_SID = re.compile(r"^AC[0-9a-fA-F]{32}$")
 
 
 class MissingCredentialsError(ProvisionerError):
@@ -404,7 +403,7 @@ def _open_client(
     if sandbox:
         client = _sandbox_client()
     elif manifest is not None:
-        with _manifest_client(_environ(ctx), manifest) as client:
+        with _manifest_client(ctx, manifest) as client:
             yield client
         return
     else:
@@ -414,22 +413,23 @@ def _open_client(
 
 
 @contextmanager
-def _manifest_client(environ: Mapping[str, str], manifest: Path) -> Iterator[TwilioClient]:
+def _manifest_client(ctx: click.Context, manifest: Path) -> Iterator[TwilioClient]:
     """A client with the credentials of the manifest's first Twilio number, resolved as
     plan and apply resolve them (`purchasing.Twilio.credentials`)."""
+    from provisioner.cli.main import AppContext  # (imported here: main registers this group)
+    from provisioner.operations import twilio_numbers
+    from provisioner.render.human import Renderer
     from provisioner.settings import Settings
     from provisioner.validation import validate
 
+    environ = _environ(ctx)
     validated, diags = validate(manifest, environ)
     if validated is None:
-        for d in diags.sorted():
-            click.echo(d.format(), err=True)
+        # As `validate` prints them: through the app's renderer (colour, format).
+        app = ctx.find_object(AppContext) or AppContext(Renderer(False), dict(environ))
+        app.diagnostics(diags)
         raise ManifestCredentialsError(f"{manifest} is not valid; nothing was asked of Twilio")
-    bodies = [
-        (address, r.body)
-        for address, r in validated.resolved.resources.items()
-        if r.kind.name == "phoneNumber" and r.body.get("provider") == "twilio"
-    ]
+    bodies = twilio_numbers(validated)
     if not bodies:
         raise ManifestCredentialsError(
             f"{manifest} has no Twilio phone number to take an account from"
@@ -462,7 +462,9 @@ def _live_client(environ: Mapping[str, str]) -> TwilioClient:
             f"{AUTH_TOKEN_VAR} from the Twilio console, or pass --sandbox to try the "
             "local emulator"
         )
-    if not _ACCOUNT_SID.match(sid):
+    from provisioner.manifest.schema import TWILIO_ACCOUNT_SID_PATTERN  # the manifest's rule
+
+    if not re.match(TWILIO_ACCOUNT_SID_PATTERN, sid):
         raise MissingCredentialsError(
             f"{ACCOUNT_SID_VAR} must be an Account SID: AC followed by 32 hexadecimal digits"
         )

@@ -293,7 +293,9 @@ def _message(error: jsonschema.exceptions.ValidationError) -> str:
             return f"expected {expected}, got {_kind(instance)}"
         return f"{_show(instance)} does not match any allowed form"
     if keyword == "maxLength" and isinstance(instance, str):
-        return f"{_show(instance)} is longer than {value} characters ({len(instance)})"
+        # Not even a secret's length is told.
+        length = "" if isinstance(instance, SecretText) else f" ({len(instance)})"
+        return f"{_show(instance)} is longer than {value} characters{length}"
     if keyword == "minLength" and isinstance(instance, str):
         if value == 1:
             return "must not be empty"

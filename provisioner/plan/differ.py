@@ -27,7 +27,7 @@ from provisioner.plan.model import (
     ResourceChange,
 )
 from provisioner.plan.normalize import comparable, display, live_view, project
-from provisioner.purchasing import PURCHASE_CRITERIA, same_purchase, wanted_number
+from provisioner.plan.purchase import PURCHASE_CRITERIA, same_purchase, wanted_number
 from provisioner.resolve import ResolvedResource, bind
 from provisioner.state.model import ResourceStatus, StateFile
 from provisioner.values import Unknown, contains, redact
@@ -203,8 +203,14 @@ def _with_purchase(
     if bought and bought.get("number") and same_purchase(bought, wanted):
         step = {**wanted, "action": "bought", "number": bought["number"], "sid": bought.get("sid")}
         return {**res.body, "number": bought["number"]}, step
-    if bought and bought.get("number"):
-        old = {k: bought.get(k) for k in ("number", "sid", "account", *PURCHASE_CRITERIA)}
+    # The number given up: the one bought, or, when a run died wishing for another, the
+    # last one it was replacing (apply buys before the old number leaves Vapi).
+    replaced = extra.get("replaced")
+    if isinstance(replaced, list) and replaced and isinstance(replaced[-1], Mapping):
+        replaced = replaced[-1]
+    given_up = bought if bought and bought.get("number") else replaced
+    if isinstance(given_up, Mapping) and given_up.get("number"):
+        old = {k: given_up.get(k) for k in ("number", "sid", "account", *PURCHASE_CRITERIA)}
         return res.body, {**wanted, "action": "buy", "replaces": old}
     return res.body, {**wanted, "action": "buy"}
 

@@ -43,7 +43,7 @@ from provisioner.errors import (
     RemoteTransportError,
     RequestInterrupted,
 )
-from provisioner.kinds import ListStyle, ResourceKind
+from provisioner.kinds import KINDS, ListStyle, ResourceKind
 from provisioner.remote.limiter import Cancelled, RateLimiter
 from provisioner.remote.retry import RetryPolicy, Verdict, never_sent, parse_retry_after
 from provisioner.values import to_wire
@@ -315,6 +315,12 @@ class VapiClient:
                 body=obj,
             )
         return obj
+
+    def check_access(self) -> None:
+        """One cheap read (the newest assistant) that fails with the API's own message
+        when the key is wrong or lacks access (401/403)."""
+        path = KINDS["assistant"].api_path
+        self._get_list(path, {"limit": 1})
 
     def get(self, kind: ResourceKind, resource_id: str) -> dict[str, Any] | None:
         """The object with this ID, or None if the API says it does not exist (404)."""

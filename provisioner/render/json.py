@@ -35,9 +35,12 @@ Plan document (`format_version` "1.0"; additive changes keep "1.x")::
       "warnings": [str],
       "cost": {"currency", "monthly_before", "monthly_after", "monthly_change" ("+1.15"),
                "numbers": [{"address", "provider", "number", "country", "type",
-                            "monthly", "currency", "status" (kept|new|removed)}],
-               "unpriced": [{"address", "provider", "why"}]}
-               (amounts are decimal strings; present when the plan was priced)
+                            "monthly", "currency",
+                            "status" (kept|new|removed|replaced|not released)}],
+               "unpriced": [{"address", "provider", "why"}],
+               "still_billed": [...]?, "incomplete": true?}
+               (amounts are decimal strings; present when the plan was priced;
+               `incomplete` when a price could not be read, so totals are a floor)
     }
 
 Apply events (`apply --json`): one compact JSON object per line, each with `"type"` and

@@ -154,11 +154,11 @@ class StateFile:
                 key (which would make every secret look changed).
         """
         if external is not None and len(external) < MIN_EXTERNAL_KEY:
-            # An empty one is a CI secret that is not defined; a short one could be guessed
-            # offline from the key check.
+            # A short key could be guessed offline from the key check. (An empty one means
+            # unset: `open_state` passes None for it.)
             raise StateError(
-                f"{STATE_KEY_ENV} is {'empty' if not external else 'too short'}: use at "
-                f"least {MIN_EXTERNAL_KEY} random characters (e.g. `openssl rand -hex 32`)"
+                f"{STATE_KEY_ENV} is too short: use at least {MIN_EXTERNAL_KEY} random "
+                "characters (e.g. `openssl rand -hex 32`)"
             )
         if external is None:
             if self.key_check is not None:

@@ -26,7 +26,8 @@ MANIFEST = Path("examples/small.yaml")
 ASSISTANT = "assistant.support"
 
 
-def apply_once(app: VapiEmulator, project: Path) -> ApplyResult:
+def apply_once(app: VapiEmulator, project: Path, faults: FaultProfile | None = None) -> ApplyResult:
+    """Plan, then apply; `faults` (aimed at the apply's requests) start after the plan."""
     settings = Settings(environ={}, state_path=project / "state" / "small.json")
     store = operations.open_state(settings, MANIFEST)
     client = VapiClient(
@@ -35,6 +36,8 @@ def apply_once(app: VapiEmulator, project: Path) -> ApplyResult:
     with client:
         result, diags = operations.plan(settings, MANIFEST, client, store=store)
         assert result is not None, diags
+        if faults is not None:
+            app.set_faults(faults)
         return apply_plan(result.plan, client=client, store=store, state=result.state)
 
 
@@ -56,8 +59,8 @@ def ours(app: VapiEmulator) -> list[dict[str, object]]:
 def test_a_failed_lookup_keeps_the_intent_and_the_rerun_adopts(
     project: Path, script: tuple[str, ...], words: str
 ) -> None:
-    app = VapiEmulator(token=TOKEN, faults=FaultProfile(script=script))
-    first = apply_once(app, project)
+    app = VapiEmulator(token=TOKEN)
+    first = apply_once(app, project, FaultProfile(script=script))
 
     failed = first.by_status(Outcome.FAILED)
     assert [o.change.address for o in failed] == [ASSISTANT]
@@ -77,8 +80,8 @@ def test_a_failed_lookup_keeps_the_intent_and_the_rerun_adopts(
 
 def test_a_second_post_refused_after_not_found_keeps_the_intent(project: Path) -> None:
     # A 502 the client cannot tell from "performed, then 502"; not found; the resend 400s.
-    app = VapiEmulator(token=TOKEN, faults=FaultProfile(script=("POST:502", "POST:400")))
-    first = apply_once(app, project)
+    app = VapiEmulator(token=TOKEN)
+    first = apply_once(app, project, FaultProfile(script=("POST:502", "POST:400")))
     [failed] = first.by_status(Outcome.FAILED)
     assert "sending it again failed: 400" in failed.message
     assert first.state.resources[ASSISTANT].status is ResourceStatus.CREATING
@@ -97,8 +100,8 @@ def test_a_lookup_listing_cut_short_is_not_taken_as_not_found(project: Path) -> 
         for i in range(1000):
             other = {"id": f"other-{i}", "name": f"Other {i}", "orgId": store.org_id}
             tx.put("assistant", {**other, "createdAt": stamp, "updatedAt": stamp})
-    app = VapiEmulator(store, token=TOKEN, faults=FaultProfile(script=("POST:ambiguous",)))
-    first = apply_once(app, project)
+    app = VapiEmulator(store, token=TOKEN)
+    first = apply_once(app, project, FaultProfile(script=("POST:ambiguous",)))
     [failed] = first.by_status(Outcome.FAILED)
     assert "stopped before its end" in failed.message
     assert first.state.resources[ASSISTANT].status is ResourceStatus.CREATING
@@ -111,8 +114,8 @@ def test_a_lookup_listing_cut_short_is_not_taken_as_not_found(project: Path) -> 
 
 
 def test_a_create_refused_at_once_leaves_no_intent(project: Path) -> None:
-    app = VapiEmulator(token=TOKEN, faults=FaultProfile(script=("POST:400",)))
-    first = apply_once(app, project)
+    app = VapiEmulator(token=TOKEN)
+    first = apply_once(app, project, FaultProfile(script=("POST:400",)))
     [failed] = first.by_status(Outcome.FAILED)
     assert failed.message.startswith("400")
     assert ASSISTANT not in first.state.resources

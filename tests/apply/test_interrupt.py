@@ -21,8 +21,12 @@ MANIFEST = Path("examples/full.yaml")
 
 
 def apply_once(
-    app: VapiEmulator, project: Path, interrupt: threading.Event | None = None
+    app: VapiEmulator,
+    project: Path,
+    interrupt: threading.Event | None = None,
+    faults: FaultProfile | None = None,
 ) -> tuple[ApplyResult, VapiClient, list[int]]:
+    """Plan, then apply; `faults` (aimed at the apply's requests) start after the plan."""
     settings = Settings(
         environ={"TWILIO_AUTH_TOKEN": SECRET}, state_path=project / "state" / "full.json"
     )
@@ -42,6 +46,8 @@ def apply_once(
     with client:
         result, diags = operations.plan(settings, MANIFEST, client, store=store)
         assert result is not None, diags
+        if faults is not None:
+            app.set_faults(faults)
         applied = apply_plan(
             result.plan, client=client, store=store, state=result.state, interrupt=interrupt
         )
@@ -52,9 +58,11 @@ def test_ctrl_c_abandons_changes_waiting_on_the_rate_limit(project: Path) -> Non
     # One request per 10 s: the first create passes, the others are answered 429 with
     # `Retry-After: 10` and wait; without the interrupt reaching the client they would
     # be sent again once the wait is over.
-    app = VapiEmulator(token=TOKEN, faults=FaultProfile(rate_limit_rps=0.1))
+    app = VapiEmulator(token=TOKEN)
     interrupt = threading.Event()
-    first, client, at_interrupt = apply_once(app, project, interrupt)
+    first, client, at_interrupt = apply_once(
+        app, project, interrupt, FaultProfile(rate_limit_rps=0.1)
+    )
 
     assert first.interrupted and at_interrupt
     stats = client.stats

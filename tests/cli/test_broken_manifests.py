@@ -296,7 +296,7 @@ def test_empty_secret_is_refused(run: Cli, project: Path) -> None:
     assert "environment variable PROVISIONER_TEST_EMPTY is empty" in result.output
 
 
-RESOLVED_SECRET = "notanumber-s3cr3t"
+RESOLVED_SECRET = "notanumber-s3cr3t-and-long-enough-to-overflow"
 # (case id, manifest text, files to write, expected "LINE:COL:" and words in the message)
 RESOLVED_CASES = [
     (
@@ -316,6 +316,14 @@ RESOLVED_CASES = [
         {},
         "10:5:",
         "(sensitive) is not an E.164 phone number",
+    ),
+    (
+        # RESOLVED_SECRET is over 40 characters: neither it nor its length is shown.
+        "name-from-env-too-long",
+        BASE.replace("name: Acme Support", "name: ${env:NUM}"),
+        {},
+        "4:5:",
+        "(sensitive) is longer than 40 characters (the value of ${env:NUM})",
     ),
     (
         "enum-from-env",

@@ -324,15 +324,22 @@ def test_external_state_key_is_never_stored(run: Cli, project: Path) -> None:
     missing = run("plan", FULL, "--sandbox")
     assert missing.exit_code == 1
     assert "written with an external hash key: set PROVISIONER_STATE_KEY" in missing.output
+    # CI expands a secret nobody defined to "": that is "missing", not a key.
+    empty = run("plan", FULL, "--sandbox", env={"PROVISIONER_STATE_KEY": ""})
+    assert empty.exit_code == 1
+    assert "written with an external hash key: set PROVISIONER_STATE_KEY" in empty.output
     short = run("plan", FULL, "--sandbox", env={"PROVISIONER_STATE_KEY": "short"})
     assert short.exit_code == 1 and "PROVISIONER_STATE_KEY is too short" in short.output
-    for result in (again, rotated, wrong, missing, short):
+    for result in (again, rotated, wrong, missing, empty, short):
         assert STATE_KEY not in result.output
 
 
 def test_external_state_key_on_a_state_with_its_own_key(run: Cli, project: Path) -> None:
     """Refused, naming the way to move: drop `hash_key`, and one apply re-sends secrets."""
     apply_full(run)
+    # An empty variable (a CI secret nobody defined) is no key: the state's own is used.
+    empty = run("plan", FULL, "--sandbox", "--detailed-exitcode", env={"PROVISIONER_STATE_KEY": ""})
+    assert empty.exit_code == 0, empty.output
     env = {"PROVISIONER_STATE_KEY": STATE_KEY}
     refused = run("plan", FULL, "--sandbox", env=env)
     assert refused.exit_code == 1
@@ -347,3 +354,20 @@ def test_external_state_key_on_a_state_with_its_own_key(run: Cli, project: Path)
     assert "Apply complete: 1 done," in moved.output  # the Twilio token, sent once more
     assert run("plan", FULL, "--sandbox", "--detailed-exitcode", env=env).exit_code == 0
     assert "key_check" in json.loads(path.read_text())
+
+
+def test_a_wrong_api_key_fails_the_first_plan(run: Cli, project: Path) -> None:
+    """With no state yet, refresh reads nothing; one cheap read still proves the key, so a
+    pull request's plan fails on a wrong key instead of the merge's apply."""
+    from provisioner.emulator import VapiEmulator, running_server
+    from provisioner.emulator.store import EmulatorStore
+
+    app = VapiEmulator(EmulatorStore(project / "org.json"), token="the-right-key")
+    with running_server(app) as url:
+        env = {"VAPI_BASE_URL": url, "VAPI_TOKEN": "a-wrong-key"}
+        wrong = run("plan", "examples/small.yaml", env=env)
+        assert wrong.exit_code == 1
+        assert "401" in wrong.output and "Invalid Key" in wrong.output
+        right = run("plan", "examples/small.yaml", env={**env, "VAPI_TOKEN": "the-right-key"})
+        assert right.exit_code == 0, right.output
+    assert not Path("state/small.json").exists()

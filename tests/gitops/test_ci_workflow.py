@@ -183,8 +183,7 @@ class Runner:
         outputs = self.tmp / "github_output"
         env = {
             **self.env,
-            # `${{ secrets.X }}` and the like are GitHub's to expand: the test's env has them.
-            **{k: str(v) for k, v in (s.get("env") or {}).items() if "${{" not in str(v)},
+            **self.step_env(s),
             "GITHUB_OUTPUT": str(outputs),
             "GITHUB_STEP_SUMMARY": str(self.tmp / f"summary-{job}.md"),
             **(extra_env or {}),
@@ -192,6 +191,19 @@ class Runner:
         return subprocess.run(
             [*argv, str(path)], cwd=repo, env=env, capture_output=True, text=True, timeout=120
         )
+
+    def step_env(self, s: dict[str, Any]) -> dict[str, str]:
+        """The step's `env:` as GitHub expands it: `${{ secrets.X }}` is the secret, or ""
+        when the repository does not define it (the test's env holds the defined ones);
+        other expressions are GitHub's own, and left out."""
+        out = {}
+        for k, v in (s.get("env") or {}).items():
+            secret = re.fullmatch(r"\$\{\{\s*secrets\.(\w+)\s*\}\}", str(v))
+            if secret:
+                out[k] = self.env.get(secret.group(1), "")
+            elif "${{" not in str(v):
+                out[k] = str(v)
+        return out
 
     def hand_over_artifact(self, source: Path, target: Path) -> None:
         """upload-artifact (paths relative to their common folder) then download-artifact."""

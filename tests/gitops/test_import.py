@@ -242,3 +242,33 @@ def test_own_state_without_assistant_entries_is_not_refused(run: Cli, project: P
     FULL_STATE.write_text(json.dumps(_without_assistants(json.loads(FULL_STATE.read_text()))))
     planned = ok(run("plan", FULL, "--sandbox"))
     assert "Plan: 2 to create" in planned
+
+
+def test_generate_writes_echoed_secrets_as_env_references(run: Cli, project: Path) -> None:
+    """A secret the API echoes (a webhook's Authorization header) is written to the
+    generated manifest as `${env:NAME}` and to state as its keyed hash, never in clear; with
+    the variable set, the adopted setup plans as no changes."""
+    hook_secret = "Bearer dashboard-hook-s3cret"
+    _dashboard_create(
+        "/assistant",
+        {
+            "name": "Hooked",
+            "server": {
+                "url": "https://example.com/hook",
+                "headers": {"Authorization": hook_secret},
+            },
+        },
+    )
+    out = ok(run("import", "--generate", "adopted.yaml", "--sandbox"))
+    var = "ASSISTANT_HOOKED_SERVER_HEADERS_AUTHORIZATION"
+    assert f"set {var} to its value" in out
+    manifest = Path("adopted.yaml").read_text()
+    assert "${env:" + var + "}" in manifest
+    state_text = Path("state/.sandbox/adopted.json").read_text()
+    assert hook_secret not in manifest + state_text + out
+
+    missing = run("plan", "adopted.yaml", "--sandbox")
+    assert missing.exit_code == 1 and var in missing.output, missing.output
+    plan = run("plan", "adopted.yaml", "--sandbox", "--detailed-exitcode", env={var: hook_secret})
+    assert plan.exit_code == 0, plan.output
+    assert hook_secret not in plan.output

@@ -263,3 +263,20 @@ def test_moved_to_an_undeclared_address_is_an_error(run: Cli, project: Path) -> 
         assert f"{FULL}:{line}:" in result.output
         assert "moved: assistant.helpdsk is not declared in the manifest" in result.output
     assert snap.unchanged()
+
+
+def test_moved_from_an_address_still_declared_is_an_error(run: Cli, project: Path) -> None:
+    """Moving an entry that the manifest still declares would create it again after the
+    move: refused at the `from`, before anything happens."""
+    apply_full(run)
+    entry = "  - {from: assistant.sales, to: assistant.support}"
+    text = Path(FULL).read_text() + "\nmoved:\n" + entry + "\n"
+    Path(FULL).write_text(text)
+    line = text.splitlines().index(entry) + 1
+    snap = Snapshot()
+    for args in (("validate", FULL), ("plan", FULL, "--sandbox")):
+        result = run(*args)
+        assert result.exit_code == 1, result.output
+        assert f"{FULL}:{line}:" in result.output
+        assert "moved: assistant.sales is still declared in the manifest" in result.output
+    assert snap.unchanged()

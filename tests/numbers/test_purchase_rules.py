@@ -317,3 +317,20 @@ def test_destroy_needs_twilio_credentials_only_to_release(run: Cli, project: Pat
     assert "Nothing was changed." in refused.output
     assert len(owned_numbers(project)) == 1
     assert run("plan", BUY, "--sandbox", "--detailed-exitcode").exit_code == 0
+
+
+def test_destroy_ignores_unset_values_the_schema_would_check(run: Cli, project: Path) -> None:
+    """An unset `${env:}` in a checked field (the account SID's pattern) does not stop a
+    destroy: nothing from the manifest is sent, so its stand-in is not schema-checked."""
+    text = (project / FULL).read_text()
+    sid = "AC0123456789abcdef0123456789abcdef"
+    assert sid in text
+    (project / FULL).write_text(text.replace(sid, "${env:TWILIO_SID}"))
+    env = {"TWILIO_SID": sid}
+    assert run("apply", FULL, "--sandbox", "--auto-approve", env=env).exit_code == 0
+    # Without the variable, plan refuses (it would send the value) ...
+    assert run("plan", FULL, "--sandbox").exit_code == 1
+    # ... but destroy goes ahead.
+    gone = run("destroy", FULL, "--sandbox", "--auto-approve", env={"TWILIO_AUTH_TOKEN": ""})
+    assert gone.exit_code == 0, gone.output
+    assert "Apply complete: 14 done, 0 failed" in gone.output

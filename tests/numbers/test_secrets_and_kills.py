@@ -67,6 +67,23 @@ class _HoldFirstPurchase:
             self.go.wait(60)
 
 
+def kill_while_held(hook: _HoldFirstPurchase, sandbox: Sandbox, cwd: Path, *args: str) -> None:
+    """Run `provisioner ARGS` and SIGKILL it while `hook` holds Twilio's purchase answer:
+    the number is sold, and the run never hears of it."""
+    proc = start_cli(sandbox, cwd, *args)
+    try:
+        assert hook.held.wait(120), "the run never bought a number"
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        if proc.stdout:
+            proc.stdout.close()
+        hook.go.set()
+    assert proc.returncode == -signal.SIGKILL
+
+
 def _one_server(vapi: VapiEmulator, twilio: TwilioEmulator) -> Any:
     """Vapi's and Twilio's fakes on one port, as `sandbox serve` has them."""
 
@@ -87,18 +104,7 @@ def test_kill_after_twilio_sold_the_number_buys_it_once(tmp_path: Path) -> None:
     with running_server(_one_server(vapi, twilio)) as url:
         # The harness's helpers need only the server's URL.
         sandbox = cast(Sandbox, SimpleNamespace(url=url))
-        proc = start_cli(sandbox, cwd, "apply", BUY, "--auto-approve")
-        try:
-            assert hook.held.wait(120), "the apply never bought a number"
-            proc.send_signal(signal.SIGKILL)
-            proc.wait(30)
-        finally:
-            if proc.poll() is None:
-                proc.kill()
-            if proc.stdout:
-                proc.stdout.close()
-            hook.go.set()
-        assert proc.returncode == -signal.SIGKILL
+        kill_while_held(hook, sandbox, cwd, "apply", BUY, "--auto-approve")
         # Twilio sold it; the state holds only the wish (with the name it was bought under).
         state = json.loads((cwd / "state/buy-a-number.json").read_text())
         wish = state["resources"]["phoneNumber.sf-line"]["extra"]["purchase"]
