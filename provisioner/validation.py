@@ -7,7 +7,7 @@ resolver (no HTTP client, no differ): `provisioner validate` must start fast.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Collection, Mapping
+from collections.abc import Collection, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -15,9 +15,10 @@ from typing import Any
 from provisioner.diagnostics import Diagnostics
 from provisioner.graph import find_cycle
 from provisioner.kinds import KINDS
-from provisioner.manifest.loader import LoadedManifest, format_path, load_manifest
+from provisioner.manifest.loader import JsonPath, LoadedManifest, format_path, load_manifest
 from provisioner.manifest.model import Manifest, build_manifest
-from provisioner.manifest.schema import validate_schema
+from provisioner.manifest.schema import schema_digest, validate_schema
+from provisioner.manifest.valid_cache import ValidCache
 from provisioner.resolve import ResolvedManifest, checkable_document, resolve_manifest
 
 
@@ -38,8 +39,7 @@ def validate(
     loaded, diags = load_manifest(path)
     if loaded is None:
         return None, diags
-    schema_diags = validate_schema(loaded)
-    diags.extend(schema_diags)
+    diags.extend(_check_schema(loaded, environ))
     if not _sections_usable(loaded.data):
         return None, diags
     try:
@@ -64,6 +64,51 @@ def validate(
     if diags.has_errors():
         return None, diags
     return Validated(manifest, resolved), diags
+
+
+def _check_schema(loaded: LoadedManifest, environ: Mapping[str, str]) -> Diagnostics:
+    """`validate_schema`, skipping the resources already known to pass it unchanged (the
+    costly part of validating a large manifest, which every plan does again)."""
+    cache = ValidCache.open(environ, schema_digest())
+    entries = {p: ValidCache.digest(p, body) for p, body in _resource_entries(loaded.data)}
+    known = {p for p, digest in entries.items() if digest in cache}
+    data = _without(loaded.data, known) if known else loaded.data
+    diags = validate_schema(dataclasses.replace(loaded, data=data))
+    failed = [format_path(p) for p in entries if _has_problem(diags, format_path(p))]
+    cache.add(d for p, d in entries.items() if p not in known and format_path(p) not in failed)
+    cache.save()
+    return diags
+
+
+def _resource_entries(data: Any) -> Iterator[tuple[JsonPath, Any]]:
+    """(path, body) of every resource entry in a manifest document, as written."""
+    if not isinstance(data, Mapping):
+        return
+    for kind in KINDS.values():
+        node: Any = data
+        for part in kind.section:
+            node = node.get(part) if isinstance(node, Mapping) else None
+        if isinstance(node, Mapping):
+            for key, body in node.items():
+                yield (*kind.section, key), body
+
+
+def _without(data: Mapping[str, Any], paths: set[JsonPath]) -> dict[str, Any]:
+    """A copy of `data` with the entries at `paths` (resource entries) left out."""
+    out: dict[Any, Any] = dict(data)
+    for path in paths:
+        node = out
+        for part in path[:-1]:
+            node[part] = dict(node[part])  # copy on the way down: `data` stays as it is
+            node = node[part]
+        del node[path[-1]]
+    return out
+
+
+def _has_problem(diags: Diagnostics, where: str) -> bool:
+    return any(
+        d.path == where or (d.path or "").startswith((where + ".", where + "[")) for d in diags
+    )
 
 
 def _check_resolved_values(

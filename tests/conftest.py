@@ -16,6 +16,15 @@ EXAMPLES = REPO / "examples"
 SECRET = "twilio-secret-9f8e7d6c5b4a"
 
 
+@pytest.fixture(autouse=True)
+def own_cache(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """Each test its own cache folder (validation results): none leaks into another test
+    or into the user's ~/.cache."""
+    folder = tmp_path_factory.mktemp("cache")
+    monkeypatch.setenv("XDG_CACHE_HOME", str(folder))
+    return folder
+
+
 @pytest.fixture
 def project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
     """A working directory holding a copy of examples/, as a user's repository would."""

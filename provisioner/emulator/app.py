@@ -262,6 +262,10 @@ class VapiEmulator:
         self._faults = FaultInjector(faults, clock=clock)
         self._stats = _Stats()
         self._holds = _Holds()
+        # Vapi requests being handled now (kept across `reset`): a test that killed a
+        # client waits for its last requests to land before it looks or starts again.
+        self._in_flight = 0
+        self._in_flight_lock = threading.Lock()
         self._routes = sorted(KINDS.values(), key=lambda k: -len(k.api_path))
 
     # -- public -------------------------------------------------------------------------
@@ -279,6 +283,8 @@ class VapiEmulator:
         out = self._stats.snapshot()
         with self._holds.cond:
             out["held"] = self._holds.held
+        with self._in_flight_lock:
+            out["in_flight"] = self._in_flight
         out["objects"] = self.store.counts()
         out["faults"] = self.faults.to_dict()
         return out
@@ -294,7 +300,13 @@ class VapiEmulator:
         if request.path == ADMIN_PREFIX or request.path.startswith(ADMIN_PREFIX + "/"):
             answer = self._admin(request)
         else:
-            answer = self._vapi(request, environ)
+            with self._in_flight_lock:
+                self._in_flight += 1
+            try:
+                answer = self._vapi(request, environ)
+            finally:
+                with self._in_flight_lock:
+                    self._in_flight -= 1
         return _respond(answer, start_response)
 
     # -- the Vapi namespace -------------------------------------------------------------

@@ -13,6 +13,7 @@ from __future__ import annotations
 import datetime as dt
 import difflib
 import functools
+import hashlib
 import json
 import re
 from collections.abc import Iterator, Mapping, Sequence
@@ -94,6 +95,13 @@ class _Checker:
         defs = schema.get("$defs", {})
         ours.extend(defs.get(name) for name in ("Lifecycle", "Purchase"))
         self.own_schemas = {id(s) for s in ours if isinstance(s, Mapping)}
+
+
+@functools.cache
+def schema_digest() -> str:
+    """sha256 of the packaged schema: what cached validation results are valid under."""
+    data = resources.files("provisioner").joinpath(SCHEMA_RESOURCE).read_bytes()
+    return hashlib.sha256(data).hexdigest()
 
 
 @functools.cache

@@ -15,7 +15,7 @@ import sys
 import time
 import urllib.request
 from collections import Counter
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -82,6 +82,27 @@ class Sandbox:
 
     def release(self) -> None:
         self.request("POST", "/__emulator/release", {}, admin=True)
+
+    def settle(self, quiet: float = 0.2, timeout: float = 10.0) -> None:
+        """Wait until no request is being handled, and none arrived, for `quiet` seconds.
+
+        A killed client's last requests may still be in the server's socket (sent, not
+        yet read); the server handles them after the client is gone. A rerun seconds
+        later finds what they made, but a rerun at once could race them (no API has an
+        idempotency key to stop that), and so could the next scenario's reset. The
+        scenarios model the rerun a person makes, so they wait for the server to settle.
+        """
+        deadline = time.monotonic() + timeout
+        last = self.stats()
+        calm_since = time.monotonic()
+        while time.monotonic() < deadline:
+            time.sleep(0.02)
+            now = self.stats()
+            if now["in_flight"] or now["requests"] != last["requests"]:
+                calm_since = time.monotonic()
+            elif time.monotonic() - calm_since >= quiet:
+                return
+            last = now
 
     def objects(self) -> dict[str, list[dict[str, Any]]]:
         out: dict[str, list[dict[str, Any]]] = {}
@@ -181,6 +202,7 @@ def kill_at(sandbox: Sandbox, cwd: Path, boundary: int, phase: str, *args: str) 
         if proc.stdout:
             proc.stdout.close()
         sandbox.release()
+        sandbox.settle()
     del base
     return killed
 
@@ -193,6 +215,8 @@ class Census:
     lost_ids: int
     orphans: int
     expected: int
+    # (kind, name, createdAt) of each orphan, for the failure message.
+    orphan_objects: list[tuple[str, Any, Any]] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
@@ -216,5 +240,10 @@ def census(sandbox: Sandbox, state_file: Path, expected: int) -> Census:
     lost = sum(
         1 for r in state["resources"].values() if not r.get("id") or r.get("status") != "created"
     ) + max(0, expected - len(state["resources"]))
-    orphans = sum(1 for o in all_objs if o["id"] not in ids)
-    return Census(len(all_objs), duplicates, len(ids), lost, orphans, expected)
+    strays = [
+        (k, o.get("name"), o.get("createdAt"))
+        for k, lst in objs.items()
+        for o in lst
+        if o["id"] not in ids
+    ]
+    return Census(len(all_objs), duplicates, len(ids), lost, len(strays), expected, strays)
