@@ -167,7 +167,14 @@ def _plan_resource(
         return ResourceChange(action=Action.NO_OP, reason=ActionReason.UNCHANGED, **common)
     if replace:
         warnings: tuple[str, ...] = ()
-        if kind.name == "phoneNumber":
+        given_up = (purchase or {}).get("replaces")
+        if isinstance(given_up, Mapping) and given_up.get("number"):
+            # Another number is bought: the digits people dial change, not just the object.
+            warnings = (
+                f"{addr} will be replaced by a newly bought number: {given_up['number']} stops "
+                "answering once it leaves Vapi, so callers need the new number",
+            )
+        elif kind.name == "phoneNumber":
             warnings = (f"{addr} will be replaced: calls to this number fail while it is swapped",)
         return ResourceChange(
             action=Action.REPLACE,

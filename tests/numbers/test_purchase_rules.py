@@ -70,7 +70,10 @@ def test_changing_purchase_replaces_the_number_and_releases_the_old(
     assert plan.exit_code == 0, plan.output
     assert "-/+ phoneNumber.sf-line" in plan.output
     assert "purchase.areaCode" in plan.output
-    assert "calls to this number fail while it is swapped" in plan.output
+    assert (
+        f"replaced by a newly bought number: {old['number']} stops answering once it leaves "
+        "Vapi, so callers need the new number"
+    ) in plan.output
     assert "will buy a local number in area code 212 at 1.15 USD/month" in plan.output
     assert f"{old['number']} is then released at Twilio" in plan.output
     assert "Phone numbers: 1.15 USD/month after this plan (+0.00 USD/month)." in plan.output
