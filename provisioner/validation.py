@@ -74,8 +74,8 @@ def _check_schema(loaded: LoadedManifest, environ: Mapping[str, str]) -> Diagnos
     known = {p for p, digest in entries.items() if digest in cache}
     data = _without(loaded.data, known) if known else loaded.data
     diags = validate_schema(dataclasses.replace(loaded, data=data))
-    failed = [format_path(p) for p in entries if _has_problem(diags, format_path(p))]
-    cache.add(d for p, d in entries.items() if p not in known and format_path(p) not in failed)
+    checked = (p for p in entries if p not in known)
+    cache.add(entries[p] for p in checked if not _has_problem(diags, format_path(p)))
     cache.save()
     return diags
 

@@ -11,7 +11,6 @@ import threading
 from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
-from types import SimpleNamespace
 from typing import Any, cast
 from wsgiref.types import StartResponse, WSGIEnvironment
 
@@ -29,8 +28,13 @@ from provisioner.values import Sensitive
 from tests.conftest import Cli
 from tests.numbers.test_purchase import BUY
 from tests.numbers.test_purchase_rules import closed_port, edit
-from tests.numbers.test_secrets_and_kills import _HoldFirstPurchase, _one_server, kill_while_held
-from tests.reliability.harness import Sandbox, cli, workdir
+from tests.numbers.test_secrets_and_kills import (
+    _HoldFirstPurchase,
+    _one_server,
+    held_sandbox,
+    kill_while_held,
+)
+from tests.reliability.harness import cli
 
 STATE = Path("state/buy-a-number.json")
 ADDRESS = "phoneNumber.sf-line"
@@ -179,11 +183,8 @@ def test_a_number_bought_for_other_criteria_by_a_killed_run_is_not_adopted(
     """Killed after Twilio sold a 415 number but before state recorded it; the manifest then
     asks for 212: the 415 number is released (`release: true`), not imported as the 212 one."""
     hook = _HoldFirstPurchase()
-    twilio = TwilioEmulator(store_path=tmp_path / "twilio.json", after_purchase=hook)
-    vapi = VapiEmulator(EmulatorStore(path=None))
-    cwd = workdir(tmp_path / "project")
-    with running_server(_one_server(vapi, twilio)) as url:
-        sandbox = cast(Sandbox, SimpleNamespace(url=url))
+    with held_sandbox(tmp_path, hook) as box:
+        twilio, sandbox, cwd = box.twilio, box.sandbox, box.cwd
         kill_while_held(hook, sandbox, cwd, "apply", BUY, "--auto-approve")
         assert [o["phone_number"][:5] for o in twilio.owned()] == ["+1415"]
 
@@ -214,11 +215,8 @@ def test_a_purchase_change_killed_after_twilio_sold_the_new_number_completes_nex
     """SIGKILL while Twilio sells the replacement: the old number still answers in Vapi, and
     the next apply finds the new one (no second purchase), swaps them, releases the old."""
     hook = _HoldSecondPurchase()
-    twilio = TwilioEmulator(store_path=tmp_path / "twilio.json", after_purchase=hook)
-    vapi = VapiEmulator(EmulatorStore(path=None))
-    cwd = workdir(tmp_path / "project")
-    with running_server(_one_server(vapi, twilio)) as url:
-        sandbox = cast(Sandbox, SimpleNamespace(url=url))
+    with held_sandbox(tmp_path, hook) as box:
+        twilio, sandbox, cwd, url = box.twilio, box.sandbox, box.cwd, box.url
         first = cli(sandbox, cwd, "apply", BUY, "--auto-approve")
         assert first.returncode == 0, first.stdout + first.stderr
         old = json.loads((cwd / STATE).read_text())["resources"][ADDRESS]["extra"]["purchase"]

@@ -8,7 +8,9 @@ from __future__ import annotations
 import json
 import signal
 import threading
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any, cast
@@ -67,6 +69,26 @@ class _HoldFirstPurchase:
             self.go.wait(60)
 
 
+@dataclass
+class HeldSandbox:
+    """Vapi's and Twilio's fakes served on one port, Twilio's purchase answers in `hook`'s
+    hands, and a project folder for the CLI."""
+
+    twilio: TwilioEmulator
+    sandbox: Sandbox  # the harness's helpers need only its URL
+    url: str
+    cwd: Path
+
+
+@contextmanager
+def held_sandbox(tmp_path: Path, hook: _HoldFirstPurchase) -> Iterator[HeldSandbox]:
+    twilio = TwilioEmulator(store_path=tmp_path / "twilio.json", after_purchase=hook)
+    vapi = VapiEmulator(EmulatorStore(path=None))
+    cwd = workdir(tmp_path / "project")
+    with running_server(_one_server(vapi, twilio)) as url:
+        yield HeldSandbox(twilio, cast(Sandbox, SimpleNamespace(url=url)), url, cwd)
+
+
 def kill_while_held(hook: _HoldFirstPurchase, sandbox: Sandbox, cwd: Path, *args: str) -> None:
     """Run `provisioner ARGS` and SIGKILL it while `hook` holds Twilio's purchase answer:
     the number is sold, and the run never hears of it."""
@@ -98,12 +120,8 @@ def _one_server(vapi: VapiEmulator, twilio: TwilioEmulator) -> Any:
 
 def test_kill_after_twilio_sold_the_number_buys_it_once(tmp_path: Path) -> None:
     hook = _HoldFirstPurchase()
-    twilio = TwilioEmulator(store_path=tmp_path / "twilio.json", after_purchase=hook)
-    vapi = VapiEmulator(EmulatorStore(path=None))
-    cwd = workdir(tmp_path / "project")
-    with running_server(_one_server(vapi, twilio)) as url:
-        # The harness's helpers need only the server's URL.
-        sandbox = cast(Sandbox, SimpleNamespace(url=url))
+    with held_sandbox(tmp_path, hook) as box:
+        twilio, sandbox, cwd = box.twilio, box.sandbox, box.cwd
         kill_while_held(hook, sandbox, cwd, "apply", BUY, "--auto-approve")
         # Twilio sold it; the state holds only the wish (with the name it was bought under).
         state = json.loads((cwd / "state/buy-a-number.json").read_text())
