@@ -26,7 +26,8 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
-from provisioner.phone_format import CALLING_CODES, calling_code
+from provisioner.numbers.format import country_and_type
+from provisioner.numbers.rules import VAPI_FREE_NUMBER_LIMIT
 from provisioner.plan.model import Action, Plan, ResourceChange
 
 # Price lookups are keyed by (Twilio account SID, ISO country, number type).
@@ -34,16 +35,6 @@ PriceKey = tuple[str, str, str]
 # A price and its currency, or None when Twilio has none (or could not be asked).
 Price = tuple[Decimal, str] | None
 
-# API.md: Vapi gives 5 free numbers per account (a payment method is needed beyond that).
-VAPI_FREE_NUMBER_LIMIT = 5
-# North American toll-free area codes (NANP): priced as toll-free, not local.
-NANP_TOLL_FREE = ("800", "833", "844", "855", "866", "877", "888")
-# Canadian NANP area codes (CNAC's list, overlays to 2025): +1 numbers are US otherwise.
-_CANADIAN_AREA_CODES = frozenset(
-    "204 226 236 249 250 257 263 289 306 343 354 365 367 368 382 387 403 416 418 428 431 "
-    "437 438 450 460 468 474 506 514 519 548 579 581 584 587 604 613 639 647 672 683 705 "
-    "709 742 753 778 780 782 807 819 825 867 873 879 902 905 942".split()
-)
 _BILLED_BY = {"vonage": "Vonage", "telnyx": "Telnyx", "byo-phone-number": "your SIP provider"}
 
 
@@ -60,21 +51,6 @@ class PricedNumber:
     @property
     def key(self) -> PriceKey:
         return (self.account_sid, self.country, self.number_type)
-
-
-def country_and_type(number: str) -> tuple[str, str] | None:
-    """(ISO country, number type) of an E.164 number, for pricing; None if unknown.
-    NANP numbers are Canadian by area code, else US; UK 07 numbers are mobiles."""
-    code = calling_code(number)
-    if code is None:
-        return None
-    if code == "1" and number[2:5] in NANP_TOLL_FREE:
-        return "US", "toll-free"
-    if code == "1" and number[2:5] in _CANADIAN_AREA_CODES:
-        return "CA", "local"
-    if code == "44" and number[3:4] == "7":
-        return "GB", "mobile"
-    return CALLING_CODES[code], "local"
 
 
 def number_to_price(change: ResourceChange) -> PricedNumber | str | None:

@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 
 from provisioner.costs import Price, PriceKey
 from provisioner.errors import ProvisionerError, RemoteError
+from provisioner.numbers.rules import AREA_CODE_COUNTRIES, DEFAULT_COUNTRY, DEFAULT_TYPE, NumberType
 from provisioner.settings import Settings
 from provisioner.values import Sensitive
 
@@ -30,8 +31,6 @@ if TYPE_CHECKING:
 SANDBOX_TWILIO_URL = "http://twilio.sandbox.local"
 SANDBOX_ACCOUNT_SID = "AC" + "0" * 32
 SANDBOX_AUTH_TOKEN = "sandbox"
-# Twilio's search type -> the Pricing API's `number_type` is handled by CountryPricing.
-_SEARCH_TYPES = {"local": "local", "toll-free": "toll-free", "mobile": "mobile"}
 
 
 # A price is an optional figure in a plan: ask twice, briefly, then report it missing.
@@ -203,7 +202,7 @@ class Twilio:
                 self._prices[cache_key] = cached
         if isinstance(cached, Exception):
             return None
-        amount: Decimal | None = cached.monthly(_SEARCH_TYPES.get(number_type, number_type))
+        amount: Decimal | None = cached.monthly(number_type)
         if amount is None:
             return None
         return amount, str(cached.currency or "USD").upper()
@@ -244,11 +243,12 @@ class Twilio:
 
     def _buy(self, account_sid: str, purchase: Mapping[str, Any], marker: str) -> PurchasedNumber:
         client = self.client(account_sid)
-        country = str(purchase.get("country") or "US")
-        number_type = str(purchase.get("type") or "local")
+        country = str(purchase.get("country") or DEFAULT_COUNTRY)
+        number_type = str(purchase.get("type") or DEFAULT_TYPE)
         area_code = purchase.get("areaCode")
         contains = purchase.get("contains")
-        if contains or country not in ("US", "CA") or number_type != "local" or not area_code:
+        local = country in AREA_CODE_COUNTRIES and number_type == NumberType.LOCAL
+        if contains or not local or not area_code:
             # Twilio buys by AreaCode only for US/CA local numbers: otherwise pick one.
             found = client.search(
                 country,

@@ -42,16 +42,19 @@ from pathlib import Path
 from typing import Any
 
 from provisioner.addresses import KEY_PATTERN
-from provisioner.costs import NANP_TOLL_FREE
 from provisioner.kinds import KINDS, ResourceKind
-from provisioner.manifest.schema import (
-    AREA_CODE_PATTERN,
-    CONTAINS_PATTERN,
-    E164_PATTERN,
-    ERROR_MESSAGE,
-    SIP_URI_PATTERN,
-    TWILIO_ACCOUNT_SID_PATTERN,
-    TWILIO_CREDENTIALS_NEEDED,
+from provisioner.manifest.schema import ERROR_MESSAGE, TWILIO_CREDENTIALS_NEEDED
+from provisioner.numbers.rules import (
+    ACCOUNT_SID,
+    AREA_CODE,
+    AREA_CODE_COUNTRIES,
+    CONTAINS,
+    COUNTRY,
+    E164,
+    E164_PROVIDERS,
+    NANP_TOLL_FREE,
+    PURCHASE_TYPES,
+    SIP_URI,
 )
 
 REPO = Path(__file__).resolve().parents[1]
@@ -133,7 +136,7 @@ LIFECYCLE = {
         },
     },
 }
-# North American toll-free area codes: the only ones a toll-free purchase can ask for.
+# JSON has no tuples.
 TOLL_FREE_AREA_CODES = list(NANP_TOLL_FREE)
 PURCHASE = {
     "type": "object",
@@ -143,18 +146,18 @@ PURCHASE = {
         "country": {
             "type": "string",
             "description": "ISO 3166-1 alpha-2 country code, e.g. US.",
-            "pattern": "^[A-Z]{2}$",
+            "pattern": COUNTRY.pattern,
         },
         "areaCode": {
             "type": "string",
             "description": "Three-digit US/Canadian area code to search in, e.g. 415.",
-            "pattern": AREA_CODE_PATTERN,
+            "pattern": AREA_CODE.pattern,
         },
-        "type": {"type": "string", "enum": ["local", "toll-free", "mobile"]},
+        "type": {"type": "string", "enum": [t.value for t in PURCHASE_TYPES]},
         "contains": {
             "type": "string",
             "description": "Digits the number must contain; `*` for any one digit.",
-            "pattern": CONTAINS_PATTERN,
+            "pattern": CONTAINS.pattern,
         },
         "release": {
             "type": "boolean",
@@ -169,8 +172,9 @@ PURCHASE = {
             "then": {
                 "properties": {
                     "country": {
-                        "enum": ["US", "CA"],
-                        ERROR_MESSAGE: "an areaCode can only be asked for in US or CA",
+                        "enum": list(AREA_CODE_COUNTRIES),
+                        ERROR_MESSAGE: "an areaCode can only be asked for in "
+                        + " or ".join(AREA_CODE_COUNTRIES),
                     }
                 }
             },
@@ -200,8 +204,6 @@ PURCHASE = {
         },
     ],
 }
-# API.md: Twilio, Vonage and Telnyx numbers must be E.164 (the API answers 400 otherwise).
-E164_PROVIDERS = frozenset({"twilio", "vonage", "telnyx"})
 # Phone-number providers whose entries may carry `purchase` (then `number` is optional).
 PURCHASE_PROVIDERS = frozenset({"twilio"})
 # Address prefixes for `moved` and interpolation, from the kinds registry.
@@ -626,16 +628,16 @@ def _entry(kind: ResourceKind, variant: str, dto: str, defs: Mapping[str, Any]) 
     props = entry.setdefault("properties", {})
     props["lifecycle"] = {"$ref": "#/$defs/Lifecycle"}
     if kind.name == "phoneNumber" and variant in E164_PROVIDERS and "number" in props:
-        props["number"] = {**props["number"], "pattern": E164_PATTERN}
+        props["number"] = {**props["number"], "pattern": E164.pattern}
     if kind.name == "phoneNumber" and variant == "byo-phone-number" and "number" in props:
         # E.164 unless the entry turns the check off, as the API does.
         entry["if"] = {
             "properties": {"numberE164CheckEnabled": {"const": False}},
             "required": ["numberE164CheckEnabled"],
         }
-        entry["else"] = {"properties": {"number": {"pattern": E164_PATTERN}}}
+        entry["else"] = {"properties": {"number": {"pattern": E164.pattern}}}
     if kind.name == "phoneNumber" and "sipUri" in props:
-        props["sipUri"] = {**props["sipUri"], "pattern": SIP_URI_PATTERN}
+        props["sipUri"] = {**props["sipUri"], "pattern": SIP_URI.pattern}
     if kind.name == "phoneNumber" and variant in PURCHASE_PROVIDERS:
         props["purchase"] = {"$ref": "#/$defs/Purchase"}
         required = [r for r in entry.get("required", []) if r != "number"]
@@ -655,7 +657,7 @@ def _entry(kind: ResourceKind, variant: str, dto: str, defs: Mapping[str, Any]) 
     if kind.name == "phoneNumber" and variant == "twilio":
         props["twilioAccountSid"] = {
             **props["twilioAccountSid"],
-            "pattern": TWILIO_ACCOUNT_SID_PATTERN,
+            "pattern": ACCOUNT_SID.pattern,
         }
         # API.md: Vapi needs the auth token or an API key and its secret to import a
         # number. A bought number is always imported; one given by `number` may already
@@ -676,7 +678,7 @@ def _entry(kind: ResourceKind, variant: str, dto: str, defs: Mapping[str, Any]) 
         # Vapi's spec says only "3 characters"; API.md: the free numbers are US only.
         props["numberDesiredAreaCode"] = {
             **props["numberDesiredAreaCode"],
-            "pattern": AREA_CODE_PATTERN,
+            "pattern": AREA_CODE.pattern,
         }
     return entry
 

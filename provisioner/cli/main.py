@@ -669,8 +669,8 @@ def _output_rows(state: Any, prices: Mapping[str, str] | None = None) -> list[di
 def _call_line(
     number: str, name: str | None, assistant: Any, applied: Any, monthly: str | None
 ) -> str:
-    """`call +1 415 555 0100 to talk to Acme Support (1.15 USD/month)`, or where it routes."""
-    from provisioner.phone_format import format_number
+    """`call +1 415-555-0100 to talk to Acme Support (1.15 USD/month)`, or where it routes."""
+    from provisioner.numbers.format import format_number
 
     if number.startswith("+") or number.lower().startswith("sip"):
         dial = f"call {format_number(number)}"

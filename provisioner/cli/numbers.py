@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import json
 import os
-import re
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from decimal import Decimal
@@ -27,9 +26,20 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from provisioner import costs, purchasing
+from provisioner import purchasing
 from provisioner.errors import ProvisionerError, RemoteError
-from provisioner.phone_format import format_number
+from provisioner.numbers.format import format_number
+from provisioner.numbers.rules import (
+    ACCOUNT_SID,
+    AREA_CODE,
+    AREA_CODE_COUNTRIES,
+    CONTAINS,
+    COUNTRY_ANY_CASE,
+    DEFAULT_COUNTRY,
+    NUMBER_TYPES,
+    PURCHASE_TYPES,
+    VAPI_FREE_NUMBER_LIMIT,
+)
 from provisioner.settings import SANDBOX_DIR
 
 if TYPE_CHECKING:
@@ -60,10 +70,9 @@ SANDBOX_URL = purchasing.SANDBOX_TWILIO_URL
 SANDBOX_DATA = SANDBOX_DIR / "emulator" / "twilio.json"
 VAPI_FREE_NUMBERS = (
     "Vapi also provides free US numbers (choose an area code with numberDesiredAreaCode; "
-    f"up to {costs.VAPI_FREE_NUMBER_LIMIT} per account)"
+    f"up to {VAPI_FREE_NUMBER_LIMIT} per account)"
 )
-SEARCH_TYPES = ("local", "toll-free", "mobile")
-_NANP = ("US", "CA")
+SEARCH_TYPES = tuple(t.value for t in PURCHASE_TYPES)
 
 
 class MissingCredentialsError(ProvisionerError):
@@ -82,7 +91,7 @@ class SandboxDataError(ProvisionerError):
 
 
 def _check_country(ctx: click.Context, param: click.Parameter, value: str) -> str:
-    if not re.fullmatch(r"[A-Za-z]{2}", value.strip()):
+    if not COUNTRY_ANY_CASE.match(value.strip()):
         raise click.BadParameter("use a two-letter ISO country code, e.g. US, CA, GB")
     return value.strip().upper()
 
@@ -90,9 +99,7 @@ def _check_country(ctx: click.Context, param: click.Parameter, value: str) -> st
 def _check_area_code(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
     if value is None:
         return None
-    from provisioner.manifest.schema import AREA_CODE_PATTERN  # the manifest's rule
-
-    if not re.match(AREA_CODE_PATTERN, value.strip()):
+    if not AREA_CODE.match(value.strip()):
         raise click.BadParameter("a US/CA area code is three digits, not starting with 0 or 1")
     return value.strip()
 
@@ -100,9 +107,7 @@ def _check_area_code(ctx: click.Context, param: click.Parameter, value: str | No
 def _check_contains(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
     if value is None:
         return None
-    from provisioner.manifest.schema import CONTAINS_PATTERN  # the manifest's rule
-
-    if not re.match(CONTAINS_PATTERN, value.strip()):
+    if not CONTAINS.match(value.strip()):
         raise click.BadParameter(
             "use 2 to 16 digits or letters, `*` for any one digit "
             "(e.g. 555, 415***0000, +1415, 1234$)"
@@ -133,7 +138,7 @@ FROM_MANIFEST = click.option(
 )
 COUNTRY = click.option(
     "--country",
-    default="US",
+    default=DEFAULT_COUNTRY,
     show_default=True,
     callback=_check_country,
     help="ISO country code.",
@@ -282,7 +287,7 @@ def search(
     """Search the numbers Twilio has for sale, with their monthly price."""
     from provisioner.remote.twilio import TwilioError
 
-    if area_code is not None and country not in _NANP:
+    if area_code is not None and country not in AREA_CODE_COUNTRIES:
         raise click.BadParameter(
             f"area codes exist only for US and CA numbers, not {country}",
             param_hint="--area-code",
@@ -462,9 +467,7 @@ def _live_client(environ: Mapping[str, str]) -> TwilioClient:
             f"{AUTH_TOKEN_VAR} from the Twilio console, or pass --sandbox to try the "
             "local emulator"
         )
-    from provisioner.manifest.schema import TWILIO_ACCOUNT_SID_PATTERN  # the manifest's rule
-
-    if not re.match(TWILIO_ACCOUNT_SID_PATTERN, sid):
+    if not ACCOUNT_SID.match(sid):
         raise MissingCredentialsError(
             f"{ACCOUNT_SID_VAR} must be an Account SID: AC followed by 32 hexadecimal digits"
         )
@@ -571,8 +574,6 @@ def _number_json(
 
 
 def _pricing_json(prices: CountryPricing) -> dict[str, Any]:
-    from provisioner.remote.twilio import NUMBER_TYPES
-
     by_row = {_key(row_name): name for name, (_, row_name) in NUMBER_TYPES.items()}
     return {
         "country": prices.country,

@@ -28,18 +28,9 @@ from jsonschema import Draft202012Validator  # type: ignore[import-untyped, unus
 from provisioner.diagnostics import Diagnostics
 from provisioner.kinds import KINDS
 from provisioner.manifest.loader import JsonPath, LoadedManifest
+from provisioner.numbers.rules import SCHEMA_RULES
 from provisioner.values import SENSITIVE_TEXT, SecretText
 
-# Patterns scripts/gen_schemas.py adds to phone numbers (kept in step by a test).
-E164_PATTERN = r"^\+[1-9][0-9]{6,14}$"
-SIP_URI_PATTERN = r"^[sS][iI][pP][sS]?:[^@\s]+@[^@\s]+$"
-# A North American (NANP) area code: three digits, the first 2 to 9 (Twilio's AreaCode,
-# Vapi's numberDesiredAreaCode, which API.md says is US only).
-AREA_CODE_PATTERN = r"^[2-9][0-9]{2}$"
-# Twilio's `Contains` (NUMBERS.md: 2 to 16 digits or letters, `*` one character, `%` many
-# at the ends, leading `+` and trailing `$` anchor). Also checks `numbers search --contains`.
-CONTAINS_PATTERN = r"^\+?%?[0-9A-Za-z*]{2,16}%?\$?$"
-TWILIO_ACCOUNT_SID_PATTERN = r"^AC[0-9a-fA-F]{32}$"
 TWILIO_CREDENTIALS_NEEDED = (
     "a Twilio number needs twilioAuthToken (or twilioApiKey and twilioApiSecret) for Vapi "
     "to import it, e.g. twilioAuthToken: ${env:TWILIO_AUTH_TOKEN}"
@@ -313,25 +304,8 @@ def _message(error: jsonschema.exceptions.ValidationError) -> str:
         return (
             f"{_show(instance)} is not a resource address: expected KIND.KEY, KIND one of {kinds}"
         )
-    if keyword == "pattern" and value == E164_PATTERN:
-        return (
-            f"{_show(instance)} is not an E.164 phone number (a + then the country code and "
-            "number, digits only, e.g. +14155550100)"
-        )
-    if keyword == "pattern" and value == AREA_CODE_PATTERN:
-        return (
-            f"{_show(instance)} is not a US/Canadian area code (three digits, the first "
-            "2 to 9, e.g. 415)"
-        )
-    if keyword == "pattern" and value == CONTAINS_PATTERN:
-        return (
-            f"{_show(instance)} is not a Twilio number pattern: 2 to 16 digits or letters, "
-            "`*` for any one digit (e.g. 555, 415***0000, +1415, 1234$)"
-        )
-    if keyword == "pattern" and value == TWILIO_ACCOUNT_SID_PATTERN:
-        return f"{_show(instance)} is not a Twilio Account SID (AC followed by 32 hex digits)"
-    if keyword == "pattern" and value == SIP_URI_PATTERN:
-        return f"{_show(instance)} is not a SIP URI (e.g. sip:support@example.sip.vapi.ai)"
+    if keyword == "pattern" and value in SCHEMA_RULES:
+        return f"{_show(instance)} is not {SCHEMA_RULES[value].expected}"
     if keyword == "pattern":
         return f"{_show(instance)} does not match the pattern {value}"
     if keyword == "minItems":

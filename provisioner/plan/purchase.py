@@ -12,10 +12,12 @@ import json
 from collections.abc import Mapping
 from typing import Any
 
+from provisioner.numbers.rules import DEFAULT_COUNTRY, DEFAULT_TYPE
+
 # What a `purchase:` asks for: a change of any of these means another number.
 PURCHASE_CRITERIA = ("country", "type", "areaCode", "contains")
 # Twilio's defaults, so that `{}` and `{country: US, type: local}` are the same wish.
-_DEFAULTS = {"country": "US", "type": "local"}
+_DEFAULTS = {"country": DEFAULT_COUNTRY, "type": DEFAULT_TYPE.value}
 # Twilio's limit on an IncomingPhoneNumber's FriendlyName.
 FRIENDLY_NAME_MAX = 64
 

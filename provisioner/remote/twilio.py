@@ -39,6 +39,13 @@ import httpx
 
 from provisioner import __version__
 from provisioner.errors import AmbiguousCreateError, RemoteError, RemoteTransportError
+from provisioner.numbers.rules import ACCOUNT_SID as _ACCOUNT_SID
+from provisioner.numbers.rules import API_KEY_SID as _API_KEY_SID
+from provisioner.numbers.rules import AREA_CODE as _AREA_CODE
+from provisioner.numbers.rules import COUNTRY_ANY_CASE as _COUNTRY
+from provisioner.numbers.rules import E164 as _E164
+from provisioner.numbers.rules import NUMBER_SID as _NUMBER_SID
+from provisioner.numbers.rules import NUMBER_TYPES
 from provisioner.remote.retry import RetryPolicy, Verdict, never_sent, parse_retry_after
 
 __all__ = [
@@ -65,22 +72,9 @@ DEFAULT_PRICING_BASE_URL = "https://pricing.twilio.com"
 DEFAULT_TIMEOUT = httpx.Timeout(10.0, connect=5.0)
 DEFAULT_RETRY = RetryPolicy(max_attempts=5)
 API = "/2010-04-01"
-# Search type -> (AvailablePhoneNumbers path segment, Pricing v1 `number_type`).
-NUMBER_TYPES: Mapping[str, tuple[str, str]] = {
-    "local": ("Local", "local"),
-    "toll-free": ("TollFree", "toll free"),
-    "mobile": ("Mobile", "mobile"),
-    "national": ("National", "national"),
-}
 MAX_PAGE_SIZE = 1000
 _MAX_PAGES = 1000
 _SNIPPET = 200
-_ACCOUNT_SID = re.compile(r"^AC[0-9a-fA-F]{32}$")
-_NUMBER_SID = re.compile(r"^PN[0-9a-fA-F]{32}$")
-_API_KEY_SID = re.compile(r"^SK[0-9a-fA-F]{32}$")
-_E164 = re.compile(r"^\+[1-9]\d{7,14}$")
-_AREA_CODE = re.compile(r"^[2-9]\d\d$")
-_COUNTRY = re.compile(r"^[A-Za-z]{2}$")
 _CREDENTIALS_HINT = "check TWILIO_ACCOUNT_SID and TWILIO_AUTH_TOKEN"
 
 

@@ -30,7 +30,7 @@ def test_apply_full_then_plan_is_empty(run: Cli, project: Path) -> None:
 
     out = apply_full(run)
     assert "Apply complete: 14 done, 0 failed, 0 skipped." in out
-    assert "call +1 415 555 0100 to talk to Acme Support" in out
+    assert "call +1 415-555-0100 to talk to Acme Support" in out
     assert "https://dashboard.vapi.ai/assistants/" in out
 
     again = run("plan", FULL, "--sandbox", "--detailed-exitcode")

@@ -64,7 +64,7 @@ def test_sandbox_search_prints_a_table_with_prices(runner: CliRunner, root: clic
     for column in ("NUMBER", "LOCALITY", "REGION", "CAPABILITIES", "MONTHLY"):
         assert column in header
     rows = lines[3:8]
-    assert all(r.startswith("+1 415 ") for r in rows)
+    assert all(r.startswith("+1 415-") for r in rows)
     assert all("San Francisco" in r and " CA " in r and r.endswith("1.15 USD") for r in rows)
     assert all("voice" in r for r in rows)
     assert lines[-1] == f"{VAPI_FREE_NUMBERS}."
@@ -288,7 +288,7 @@ def test_search_and_pricing_take_the_manifest_account(
         assert f"Using the Twilio account of phoneNumber.line ({AC})" in priced.stderr
         found = run(runner, root, "search", "--area-code", "415", "--manifest", "m.yaml", env=env)
         assert found.exit_code == 0, found.output
-        assert "+1 415 " in found.stdout
+        assert "+1 415-" in found.stdout
         assert secret not in found.output + priced.output
         # Without --manifest the environment has no account: refused, as before.
         assert run(runner, root, "pricing", env=env).exit_code == 1

@@ -67,7 +67,7 @@ def test_apply_buys_once_records_it_and_imports_it(run: Cli, project: Path) -> N
     assert record["number"].startswith("+1415")
     assert f"bought {record['number']} ({record['sid']})" in result.output
     digits = record["number"]
-    assert f"call +1 415 {digits[5:8]} {digits[8:]} to talk to Acme Support" in result.output
+    assert f"call +1 415-{digits[5:8]}-{digits[8:]} to talk to Acme Support" in result.output
     owned = owned_numbers(project)
     assert [o["sid"] for o in owned] == [record["sid"]]
     assert owned[0]["friendly_name"].endswith("phoneNumber.sf-line")
