@@ -55,6 +55,7 @@ from provisioner.numbers.rules import (
     NANP_TOLL_FREE,
     PURCHASE_TYPES,
     SIP_URI,
+    NumberType,
 )
 
 REPO = Path(__file__).resolve().parents[1]
@@ -182,7 +183,7 @@ PURCHASE = {
         {
             "if": {
                 "required": ["areaCode", "type"],
-                "properties": {"type": {"const": "toll-free"}},
+                "properties": {"type": {"const": NumberType.TOLL_FREE.value}},
             },
             "then": {
                 "properties": {

@@ -36,6 +36,7 @@ from provisioner.numbers.rules import (
     CONTAINS,
     COUNTRY_ANY_CASE,
     DEFAULT_COUNTRY,
+    DEFAULT_TYPE,
     NUMBER_TYPES,
     PURCHASE_TYPES,
     VAPI_FREE_NUMBER_LIMIT,
@@ -254,7 +255,7 @@ def _listed_number(
     "--type",
     "number_type",
     type=click.Choice(SEARCH_TYPES),
-    default="local",
+    default=DEFAULT_TYPE.value,
     show_default=True,
     help="Kind of number.",
 )
