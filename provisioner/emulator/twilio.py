@@ -87,7 +87,7 @@ _USER_SID = re.compile(r"^(AC|SK)[0-9a-fA-F]{32}$")
 _E164 = re.compile(r"^\+[1-9]\d{7,14}$")
 _NPA = re.compile(r"^[2-9]\d\d$")
 # Twilio's own rule, kept here (the fake imports nothing of the tool it tests); the tool's
-# copy is `provisioner.manifest.schema.CONTAINS_PATTERN`.
+# copy is `provisioner.numbers.rules.CONTAINS`.
 _CONTAINS = re.compile(r"^\+?%?[0-9A-Za-z*]{2,16}%?\$?$")
 _KEYPAD = str.maketrans("ABCDEFGHIJKLMNOPQRSTUVWXYZ", "22233344455566677778889999")
 _NUMBERS_ROUTE = re.compile(r"^/2010-04-01/Accounts/([^/]+)/(.+)$")
