@@ -46,7 +46,9 @@ def check(kind: ResourceKind, body: Mapping[str, Any]) -> list[str]:
     """Schema errors of `body` as a manifest entry of `kind` (references as placeholders)."""
     doc = manifest_schema()
     schema = {"$ref": f"#/$defs/{kind_def(kind)}", "$defs": doc["$defs"]}
-    plain = json.loads(re.sub(r"\$\{[^}]*\}", "00000000-0000-4000-8000-000000000000", json.dumps(body)))
+    plain = json.loads(
+        re.sub(r"\$\{[^}]*\}", "00000000-0000-4000-8000-000000000000", json.dumps(body))
+    )
     return [e.message for e in Draft202012Validator(schema).iter_errors(plain)]
 
 
@@ -63,10 +65,10 @@ def minimal(kind: ResourceKind, *, variant: int = 0, skip: frozenset[str] = froz
     fields can all be built; raises if none can."""
     problems: list[str] = []
     for value, schema in variant_defs(kind).items():
-        builder = _Builder(variant, skip | {kind.name})
+        builder = Builder(variant, skip | {kind.name})
         try:
             body = builder.value(schema, "")
-        except _CannotBuild as exc:
+        except CannotBuild as exc:
             problems.append(f"{value or kind.name}: {exc}")
             continue
         if not check(kind, body):
@@ -75,11 +77,11 @@ def minimal(kind: ResourceKind, *, variant: int = 0, skip: frozenset[str] = froz
     raise AssertionError(f"no buildable variant of {kind.name}: {problems}")
 
 
-class _CannotBuild(Exception):
+class CannotBuild(Exception):
     pass
 
 
-class _Builder:
+class Builder:
     def __init__(self, variant: int, skip: frozenset[str]) -> None:
         self.variant = variant
         self.skip = skip
@@ -87,7 +89,7 @@ class _Builder:
         self.defs = manifest_schema()["$defs"]
 
     def value(self, schema: Any, name: str) -> Any:
-        schema = self._deref(schema)
+        schema = self.deref(schema)
         if "const" in schema:
             return schema["const"]
         if "enum" in schema:
@@ -97,9 +99,9 @@ class _Builder:
                 for branch in schema[key]:
                     try:
                         return self.value(branch, name)
-                    except _CannotBuild:
+                    except CannotBuild:
                         continue
-                raise _CannotBuild(f"{name}: no branch can be built")
+                raise CannotBuild(f"{name}: no branch can be built")
         types = schema.get("type")
         kind = next((t for t in types if t != "null"), None) if isinstance(types, list) else types
         if kind == "object" or (kind is None and "properties" in schema):
@@ -114,13 +116,14 @@ class _Builder:
             return min(number, schema.get("maximum", number))
         if kind == "boolean":
             return bool(self.variant % 2)
-        raise _CannotBuild(f"{name}: cannot build {schema}")
+        raise CannotBuild(f"{name}: cannot build {schema}")
 
-    def _deref(self, schema: Any) -> dict[str, Any]:
+    def deref(self, schema: Any) -> dict[str, Any]:
         while isinstance(schema, Mapping) and "$ref" in schema:
-            schema = {**self.defs[schema["$ref"].rsplit("/", 1)[-1]], **{
-                k: v for k, v in schema.items() if k not in ("$ref", "description")
-            }}
+            schema = {
+                **self.defs[schema["$ref"].rsplit("/", 1)[-1]],
+                **{k: v for k, v in schema.items() if k not in ("$ref", "description")},
+            }
         return dict(schema) if isinstance(schema, Mapping) else {}
 
     def _object(self, schema: Mapping[str, Any], name: str) -> dict[str, Any]:
@@ -128,7 +131,7 @@ class _Builder:
         out: dict[str, Any] = {}
         for key in schema.get("required", ()):
             if key == "purchase":
-                raise _CannotBuild("needs a purchase")
+                raise CannotBuild("needs a purchase")
             out[key] = self.value(props.get(key, {}), f"{name}.{key}".lstrip("."))
         # A conditional branch (if discriminator then DTO) applies to what was built.
         for part in schema.get("allOf", ()):
@@ -138,9 +141,9 @@ class _Builder:
                 if isinstance(extra, dict):
                     out = {**extra, **out}
         if "if" in schema and _holds(schema["if"], out) and "then" in schema:
-            then = self._deref(schema["then"])
+            then = self.deref(schema["then"])
             if "purchase" in then.get("required", ()):
-                raise _CannotBuild("needs a purchase")
+                raise CannotBuild("needs a purchase")
             for key in then.get("required", ()):
                 out.setdefault(key, self.value(props.get(key, {}), key))
         return out
@@ -150,7 +153,7 @@ class _Builder:
         if _ID_FIELD.search(field_name):
             target = ID_FIELD_KINDS.get(field_name)
             if target is None or target in self.skip:
-                raise _CannotBuild(f"{name} takes the ID of something no kind declares")
+                raise CannotBuild(f"{name} takes the ID of something no kind declares")
             if target not in self.needs:
                 self.needs[target] = minimal(KINDS[target], skip=self.skip).body
             return "${" + target + ".needed.id}"
@@ -205,7 +208,7 @@ def _emit(parsed: Any, variant: int) -> list[str]:
         elif name == "AT":
             continue
         else:
-            raise _CannotBuild(f"pattern element {name} in {parsed}")
+            raise CannotBuild(f"pattern element {name} in {parsed}")
     return out
 
 

@@ -21,9 +21,10 @@ import yaml
 
 from provisioner.emulator import SandboxTransport, VapiEmulator
 from provisioner.emulator.routes import emulated_kinds
+from provisioner.emulator.validation import api_document
 from provisioner.kinds import KINDS, ListStyle, ResourceKind
 from tests.conftest import Cli
-from tests.kinds.minimal import _Builder, _CannotBuild, check, minimal, variant_defs
+from tests.kinds.minimal import Builder, CannotBuild, check, minimal, variant_defs
 
 STATE = Path("state/.sandbox/kinds.json")
 SANDBOX_DATA = Path("state/.sandbox/emulator/vapi.json")
@@ -48,12 +49,12 @@ def _schema_of(kind: ResourceKind, body: Mapping[str, Any]) -> dict[str, Any]:
 
 def _text_field(kind: ResourceKind, schema: Mapping[str, Any]) -> str:
     """A plain string field that is not replace-on-change, `name` when there is one."""
-    builder = _Builder(0, frozenset())
+    builder = Builder(0, frozenset())
     props = schema.get("properties", {})
     plain = [
         key
         for key, prop in props.items()
-        if (p := builder._deref(prop)).get("type") == "string"
+        if (p := builder.deref(prop)).get("type") == "string"
         and not {"enum", "const", "pattern", "format"} & set(p)
         and key not in kind.replace_fields
         and key not in kind.write_only_fields
@@ -70,9 +71,9 @@ def _replaced(kind: ResourceKind, body: dict[str, Any]) -> dict[str, Any] | None
     props = schema.get("properties", {})
     for key in sorted(kind.replace_fields & set(props) - {kind.discriminator or ""}):
         try:
-            before = _Builder(0, frozenset()).value(props[key], key)
-            after = _Builder(1, frozenset()).value(props[key], key)
-        except _CannotBuild:
+            before = Builder(0, frozenset()).value(props[key], key)
+            after = Builder(1, frozenset()).value(props[key], key)
+        except CannotBuild:
             continue
         if before != after and not check(kind, {**body, key: before}):
             body[key] = before
@@ -84,8 +85,8 @@ def _replaced(kind: ResourceKind, body: dict[str, Any]) -> dict[str, Any] | None
             if value == body.get(kind.discriminator):
                 continue
             try:
-                other = _Builder(0, frozenset({kind.name})).value(variant_defs(kind)[value], "")
-            except _CannotBuild:
+                other = Builder(0, frozenset({kind.name})).value(variant_defs(kind)[value], "")
+            except CannotBuild:
                 continue
             keep = {k: v for k, v in body.items() if k in variant_defs(kind)[value]["properties"]}
             candidate = {**other, **keep, kind.discriminator: value}
@@ -229,7 +230,9 @@ def _api_body(body: Mapping[str, Any], ids: Mapping[str, str]) -> dict[str, Any]
 
 
 def _listed(kind: ResourceKind, answer: Any) -> list[dict[str, Any]]:
-    items: list[dict[str, Any]] = answer if kind.list_style is ListStyle.ARRAY else answer["results"]
+    items: list[dict[str, Any]] = (
+        answer if kind.list_style is ListStyle.ARRAY else answer["results"]
+    )
     return items
 
 
@@ -256,7 +259,15 @@ def test_every_route_of_the_sandbox(name: str, sandbox: httpx.Client) -> None:
     got = sandbox.get(kind.item_path(rid))
     assert got.status_code == 200 and got.json()[case.text_field] == "kinds-a"
 
-    patched = sandbox.patch(kind.item_path(rid), json={case.text_field: "kinds-b"})
+    # Fields the Update DTO requires go in every PATCH (a squad's `members`).
+    variant = str(case.body.get(kind.discriminator, "")) if kind.discriminator else ""
+    dto = api_document()["$defs"][kind.update_schemas[variant]]
+    sent = _api_body(case.body, ids)
+    patch = {
+        **{k: sent[k] for k in dto.get("required", ()) if k in sent},
+        case.text_field: "kinds-b",
+    }
+    patched = sandbox.patch(kind.item_path(rid), json=patch)
     assert patched.status_code == 200, patched.text
     assert sandbox.get(kind.item_path(rid)).json()[case.text_field] == "kinds-b"
 
