@@ -275,3 +275,16 @@ def test_every_route_of_the_sandbox(name: str, sandbox: httpx.Client) -> None:
     assert deleted.status_code == 200 and deleted.json()["id"] == rid
     assert sandbox.get(kind.item_path(rid)).status_code == 404
     assert _listed(kind, sandbox.get(kind.api_path).json()) == []
+
+
+def test_the_registry_is_consistent() -> None:
+    """No two kinds share a section, an API path or an ID field; every DTO is generated."""
+    kinds = list(KINDS.values())
+    assert len({k.section for k in kinds}) == len(kinds)
+    assert len({k.api_path for k in kinds}) == len(kinds)
+    claimed = [f for k in kinds for f in k.id_fields]
+    assert len(claimed) == len(set(claimed))
+    defs = api_document()["$defs"]
+    for kind in kinds:
+        for dto in (*kind.create_schemas.values(), *kind.update_schemas.values()):
+            assert dto in defs, f"{kind.name}: {dto} (run python scripts/gen_schemas.py)"
