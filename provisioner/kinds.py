@@ -1,8 +1,16 @@
-"""The resource kinds the manifest can declare, as data. Pure.
+"""The registry of resource kinds: every per-kind fact of the tool, as data. Pure.
 
 Everything the rest of the code needs to know about a kind of Vapi resource lives here:
-where it sits in the manifest, its API path, how its list endpoint pages, which fields
-the server adds, which fields cannot change in place, which are write-only secrets.
+where it sits in the manifest and its address prefix, its API path, how its list endpoint
+pages and which parameters it takes, which fields identify an object, which fields take
+the ID of which kind, which fields the server adds, which cannot change in place, which
+are write-only secrets, its dashboard page, and how `import --generate` names an object
+and splits it into files. Behaviour only some kinds have (a phone number's line, an
+assistant's prompt files) plugs in through the kind's `behaviour`, so no other module
+asks `if kind == "phoneNumber"`.
+
+A kind with no special behaviour is one `ResourceKind` in `KINDS`, then
+`python scripts/gen_schemas.py`.
 """
 
 from __future__ import annotations
@@ -10,6 +18,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
+from typing import Any
 
 
 class ListStyle(StrEnum):
@@ -38,6 +47,69 @@ SERVER_FIELDS: frozenset[str] = frozenset(
 OWNER_MARKER_KEY = "provisioner"
 
 
+# Query parameters every list endpoint takes: a bound on createdAt/updatedAt.
+DATE_FILTERS: tuple[str, ...] = tuple(
+    f"{column}{op}" for column in ("createdAt", "updatedAt") for op in ("Gt", "Lt", "Ge", "Le")
+)
+_PAGED_PARAMS = frozenset({"page", "sortOrder", "sortBy", "limit", *DATE_FILTERS})
+_ARRAY_PARAMS = frozenset({"limit", *DATE_FILTERS})
+
+# Field names (lower case) whose values are secrets wherever they appear in any kind's
+# body; every value in a `headers` mapping is one too (an Authorization header, an API key).
+SECRET_FIELD_NAMES: frozenset[str] = frozenset(
+    {
+        "password",
+        "secret",
+        "token",
+        "apikey",
+        "apisecret",
+        "authtoken",
+        "clientsecret",
+        "privatekey",
+        "bearertoken",
+        "accesstoken",
+        "refreshtoken",
+    }
+)
+
+
+class KindBehaviour:
+    """What a kind does beyond plain create/read/update/delete. The defaults are those of
+    a plain kind; a kind with more (phone numbers, assistants) overrides them."""
+
+    # Objects of this kind cost money every month (the plan shows prices for them).
+    billed: bool = False
+    # The manifest may buy the object (`purchase:` instead of a required field).
+    purchasable: bool = False
+    # The object is a line callers dial: output shows its number and where it routes.
+    dialable: bool = False
+
+    def split_files(
+        self, body: Mapping[str, Any], key: str, files: dict[str, str]
+    ) -> Mapping[str, Any]:
+        """`import --generate`: `body` with long texts moved to files (added to `files`)."""
+        return body
+
+    def unreadable_secrets(
+        self, kind: ResourceKind, obj: Mapping[str, Any], accepted: frozenset[str]
+    ) -> frozenset[str]:
+        """`import --generate`: write-only fields `obj` was likely created with (accepted
+        by its create DTO: `accepted`), which cannot be read back and so are not imported."""
+        return frozenset()
+
+    def uses_twilio_account(self, body: Mapping[str, Any]) -> bool:
+        """Whether the object names a Twilio account whose credentials the plan needs."""
+        return False
+
+    def apply_notes(self, action: str, after: Mapping[str, Any]) -> tuple[str, ...]:
+        """What to tell the user after an apply that made `action` (create, replace, ...)
+        with body `after`."""
+        return ()
+
+
+PLAIN = KindBehaviour()
+
+
 @dataclass(frozen=True, slots=True)
 class ResourceKind:
     name: str  # address prefix: assistant, phoneNumber, ...
@@ -57,6 +129,16 @@ class ResourceKind:
     create_schemas: Mapping[str, str] = field(default_factory=dict)
     update_schemas: Mapping[str, str] = field(default_factory=dict)
     dashboard_path: str = ""
+    # Query parameters the list endpoint accepts (per the spec); others get a 400.
+    list_params: frozenset[str] = _ARRAY_PARAMS
+    # Fields (any depth) that hold the ID of an object of this kind, in any kind's body.
+    id_fields: frozenset[str] = frozenset()
+    # Fields that identify an object of this kind among its peers (for adoption and
+    # import); a dotted name reaches into an object (`function.name`).
+    identity_fields: tuple[str, ...] = ("name",)
+    # The field `import --generate` derives an object's manifest key from.
+    import_name_field: str = "name"
+    behaviour: KindBehaviour = PLAIN
 
     def item_path(self, resource_id: str) -> str:
         return f"{self.api_path}/{resource_id}"
@@ -75,6 +157,55 @@ _PHONE_PROVIDERS = {
 }
 _INSIGHT_TYPES = {"bar": "Bar", "pie": "Pie", "line": "Line", "text": "Text"}
 
+
+class _AssistantBehaviour(KindBehaviour):
+    def split_files(
+        self, body: Mapping[str, Any], key: str, files: dict[str, str]
+    ) -> Mapping[str, Any]:
+        """System prompts go to prompts/<key>.md so that reviews show readable diffs."""
+        model = body.get("model")
+        if not isinstance(model, Mapping):
+            return body
+        messages = model.get("messages")
+        if not isinstance(messages, list):
+            return body
+        out = []
+        for i, msg in enumerate(messages):
+            content = msg.get("content") if isinstance(msg, Mapping) else None
+            if (
+                isinstance(msg, Mapping)
+                and msg.get("role") == "system"
+                and isinstance(content, str)
+            ):
+                name = f"prompts/{key}.md" if i == 0 else f"prompts/{key}-{i}.md"
+                files[name] = content.replace("$${", "${")
+                msg = {**msg, "content": "${file:" + name + "}"}
+            out.append(msg)
+        return {**body, "model": {**model, "messages": out}}
+
+
+class _PhoneNumberBehaviour(KindBehaviour):
+    billed = True
+    purchasable = True
+    dialable = True
+
+    def unreadable_secrets(
+        self, kind: ResourceKind, obj: Mapping[str, Any], accepted: frozenset[str]
+    ) -> frozenset[str]:
+        # Only a Twilio import is made with a token or key pair the API does not return.
+        if obj.get("provider") != "twilio":
+            return frozenset()
+        return accepted & kind.write_only_fields
+
+    def uses_twilio_account(self, body: Mapping[str, Any]) -> bool:
+        return body.get("provider") == "twilio"
+
+    def apply_notes(self, action: str, after: Mapping[str, Any]) -> tuple[str, ...]:
+        if action in ("create", "replace") and after.get("provider") == "vapi":
+            return ("New Vapi numbers take a few minutes to become active.",)
+        return ()
+
+
 ASSISTANT = ResourceKind(
     name="assistant",
     section=("assistants",),
@@ -85,6 +216,8 @@ ASSISTANT = ResourceKind(
     create_schemas={"": "CreateAssistantDTO"},
     update_schemas={"": "UpdateAssistantDTO"},
     dashboard_path="assistants",
+    id_fields=frozenset({"assistantId", "assistantIds"}),
+    behaviour=_AssistantBehaviour(),
 )
 PHONE_NUMBER = ResourceKind(
     name="phoneNumber",
@@ -110,6 +243,9 @@ PHONE_NUMBER = ResourceKind(
     create_schemas={p: f"Create{v}PhoneNumberDTO" for p, v in _PHONE_PROVIDERS.items()},
     update_schemas={p: f"Update{v}PhoneNumberDTO" for p, v in _PHONE_PROVIDERS.items()},
     dashboard_path="phone-numbers",
+    id_fields=frozenset({"phoneNumberId"}),
+    identity_fields=("number", "sipUri"),
+    behaviour=_PhoneNumberBehaviour(),
 )
 STRUCTURED_OUTPUT = ResourceKind(
     name="structuredOutput",
@@ -120,6 +256,8 @@ STRUCTURED_OUTPUT = ResourceKind(
     create_schemas={"": "CreateStructuredOutputDTO"},
     update_schemas={"": "UpdateStructuredOutputDTO"},
     dashboard_path="structured-outputs",
+    list_params=_PAGED_PARAMS | {"id", "name"},
+    id_fields=frozenset({"structuredOutputId", "structuredOutputIds"}),
 )
 INSIGHT = ResourceKind(
     name="insight",
@@ -132,6 +270,8 @@ INSIGHT = ResourceKind(
     create_schemas={t: f"Create{v}InsightFromCallTableDTO" for t, v in _INSIGHT_TYPES.items()},
     update_schemas={t: f"Update{v}InsightFromCallTableDTO" for t, v in _INSIGHT_TYPES.items()},
     dashboard_path="reporting",
+    list_params=_PAGED_PARAMS | {"id"},
+    id_fields=frozenset({"insightId"}),
 )
 BOARD = ResourceKind(
     name="board",
@@ -142,9 +282,29 @@ BOARD = ResourceKind(
     create_schemas={"": "CreateBoardDTO"},
     update_schemas={"": "UpdateBoardDTO"},
     dashboard_path="reporting",
+    list_params=_PAGED_PARAMS,
+    id_fields=frozenset({"boardId"}),
 )
 
 # Declaration order is also the order used to list and display kinds.
 KINDS: dict[str, ResourceKind] = {
     k.name: k for k in (ASSISTANT, PHONE_NUMBER, STRUCTURED_OUTPUT, INSIGHT, BOARD)
 }
+
+
+# Which kind of resource a field ending in `Id`/`Ids` holds the ID of, wherever it sits.
+ID_FIELD_KINDS: dict[str, str] = {f: k.name for k in KINDS.values() for f in sorted(k.id_fields)}
+
+
+def kind_at(section: tuple[str, ...]) -> ResourceKind | None:
+    """The kind whose entries sit at `section` of the manifest (`("phoneNumbers",)`)."""
+    return next((k for k in KINDS.values() if k.section == section), None)
+
+
+def section_groups() -> tuple[tuple[str, ...], ...]:
+    """Manifest sections that group other sections (`analytics`), outermost first."""
+    groups: dict[tuple[str, ...], None] = {}
+    for kind in KINDS.values():
+        for depth in range(1, len(kind.section)):
+            groups[kind.section[:depth]] = None
+    return tuple(groups)

@@ -190,7 +190,7 @@ def twilio_numbers(validated: Validated) -> list[tuple[str, Mapping[str, Any]]]:
     return [
         (address, r.body)
         for address, r in validated.resolved.resources.items()
-        if r.kind.name == "phoneNumber" and r.body.get("provider") == "twilio"
+        if r.kind.behaviour.uses_twilio_account(r.body)
     ]
 
 
@@ -208,7 +208,7 @@ def price_plan(the_plan: Plan, validated: Validated, numbers: Twilio) -> Plan:
     """The plan with its numbers' prices: each purchase's, and the monthly total."""
     remember_twilio_accounts(validated, numbers)
     if not costs.needed_prices(the_plan) and not any(
-        c.kind == "phoneNumber" for c in the_plan.changes
+        KINDS[c.kind].behaviour.billed for c in the_plan.changes
     ):
         return the_plan
     priced = costs.with_purchase_prices(the_plan, numbers.price)

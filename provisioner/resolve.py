@@ -23,7 +23,7 @@ from typing import Any
 
 from provisioner.addresses import ResourceAddress
 from provisioner.diagnostics import Diagnostics
-from provisioner.kinds import KINDS, ResourceKind
+from provisioner.kinds import ID_FIELD_KINDS, KINDS, ResourceKind
 from provisioner.manifest.loader import JsonPath
 from provisioner.manifest.model import Lifecycle, Manifest, ResourceConfig
 from provisioner.values import SecretText, Sensitive, Unknown
@@ -32,19 +32,10 @@ from provisioner.values import SecretText, Sensitive, Unknown
 _INTERP = re.compile(r"\$\$\{|\$\{([^{}]*)\}")
 _REF = re.compile(r"^([A-Za-z]+)\.([a-z0-9][a-z0-9_-]*)\.([A-Za-z_]+)$")
 _ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
-# Which kind of resource an API field ending in `Id`/`Ids` holds the ID of. A reference
-# there must name that kind; in any other such field (squadId, workflowId, credentialId,
-# toolIds, voiceId, ...) the ID is of something this tool does not manage, so a reference
-# to one of our resources is a mistake the API would only reject mid-apply.
-ID_FIELD_KINDS: dict[str, str] = {
-    "assistantId": "assistant",
-    "assistantIds": "assistant",
-    "phoneNumberId": "phoneNumber",
-    "structuredOutputId": "structuredOutput",
-    "structuredOutputIds": "structuredOutput",
-    "insightId": "insight",
-    "boardId": "board",
-}
+# A field ending in `Id`/`Ids` takes the ID of the kind the registry names for it
+# (`kinds.ID_FIELD_KINDS`); any other such field (squadId, workflowId, credentialId,
+# toolIds, voiceId, ...) the ID of something this tool does not manage, so a reference
+# to one of our resources there is a mistake the API would only reject mid-apply.
 _ID_FIELD = re.compile(r"[a-z0-9]Ids?$")
 # Stands in for a referenced resource's ID when resolved bodies are schema-checked.
 PLACEHOLDER_ID = "00000000-0000-4000-8000-000000000000"

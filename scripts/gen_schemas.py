@@ -618,8 +618,40 @@ def api_schema(spec: Mapping[str, Any]) -> tuple[dict[str, Any], list[str]]:
             "scripts/gen_schemas.py. Validate a body against {'$ref': '#/$defs/<DTO>'}."
         ),
         "$defs": defs,
+        # The spec's own routes of every kind (parameters, body and answer shapes, refs
+        # as in the spec): the sandbox derives what it serves from these, not from kinds.py.
+        "paths": {
+            route: _routes(spec, route)
+            for k in KINDS.values()
+            for route in (k.api_path, k.api_path + "/{id}")
+        },
     }
     return doc, conv.notes
+
+
+def _routes(spec: Mapping[str, Any], route: str) -> dict[str, Any]:
+    """The operations of one spec path, trimmed to what an emulator needs."""
+    item = spec.get("paths", {}).get(route)
+    if not isinstance(item, Mapping):
+        raise SystemExit(f"the spec has no path {route} (see provisioner/kinds.py)")
+    out: dict[str, Any] = {}
+    for method, op in item.items():
+        if not isinstance(op, Mapping) or "responses" not in op:
+            continue
+        answer = next(
+            (r for code, r in sorted(op["responses"].items()) if str(code).startswith("2")), {}
+        )
+        body = op.get("requestBody", {}).get("content", {}).get("application/json", {})
+        out[method] = {
+            "parameters": [
+                {"name": p["name"], "in": p["in"]} for p in op.get("parameters", ()) if "name" in p
+            ],
+            "requestBody": copy.deepcopy(body.get("schema")),
+            "response": copy.deepcopy(
+                answer.get("content", {}).get("application/json", {}).get("schema")
+            ),
+        }
+    return out
 
 
 def _entry(kind: ResourceKind, variant: str, dto: str, defs: Mapping[str, Any]) -> dict[str, Any]:

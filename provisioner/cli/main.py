@@ -532,20 +532,19 @@ def _run_apply(
 
 def _next_steps(settings: Any, manifest: Path, state: Any, the_plan: Any) -> str:
     """What to do after a successful apply."""
+    from provisioner.kinds import KINDS
+
     sandbox = " --sandbox" if settings.sandbox else ""
     lines = ["Next steps:"]
     calls = [r for r in _output_rows(state) if r.get("call")]
     if calls:
         lines.append(f"  - {calls[0]['call'][0].upper()}{calls[0]['call'][1:]}.")
-    created_vapi = [
-        c
+    notes = [
+        note
         for c in the_plan.pending()
-        if c.kind == "phoneNumber"
-        and c.action.value in ("create", "replace")
-        and (c.after or {}).get("provider") == "vapi"
+        for note in KINDS[c.kind].behaviour.apply_notes(c.action.value, c.after or {})
     ]
-    if created_vapi:
-        lines.append("  - New Vapi numbers take a few minutes to become active.")
+    lines.extend(f"  - {note}" for note in dict.fromkeys(notes))
     lines.append(
         f"  - Run `provisioner plan {manifest}{sandbox}` again: it should show no changes."
     )
@@ -644,7 +643,7 @@ def _output_rows(state: Any, prices: Mapping[str, str] | None = None) -> list[di
         }
         if rs.id:
             row["dashboard"] = dashboard_url(rs.kind, rs.id)
-        if rs.kind == "phoneNumber":
+        if KINDS[rs.kind].behaviour.dialable:
             outputs = rs.extra.get("outputs", {})
             number = outputs.get("number") or rs.applied.get("number") or outputs.get("sipUri")
             row["number"] = number

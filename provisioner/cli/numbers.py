@@ -166,7 +166,7 @@ def list_numbers(
 ) -> None:
     """Every phone number in the Vapi org, where it routes, and whether MANIFEST manages it."""
     from provisioner import operations
-    from provisioner.kinds import KINDS
+    from provisioner.kinds import ASSISTANT, PHONE_NUMBER
     from provisioner.settings import Settings
 
     settings = Settings(environ=dict(_environ(ctx)), sandbox=sandbox, state_path=state_path)
@@ -175,8 +175,8 @@ def list_numbers(
         state = operations.open_state(settings, manifest).read()
         managed = {r.id: a for a, r in state.resources.items() if r.id}
     with operations.open_client(settings) as client:
-        phones = client.list_all(KINDS["phoneNumber"]).items
-        assistants = client.list_all(KINDS["assistant"]).items
+        phones = client.list_all(PHONE_NUMBER).items
+        assistants = client.list_all(ASSISTANT).items
     names = {str(a.get("id")): a.get("name") for a in assistants}
     rows = [_listed_number(p, managed, names) for p in phones]
     rows.sort(key=lambda r: (r["managed_by"] is None, r["managed_by"] or "", r["number"] or ""))

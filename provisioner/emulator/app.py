@@ -1,8 +1,8 @@
 """The Vapi REST API emulator ("the sandbox"): one WSGI app, faithful to shared/vapi/API.md.
 
-Owns: the HTTP behaviour of the five kinds the provisioner manages, on the live API's
-paths (`/assistant`, `/phone-number`, `/structured-output`, `/reporting/insight`,
-`/reporting/board`, each with `/{id}`):
+Owns: the HTTP behaviour of every kind `routes` derives from the spec's paths, on the
+live API's paths (`/assistant`, `/phone-number`, `/structured-output`,
+`/reporting/insight`, `/reporting/board`, ..., each with `/{id}`):
 
 * Bearer auth (401 with the live "Invalid Key" body); `token=None` accepts any key.
 * POST validates against the Create DTO (variant by `provider`/`type`), answers 201 with
@@ -56,9 +56,9 @@ from provisioner.emulator.faults import (
     FaultProfile,
     RequestTimedOut,
 )
+from provisioner.emulator.routes import EmulatedKind, emulated_kinds
 from provisioner.emulator.store import EmulatorStore, SandboxDataError, StoreTransaction
 from provisioner.emulator.validation import SchemaUnavailableError, validate_body
-from provisioner.kinds import KINDS, ListStyle, ResourceKind
 
 __all__ = [
     "DEFAULT_AREA_CODE",
@@ -88,18 +88,7 @@ _E164 = re.compile(r"^\+[1-9]\d{1,14}$")
 _DATE_FILTERS = tuple(
     f"{column}{op}" for column in ("createdAt", "updatedAt") for op in ("Gt", "Lt", "Ge", "Le")
 )
-_PAGED_PARAMS = frozenset({"page", "sortOrder", "sortBy", "limit", *_DATE_FILTERS})
-_LIST_PARAMS: Mapping[str, frozenset[str]] = {
-    "assistant": frozenset({"limit", *_DATE_FILTERS}),
-    "phoneNumber": frozenset({"limit", *_DATE_FILTERS}),
-    "structuredOutput": _PAGED_PARAMS | {"id", "name"},
-    "insight": _PAGED_PARAMS | {"id"},
-    "board": _PAGED_PARAMS,
-}
 _E164_PROVIDERS = frozenset({"twilio", "vonage", "telnyx"})
-_SECRET_FIELDS: Mapping[str, tuple[str, ...]] = {
-    "phoneNumber": ("twilioAuthToken", "twilioApiSecret"),
-}
 _DIGEST_PREFIX = "sha256:"
 # How long a held request waits for `/__emulator/release` at most.
 _HOLD_LIMIT = 120.0
@@ -160,7 +149,7 @@ class _Stats:
         self.requests = 0
         self.by_method: dict[str, int] = {}
         self.by_status: dict[str, int] = {}
-        self.creates: dict[str, int] = {kind: 0 for kind in KINDS}
+        self.creates: dict[str, int] = {kind: 0 for kind in emulated_kinds()}
         self.dropped = 0
         self.hung = 0
         self.ambiguous_posts = 0  # creates performed, then answered 502 or dropped
@@ -266,7 +255,7 @@ class VapiEmulator:
         # client waits for its last requests to land before it looks or starts again.
         self._in_flight = 0
         self._in_flight_lock = threading.Lock()
-        self._routes = sorted(KINDS.values(), key=lambda k: -len(k.api_path))
+        self._routes = sorted(emulated_kinds().values(), key=lambda k: -len(k.api_path))
 
     # -- public -------------------------------------------------------------------------
 
@@ -404,7 +393,7 @@ class VapiEmulator:
 
     # -- handlers -----------------------------------------------------------------------
 
-    def _create(self, kind: ResourceKind, request: _Request) -> _Answer:
+    def _create(self, kind: EmulatedKind, request: _Request) -> _Answer:
         body = _json_body(request)
         variant = ""
         if kind.discriminator is not None:
@@ -432,7 +421,7 @@ class VapiEmulator:
         return _Answer(201, shown)
 
     def _read_fields(
-        self, kind: ResourceKind, variant: str, fields: dict[str, Any], tx: StoreTransaction
+        self, kind: EmulatedKind, variant: str, fields: dict[str, Any], tx: StoreTransaction
     ) -> dict[str, Any]:
         """`fields` plus what the server adds on create for this kind."""
         if kind.name == "assistant":
@@ -453,11 +442,11 @@ class VapiEmulator:
             out["number"] = _assign_number(fields.get("numberDesiredAreaCode"), tx)
         return out
 
-    def _get(self, kind: ResourceKind, object_id: str, request: _Request) -> _Answer:
+    def _get(self, kind: EmulatedKind, object_id: str, request: _Request) -> _Answer:
         with self.store.transaction() as tx:
             return _Answer(200, _render(kind, _find(kind, object_id, tx)))
 
-    def _update(self, kind: ResourceKind, object_id: str, request: _Request) -> _Answer:
+    def _update(self, kind: EmulatedKind, object_id: str, request: _Request) -> _Answer:
         body = _json_body(request)
         with self.store.transaction() as tx:
             stored = _find(kind, object_id, tx)
@@ -487,16 +476,16 @@ class VapiEmulator:
             tx.put(kind.name, updated)
             return _Answer(200, _render(kind, updated))
 
-    def _delete(self, kind: ResourceKind, object_id: str, request: _Request) -> _Answer:
+    def _delete(self, kind: EmulatedKind, object_id: str, request: _Request) -> _Answer:
         with self.store.transaction() as tx:
             _find(kind, object_id, tx)
             removed = tx.delete(kind.name, object_id)
             assert removed is not None
             return _Answer(200, _render(kind, removed))
 
-    def _list(self, kind: ResourceKind, request: _Request) -> _Answer:
+    def _list(self, kind: EmulatedKind, request: _Request) -> _Answer:
         params = request.params
-        allowed = _LIST_PARAMS[kind.name]
+        allowed = kind.list_params
         messages = [f"property {key} should not exist" for key in params if key not in allowed]
         limit = _number_param(params, "limit", DEFAULT_LIST_LIMIT, 0, MAX_LIST_LIMIT, messages)
         page = _number_param(params, "page", 1, 1, None, messages)
@@ -525,7 +514,7 @@ class VapiEmulator:
                 and ("name" not in params or obj.get("name") == params["name"])
             ]
             found.sort(key=lambda o: str(o.get("createdAt", "")), reverse=order == "DESC")
-            if kind.list_style is ListStyle.ARRAY:
+            if not kind.paged:
                 return _Answer(200, [_render(kind, o) for o in found[:limit]])
             start = (page - 1) * limit
             results = [_render(kind, o) for o in found[start : start + limit]]
@@ -639,22 +628,23 @@ def _json_body(request: _Request) -> dict[str, Any]:
     return body
 
 
-def _find(kind: ResourceKind, object_id: str, tx: StoreTransaction) -> dict[str, Any]:
+def _find(kind: EmulatedKind, object_id: str, tx: StoreTransaction) -> dict[str, Any]:
     obj = tx.get(kind.name, object_id)
     if obj is None:
         raise _Fail(404, f"{kind.label.capitalize()} not found")
     return obj
 
 
-def _seal(kind: ResourceKind, obj: Mapping[str, Any]) -> dict[str, Any]:
+def _seal(kind: EmulatedKind, obj: Mapping[str, Any]) -> dict[str, Any]:
     """`obj` as stored: each write-only secret replaced by its digest (`sha256:<hex>`)."""
     sealed = dict(obj)
-    for key in _SECRET_FIELDS.get(kind.name, ()):
-        if isinstance(sealed.get(key), str):
-            sealed[key] = _digest(sealed[key])
-    auth = sealed.get("authentication")
-    if kind.name == "phoneNumber" and isinstance(auth, dict) and "password" in auth:
-        sealed["authentication"] = {**auth, "password": _digest(str(auth["password"]))}
+    for path in kind.secret_fields:
+        if len(path) == 1 and isinstance(sealed.get(path[0]), str):
+            sealed[path[0]] = _digest(sealed[path[0]])
+        elif len(path) == 2:
+            outer = sealed.get(path[0])
+            if isinstance(outer, dict) and path[1] in outer:
+                sealed[path[0]] = {**outer, path[1]: _digest(str(outer[path[1]]))}
     return sealed
 
 
@@ -662,19 +652,21 @@ def _digest(secret: str) -> str:
     return _DIGEST_PREFIX + hashlib.sha256(secret.encode()).hexdigest()
 
 
-def _render(kind: ResourceKind, obj: Mapping[str, Any]) -> dict[str, Any]:
+def _render(kind: EmulatedKind, obj: Mapping[str, Any]) -> dict[str, Any]:
     """What the API shows of a stored object: a copy without write-only secrets."""
     shown = copy.deepcopy(dict(obj))
-    for key in _SECRET_FIELDS.get(kind.name, ()):
-        shown.pop(key, None)
-    auth = shown.get("authentication")
-    if kind.name == "phoneNumber" and isinstance(auth, dict):
-        auth.pop("password", None)
+    for path in kind.secret_fields:
+        if len(path) == 1:
+            shown.pop(path[0], None)
+        else:
+            outer = shown.get(path[0])
+            if isinstance(outer, dict):
+                outer.pop(path[1], None)
     return shown
 
 
 def _number_messages(
-    kind: ResourceKind, variant: str, body: Mapping[str, Any], stored: Mapping[str, Any] | None
+    kind: EmulatedKind, variant: str, body: Mapping[str, Any], stored: Mapping[str, Any] | None
 ) -> list[str]:
     """The E.164 rule for phone numbers (imports always; BYO unless switched off)."""
     if kind.name != "phoneNumber":
@@ -698,7 +690,7 @@ def _number_messages(
     return [E164_MESSAGE] if check and not _E164.match(number) else []
 
 
-def _check_references(kind: ResourceKind, fields: Mapping[str, Any], tx: StoreTransaction) -> None:
+def _check_references(kind: EmulatedKind, fields: Mapping[str, Any], tx: StoreTransaction) -> None:
     """400 unless every referenced object exists (ordering bugs must show)."""
     missing: list[str] = []
     if kind.name == "phoneNumber":

@@ -28,8 +28,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from provisioner.emulator.routes import emulated_kinds
 from provisioner.errors import ProvisionerError
-from provisioner.kinds import KINDS
 
 __all__ = ["EmulatorStore", "SandboxDataError", "StoreTransaction", "format_timestamp"]
 
@@ -60,7 +60,7 @@ class _Data:
         self.org_id = org_id
         self.clock_ms = 0
         self.sequences: dict[str, int] = {}
-        self.objects: dict[str, dict[str, dict[str, Any]]] = {kind: {} for kind in KINDS}
+        self.objects: dict[str, dict[str, dict[str, Any]]] = {kind: {} for kind in emulated_kinds()}
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -246,7 +246,7 @@ class EmulatorStore:
     def counts(self) -> dict[str, int]:
         """Number of stored objects per kind."""
         with self.transaction() as tx:
-            return {kind: len(tx.objects(kind)) for kind in KINDS}
+            return {kind: len(tx.objects(kind)) for kind in emulated_kinds()}
 
     def reset(self) -> None:
         """Remove every object."""
@@ -289,6 +289,7 @@ class EmulatorStore:
 
 
 def _check_kind(kind: str) -> str:
-    if kind not in KINDS:
-        raise KeyError(f"unknown kind {kind!r} (known: {', '.join(KINDS)})")
+    known = emulated_kinds()
+    if kind not in known:
+        raise KeyError(f"unknown kind {kind!r} (known: {', '.join(known)})")
     return kind

@@ -17,6 +17,8 @@ Choices where the real validator cannot be reproduced exactly:
 * `format` is not checked (the spec declares formats the API does not enforce, such as
   date-time for relative insight times like "-7d").
 
+Also hands the document to `routes`, which derives the kinds served from its `paths`.
+
 Must not touch: /work/shared (the document ships in the package), the store, HTTP.
 """
 
@@ -37,7 +39,13 @@ from jsonschema.exceptions import (  # type: ignore[import-untyped, unused-ignor
 from referencing import Registry, Resource
 from referencing.jsonschema import DRAFT202012
 
-__all__ = ["SCHEMA_RESOURCE", "SchemaUnavailableError", "dto_names", "validate_body"]
+__all__ = [
+    "SCHEMA_RESOURCE",
+    "SchemaUnavailableError",
+    "api_document",
+    "dto_names",
+    "validate_body",
+]
 
 # Package data file with the API's DTOs under `$defs`.
 SCHEMA_RESOURCE = "vapi-api.schema.json"
@@ -70,6 +78,15 @@ def _document() -> tuple[dict[str, Any], Registry[Any], str]:
     uri = resource.id() or _FALLBACK_URI
     registry: Registry[Any] = Registry().with_resource(uri, resource)
     return doc, registry, uri
+
+
+def api_document() -> dict[str, Any]:
+    """The packaged API document (`$defs` and the spec's `paths`); do not mutate it.
+
+    Raises:
+        SchemaUnavailableError: it is missing or unreadable.
+    """
+    return _document()[0]
 
 
 def dto_names() -> frozenset[str]:

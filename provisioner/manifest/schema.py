@@ -26,7 +26,7 @@ import referencing.exceptions
 from jsonschema import Draft202012Validator  # type: ignore[import-untyped, unused-ignore]
 
 from provisioner.diagnostics import Diagnostics
-from provisioner.kinds import KINDS
+from provisioner.kinds import KINDS, kind_at, section_groups
 from provisioner.manifest.loader import JsonPath, LoadedManifest
 from provisioner.numbers.rules import SCHEMA_RULES
 from provisioner.values import SENSITIVE_TEXT, SecretText
@@ -80,8 +80,11 @@ class _Checker:
         ours: list[Any] = [schema]
         props = schema.get("properties", {})
         ours.extend(props.values())
-        analytics = props.get("analytics", {})
-        ours.extend(analytics.get("properties", {}).values())
+        for group in section_groups():  # sections of sections (`analytics`)
+            node: Any = schema
+            for part in group:
+                node = node.get("properties", {}).get(part, {})
+            ours.extend(node.get("properties", {}).values())
         ours.append(props.get("moved", {}).get("items"))
         defs = schema.get("$defs", {})
         ours.extend(defs.get(name) for name in ("Lifecycle", "Purchase"))
@@ -217,9 +220,10 @@ def _unknown_fields(
 def _missing(path: JsonPath, name: str, error: jsonschema.exceptions.ValidationError) -> str:
     if not path and name == "version":
         return "missing required field 'version' (the manifest must start with `version: 1`)"
-    # Only a phone number's own body can buy its number (not a fallbackDestination's).
-    own_body = len(path) == 2 and path[0] == "phoneNumbers"
-    if name == "number" and own_body and "then" in error.relative_schema_path:
+    # Only a resource's own body can buy its number (not a fallbackDestination's).
+    kind = kind_at(tuple(str(p) for p in path[:-1]))
+    purchasable = kind is not None and kind.behaviour.purchasable
+    if name == "number" and purchasable and "then" in error.relative_schema_path:
         return "missing required field 'number' (or add `purchase` to buy a number)"
     return f"missing required field {name!r}"
 

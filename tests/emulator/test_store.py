@@ -91,7 +91,7 @@ def test_two_processes_at_once_never_lose_a_write(tmp_path: Path) -> None:
 
 def test_unknown_kind_is_a_key_error() -> None:
     with pytest.raises(KeyError, match="unknown kind"):
-        EmulatorStore().insert("tool", {})
+        EmulatorStore().insert("no-such-kind!", {})
 
 
 @pytest.mark.parametrize(
