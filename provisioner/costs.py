@@ -155,6 +155,9 @@ def estimate(
             tally.add(c, number_to_price(c), before=False, after=True, status="new")
         elif c.action is Action.CREATE:
             tally.add(c, number_to_price(c), before=False, after=True, status="new")
+        elif c.action is Action.RELEASE:
+            # Billed until released: this plan releases it.
+            tally.add(c, number_to_price(c), before=True, after=False, status="removed")
         elif c.action is Action.DELETE:
             # A bought number that is not released stays billed by Twilio.
             kept_at_twilio = step.get("action") == "keep"
@@ -294,9 +297,15 @@ def with_purchase_prices(plan: Plan, prices: Callable[[PriceKey], Price]) -> Pla
     return dataclasses.replace(plan, changes=tuple(changes))
 
 
-def describe_purchase(step: Mapping[str, Any]) -> str:
-    """One line for people: what apply will buy or release, at what price."""
+def describe_purchase(step: Mapping[str, Any], *, pending: bool = False) -> str:
+    """One line for people: what apply will buy or release, at what price. `pending`: a
+    number given up earlier (already out of Vapi) whose release at Twilio failed."""
     action = step.get("action")
+    if pending:
+        return (
+            f"will release {step.get('number')} at Twilio: it left Vapi when it was "
+            "replaced, and releasing it failed then"
+        )
     price = ""
     if step.get("monthly") is not None:
         price = f" at {step['monthly']} {step.get('currency', '')}/month".replace(" /", "/")

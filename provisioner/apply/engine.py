@@ -42,7 +42,13 @@ from provisioner.plan.model import Action, Plan, ResourceChange
 from provisioner.plan.purchase import purchase_marker, same_purchase
 from provisioner.refresh import ReadClient, creation_intent, find_created, owner_marker
 from provisioner.resolve import bind
-from provisioner.state.model import ResourceState, ResourceStatus, StateFile
+from provisioner.state.model import (
+    ResourceState,
+    ResourceStatus,
+    StateFile,
+    replaced_numbers,
+    without_replaced,
+)
 from provisioner.values import Unknown, contains, hash_secrets
 
 # How many times a create whose outcome was unknown (and not found) is sent again.
@@ -140,9 +146,13 @@ def apply_plan(
     events = events or NullEvents()
     interrupt = interrupt or threading.Event()
     recorder = _Recorder(store, state)
-    runner = _Runner(client, recorder, events, now, numbers)
+    # Numbers the plan releases by changes of their own: a purchase leaves them to those.
+    planned = {
+        str((c.purchase or {}).get("sid")) for c in plan.changes if c.action is Action.RELEASE
+    }
+    runner = _Runner(client, recorder, events, now, numbers, planned)
 
-    pending = {c.address: c for c in plan.pending()}
+    pending = {c.key: c for c in plan.pending()}
     waiting_on = {a: {d for d in c.depends_on if d in pending} for a, c in pending.items()}
     outcomes: dict[str, ChangeOutcome] = {}
     running: dict[Future[ChangeOutcome], str] = {}
@@ -184,7 +194,7 @@ def apply_plan(
     for addr, change in pending.items():
         if addr not in outcomes:
             outcomes[addr] = ChangeOutcome(change, Outcome.NOT_STARTED)
-    ordered = tuple(outcomes[c.address] for c in plan.pending())
+    ordered = tuple(outcomes[c.key] for c in plan.pending())
     return ApplyResult(recorder.state, ordered, interrupted=interrupt.is_set())
 
 
@@ -196,8 +206,10 @@ class _Runner:
         events: ApplyEvents,
         now: Callable[[], datetime],
         numbers: NumberVendor | None = None,
+        planned_releases: frozenset[str] | set[str] = frozenset(),
     ) -> None:
         self.client = client
+        self.planned_releases = planned_releases
         self.recorder = recorder
         self.events = events
         self.now = now
@@ -243,6 +255,9 @@ class _Runner:
             # by one object at a time. The old ID leaves state only once it is gone.
             self._delete(change, kind)
             return self._create(change, kind)
+        if change.action is Action.RELEASE:
+            self._release_pending(change)
+            return None
         return None
 
     def _bound(self, change: ResourceChange) -> dict[str, Any]:
@@ -255,10 +270,6 @@ class _Runner:
         body = self._bound(change)
         if _buys(change):
             body["number"] = self._buy(change, body)  # (a replace's: bought already)
-        if change.purchase is not None:
-            # Numbers this one replaced go before the new one is imported: a failed
-            # release fails the change, so the next run (a create again) retries it.
-            self._finish_replaced(change)
         lineage = self.recorder.state.lineage
         send = _with_marker(body, change.address, lineage) if kind.owner_marker else body
         intent = creation_intent(
@@ -312,6 +323,11 @@ class _Runner:
             )
 
         self.recorder.mutate(record_created)
+        if change.purchase is not None:
+            # The numbers this one replaced go only once it answers in Vapi: a failed
+            # release leaves them recorded (the plan shows each as a release of its
+            # own, retried by the next apply) and the line up.
+            self._finish_replaced(change, strict=False)
         return created
 
     def _send_create(
@@ -402,10 +418,11 @@ class _Runner:
                 )
 
             self.recorder.mutate(vapi_gone)
-            self._finish_replaced(change)
+            self._finish_replaced(change, strict=True)
             if step.get("action") == "release" and "purchase" in kept:
                 self._release(change, kept["purchase"])
-            kept = {}
+            # Numbers released by changes of their own stay recorded until they are.
+            kept = {"replaced": r} if (r := self._bought(change.address).get("replaced")) else {}
 
         def forget(state: StateFile) -> None:
             if kept:
@@ -427,7 +444,7 @@ class _Runner:
         extra = rs.extra if rs is not None else {}
         bought = extra.get("purchase")
         out: dict[str, Any] = {"purchase": dict(bought)} if isinstance(bought, Mapping) else {}
-        if replaced := _replaced(extra):
+        if replaced := replaced_numbers(extra):
             out["replaced"] = replaced
         return out
 
@@ -453,7 +470,7 @@ class _Runner:
         if prior.get("number") and same_purchase(prior, wanted):
             return str(prior["number"])
         numbers = self._vendor(change, "buying")
-        replaced = _replaced(previous.extra if previous else {})
+        replaced = replaced_numbers(previous.extra if previous else {})
         if prior.get("number"):
             replaced.append(dict(prior))
         self._local.begun = True  # Twilio requests are not interruptible: they go out
@@ -532,18 +549,29 @@ class _Runner:
         self.recorder.mutate(record_bought)
         return str(bought.phone_number)
 
-    def _finish_replaced(self, change: ResourceChange) -> None:
+    def _finish_replaced(self, change: ResourceChange, *, strict: bool) -> None:
         """The numbers bought before the current one are released at Twilio (with
-        `purchase.release`) or left in the account, and forgotten one by one. One that
-        fails to release stays in `replaced` (the change fails; the next run retries)."""
+        `purchase.release`) or left in the account, and forgotten one by one; those the
+        plan releases by changes of their own are left to them. One that fails to release
+        stays in `replaced`, for the next plan to show: `strict` fails the change then,
+        else it is a warning."""
         release = bool((change.purchase or {}).get("release"))
         failed: ProvisionerError | None = None
         for old in self._bought(change.address).get("replaced", []):
+            if str(old.get("sid")) in self.planned_releases:
+                continue
             if release:
                 try:
                     self._release(change, old)
                 except ProvisionerError as exc:
-                    failed = failed or exc
+                    if strict:
+                        failed = failed or exc
+                    else:
+                        self.events.note(
+                            change.address,
+                            f"warning: {old.get('number')} could not be released at Twilio "
+                            f"({exc}); it stays recorded, and the next apply releases it",
+                        )
                     continue
             else:
                 self.events.note(
@@ -552,16 +580,32 @@ class _Runner:
                     "(purchase.release is not set)",
                 )
 
-            def forget_old(state: StateFile, old: Mapping[str, Any] = old) -> None:
+            def forget_old(state: StateFile, sid: object = old.get("sid")) -> None:
                 entry = state.resources[change.address]
-                extra = {k: v for k, v in entry.extra.items() if k != "replaced"}
-                if left := [r for r in _replaced(entry.extra) if r != old]:
-                    extra["replaced"] = left
+                extra = without_replaced(entry.extra, sid)
                 state.resources[change.address] = dataclasses.replace(entry, extra=extra)
 
             self.recorder.mutate(forget_old)
         if failed is not None:
             raise failed
+
+    def _release_pending(self, change: ResourceChange) -> None:
+        """A number an entry replaced, whose release failed before: released now, then
+        forgotten (with the entry, once nothing else of it is left)."""
+        step = change.purchase or {}
+        self._release(change, step)
+
+        def forget(state: StateFile, sid: object = step.get("sid")) -> None:
+            entry = state.resources.get(change.address)
+            if entry is None:
+                return
+            extra = without_replaced(entry.extra, sid)
+            if entry.id is None and entry.intent is None and not extra:
+                state.resources.pop(change.address)
+            else:
+                state.resources[change.address] = dataclasses.replace(entry, extra=extra)
+
+        self.recorder.mutate(forget)
 
     def _release(self, change: ResourceChange, bought: Mapping[str, Any]) -> None:
         numbers = self._vendor(change, "releasing")
@@ -575,17 +619,6 @@ class _Runner:
 def _buys(change: ResourceChange) -> bool:
     """The change buys a number at Twilio (its plan showed `will buy`)."""
     return change.purchase is not None and change.purchase.get("action") == "buy"
-
-
-def _replaced(extra: Mapping[str, Any]) -> list[dict[str, Any]]:
-    """The numbers an entry bought before its current one and has not let go yet (a
-    list; one mapping in state written before there could be several)."""
-    replaced = extra.get("replaced")
-    if isinstance(replaced, Mapping):
-        return [dict(replaced)]
-    if isinstance(replaced, list):
-        return [dict(r) for r in replaced if isinstance(r, Mapping)]
-    return []
 
 
 def _recording(
