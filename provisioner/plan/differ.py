@@ -27,9 +27,20 @@ from provisioner.plan.model import (
     ResourceChange,
 )
 from provisioner.plan.normalize import comparable, display, live_view, project
-from provisioner.plan.purchase import PURCHASE_CRITERIA, same_purchase, wanted_number
+from provisioner.plan.purchase import (
+    PURCHASE_CRITERIA,
+    PurchaseStep,
+    same_purchase,
+    wanted_number,
+)
 from provisioner.resolve import ResolvedResource, bind
-from provisioner.state.model import ResourceState, ResourceStatus, StateFile, replaced_numbers
+from provisioner.state.model import (
+    ResourceState,
+    ResourceStatus,
+    StateFile,
+    bought_number,
+    replaced_numbers,
+)
 from provisioner.values import Unknown, contains, redact
 
 
@@ -207,9 +218,14 @@ def _with_purchase(
     wanted = {k: v for k, v in res.purchase.items() if v is not None}
     wanted.setdefault("country", "US")
     wanted.setdefault("type", "local")
-    bought = extra.get("purchase") if isinstance(extra.get("purchase"), Mapping) else None
+    bought = bought_number(extra)
     if bought and bought.get("number") and same_purchase(bought, wanted):
-        step = {**wanted, "action": "bought", "number": bought["number"], "sid": bought.get("sid")}
+        step = {
+            **wanted,
+            "action": PurchaseStep.BOUGHT,
+            "number": bought["number"],
+            "sid": bought.get("sid"),
+        }
         return {**res.body, "number": bought["number"]}, step
     # The number given up: the one bought, or, when a run died wishing for another, the
     # last one it was replacing (apply buys before the old number leaves Vapi).
@@ -217,8 +233,8 @@ def _with_purchase(
     given_up = bought if bought and bought.get("number") else (pending[-1] if pending else None)
     if isinstance(given_up, Mapping) and given_up.get("number"):
         old = {k: given_up.get(k) for k in ("number", "sid", "account", *PURCHASE_CRITERIA)}
-        return res.body, {**wanted, "action": "buy", "replaces": old}
-    return res.body, {**wanted, "action": "buy"}
+        return res.body, {**wanted, "action": PurchaseStep.BUY, "replaces": old}
+    return res.body, {**wanted, "action": PurchaseStep.BUY}
 
 
 def _purchase_fields(step: Mapping[str, Any]) -> list[FieldChange]:
@@ -242,12 +258,12 @@ def _with_release(
     """A deleted number this tool bought: say whether it is released at Twilio (per the
     manifest's `purchase.release` if it is still there, else as recorded at purchase)."""
     rs = state.resources[change.address]
-    bought = rs.extra.get("purchase")
-    if not isinstance(bought, Mapping) or not bought.get("sid"):
+    bought = bought_number(rs.extra)
+    if bought is None or not bought.get("sid"):
         return change
     release = bool((wanted if wanted is not None else bought).get("release"))
     step = {
-        "action": "release" if release else "keep",
+        "action": PurchaseStep.RELEASE if release else PurchaseStep.KEEP,
         "number": bought.get("number"),
         "sid": bought.get("sid"),
         "country": bought.get("country"),
@@ -262,7 +278,7 @@ def _only_releases_left(rs: ResourceState) -> bool:
     return (
         rs.id is None
         and rs.intent is None
-        and "purchase" not in rs.extra
+        and bought_number(rs.extra) is None
         and bool(replaced_numbers(rs.extra))
     )
 
@@ -287,7 +303,7 @@ def _pending_releases(
                 continue
             number = old.get("number")
             step = {
-                "action": "release",
+                "action": PurchaseStep.RELEASE,
                 "number": number,
                 "sid": old.get("sid"),
                 "account": old.get("account"),

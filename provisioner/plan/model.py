@@ -101,8 +101,8 @@ class ResourceChange:
     # Human-readable name of the resource (its `name`, if any).
     name: str | None = None
     warnings: tuple[str, ...] = ()
-    # A Twilio number bought by this create, or released by this delete: JSON-ready, with
-    # `action` ("buy", "bought", "release" or "keep") and the keys of `purchase:`
+    # A Twilio number bought by this create, or released by this delete or release: JSON-ready, with
+    # `action` (a `plan.purchase.PurchaseStep` value) and the keys of `purchase:`
     # (country, type, areaCode, contains, release) plus `number`/`sid` once bought and
     # `monthly`/`currency` once priced. See `provisioner.costs`.
     purchase: Mapping[str, Any] | None = None

@@ -15,10 +15,10 @@ from typing import Any
 import click
 
 from provisioner.apply.events import ChangeOutcome, Outcome
-from provisioner.costs import describe_purchase, format_cost
 from provisioner.diagnostics import Diagnostic
 from provisioner.kinds import KINDS
 from provisioner.plan.model import MISSING, Action, FieldChange, Plan, ResourceChange
+from provisioner.render.costs import describe_purchase, format_cost
 from provisioner.values import KNOWN_AFTER_APPLY, SENSITIVE_TEXT, Sensitive, Unknown
 
 Styler = Callable[..., str]

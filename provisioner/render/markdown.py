@@ -22,8 +22,8 @@ import re
 from collections.abc import Iterable
 from typing import Any
 
-from provisioner.costs import describe_purchase, format_cost
 from provisioner.plan.model import MISSING, Action, FieldChange, Plan, ResourceChange
+from provisioner.render.costs import describe_purchase, format_cost
 from provisioner.render.json import as_json_data
 from provisioner.values import KNOWN_AFTER_APPLY, SENSITIVE_TEXT, Sensitive, Unknown
 
