@@ -207,6 +207,31 @@ def test_two_purchase_changes_in_a_row_lose_no_unreleased_number(
         assert run("plan", BUY, "--detailed-exitcode", env=s.env()).exit_code == 0
 
 
+def test_destroy_releases_a_pending_release_with_the_number_and_forgets_the_entry(
+    run: Cli, project: Path, tmp_path: Path
+) -> None:
+    with servers(tmp_path) as s:
+        assert run("apply", BUY, "--auto-approve", env=s.env()).exit_code == 0
+        first = entry(project)["extra"]["purchase"]
+        edit(project / BUY, 'areaCode: "415"', 'areaCode: "212"')
+        s.refuse_releases.set()
+        assert run("apply", BUY, "--auto-approve", env=s.env()).exit_code == 0
+        s.refuse_releases.clear()
+
+        doc = json.loads(run("plan", BUY, "--destroy", "--format", "json", env=s.env()).output)
+        actions = sorted(c["action"] for c in doc["changes"] if c["address"] == ADDRESS)
+        assert actions == ["delete", "release"]
+        cost = {n["number"]: n["status"] for n in doc["cost"]["numbers"]}
+        assert cost[first["number"]] == "removed"
+
+        gone = run("destroy", BUY, "--auto-approve", env=s.env())
+        assert gone.exit_code == 0, gone.output
+        assert f"released {first['number']} at Twilio" in gone.output
+        assert s.owned_sids() == [] and s.vapi_numbers() == []
+        state = json.loads((project / STATE).read_text())
+        assert ADDRESS not in state["resources"]
+
+
 def test_a_number_bought_for_other_criteria_by_a_killed_run_is_not_adopted(
     tmp_path: Path,
 ) -> None:
