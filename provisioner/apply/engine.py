@@ -241,7 +241,8 @@ class _Runner:
             # by one object at a time. The old ID leaves state only once it is gone.
             self._delete(change, kind)
             return self._create(change, kind)
-        return None
+        # (a hook's own action, such as a release, with no hook to run it)
+        raise ProvisionerError(f"{change.label}: this run cannot {change.action.value} it")
 
     def _bound(self, change: ResourceChange) -> dict[str, Any]:
         body = bind(change.body or {}, self.recorder.ids())
