@@ -14,21 +14,24 @@ The estimate is JSON-ready (it goes into the JSON plan and the saved plan as is)
      "unpriced": [{"address", "provider", "why"}],
      "still_billed": [{"address", "number", "monthly", "currency"}]}
 
-`status` is `kept`, `new`, `removed`, `replaced` (the number a replace gives up) or
-`not released` (a bought number leaving the manifest but kept at Twilio, where it is still
-billed: counted before and after, and listed in `still_billed`).
+`status` is a `CostStatus`: `kept`, `new`, `removed`, `replaced` (the number a replace
+gives up) or `not released` (a bought number leaving the manifest but kept at Twilio, where
+it is still billed: counted before and after, and listed in `still_billed`). A pending
+release (`Action.RELEASE`) is `removed`. Written for people by `provisioner.render.costs`.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from decimal import Decimal
+from enum import StrEnum
 from typing import Any
 
 from provisioner.numbers.format import country_and_type
 from provisioner.numbers.rules import VAPI_FREE_NUMBER_LIMIT
 from provisioner.plan.model import Action, Plan, ResourceChange
+from provisioner.plan.purchase import PurchaseStep, purchase_step
 
 # Price lookups are keyed by (Twilio account SID, ISO country, number type).
 PriceKey = tuple[str, str, str]
@@ -36,6 +39,21 @@ PriceKey = tuple[str, str, str]
 Price = tuple[Decimal, str] | None
 
 _BILLED_BY = {"vonage": "Vonage", "telnyx": "Telnyx", "byo-phone-number": "your SIP provider"}
+
+
+class CostStatus(StrEnum):
+    """What a plan does to a number's bill (`status` in the estimate's `numbers`)."""
+
+    KEPT = "kept"
+    NEW = "new"
+    REMOVED = "removed"
+    REPLACED = "replaced"  # the number a replace gives up
+    NOT_RELEASED = "not released"  # leaves the manifest but stays billed at Twilio
+
+    @property
+    def billed_after(self) -> bool:
+        """Still on the bill once the plan is applied."""
+        return self in (CostStatus.KEPT, CostStatus.NEW, CostStatus.NOT_RELEASED)
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,7 +90,7 @@ def _before_to_price(change: ResourceChange) -> PricedNumber | str | None:
         view = {**(change.before or change.after or {}), "number": old.get("number")}
         return _to_price(change.address, view, old)
     before = change.before if change.before is not None else change.after or {}
-    if purchase.get("action") == "buy":
+    if purchase_step(purchase) is PurchaseStep.BUY:
         purchase = {}  # nothing bought yet: the number before is priced by its digits
     return _to_price(change.address, before, purchase)
 
@@ -126,18 +144,21 @@ def estimate(
         if c.action is Action.REPLACE:
             # Two numbers: the one given up, and the one that takes its place.
             kept_at_twilio = isinstance(step.get("replaces"), Mapping) and not step.get("release")
-            status = "not released" if kept_at_twilio else "replaced"
-            tally.add(c, _before_to_price(c), before=True, after=kept_at_twilio, status=status)
-            tally.add(c, number_to_price(c), before=False, after=True, status="new")
+            status = CostStatus.NOT_RELEASED if kept_at_twilio else CostStatus.REPLACED
+            tally.add(c, _before_to_price(c), before=True, status=status)
+            tally.add(c, number_to_price(c), before=False, status=CostStatus.NEW)
         elif c.action is Action.CREATE:
-            tally.add(c, number_to_price(c), before=False, after=True, status="new")
+            tally.add(c, number_to_price(c), before=False, status=CostStatus.NEW)
+        elif c.action is Action.RELEASE:
+            # Billed until released: this plan releases it.
+            tally.add(c, number_to_price(c), before=True, status=CostStatus.REMOVED)
         elif c.action is Action.DELETE:
             # A bought number that is not released stays billed by Twilio.
-            kept_at_twilio = step.get("action") == "keep"
-            status = "not released" if kept_at_twilio else "removed"
-            tally.add(c, number_to_price(c), before=True, after=kept_at_twilio, status=status)
+            kept_at_twilio = purchase_step(step) is PurchaseStep.KEEP
+            status = CostStatus.NOT_RELEASED if kept_at_twilio else CostStatus.REMOVED
+            tally.add(c, number_to_price(c), before=True, status=status)
         else:
-            tally.add(c, number_to_price(c), before=True, after=True, status="kept")
+            tally.add(c, number_to_price(c), before=True, status=CostStatus.KEPT)
     return tally.result()
 
 
@@ -161,9 +182,9 @@ class _Tally:
         what: PricedNumber | str | None,
         *,
         before: bool,
-        after: bool,
-        status: str,
+        status: CostStatus,
     ) -> None:
+        after = status.billed_after
         view = (c.before if before and not after else c.after) or c.before or {}
         provider = view.get("provider")
         if isinstance(what, str):
@@ -205,7 +226,7 @@ class _Tally:
                 "status": status,
             }
         )
-        if status == "not released":
+        if status is CostStatus.NOT_RELEASED:
             self.still_billed.append(
                 {"address": c.address, "number": shown, "monthly": _money(amount), "currency": cur}
             )
@@ -268,93 +289,3 @@ def with_purchase_prices(plan: Plan, prices: Callable[[PriceKey], Price]) -> Pla
                 )
         changes.append(c)
     return dataclasses.replace(plan, changes=tuple(changes))
-
-
-def describe_purchase(step: Mapping[str, Any]) -> str:
-    """One line for people: what apply will buy or release, at what price."""
-    action = step.get("action")
-    price = ""
-    if step.get("monthly") is not None:
-        price = f" at {step['monthly']} {step.get('currency', '')}/month".replace(" /", "/")
-    if action == "buy":
-        kind = str(step.get("type", "local"))
-        where = (
-            f"in area code {step['areaCode']}"
-            if step.get("areaCode")
-            else f"in {step.get('country', 'US')}"
-        )
-        contains = f" containing {step['contains']}" if step.get("contains") else ""
-        if not price:
-            price = (
-                " (price not known: Twilio's prices could not be read, and apply buys "
-                "nothing until a plan shows the price)"
-            )
-        then = (
-            "it is released at Twilio on destroy"
-            if step.get("release")
-            else "destroy keeps it in your Twilio account (purchase.release is not set)"
-        )
-        old = step.get("replaces")
-        if isinstance(old, Mapping):
-            then = f"{old.get('number')} is then " + (
-                "released at Twilio"
-                if step.get("release")
-                else "kept in your Twilio account, and billed there (purchase.release is not set)"
-            )
-        article = "an" if kind[0] in "aeiou" else "a"
-        return (
-            f"will buy {article} {kind} number {where}{contains}{price} from Twilio, then "
-            f"import it into Vapi; {then}"
-        )
-    if action == "bought":
-        return f"uses {step.get('number')}, bought from Twilio earlier ({step.get('sid')})"
-    if action == "release":
-        return f"will remove {step.get('number')} from Vapi, then release it at Twilio"
-    if action == "keep":
-        return (
-            f"will remove {step.get('number')} from Vapi; it stays in your Twilio account "
-            "(and is billed there) because purchase.release is not set"
-        )
-    return ""
-
-
-def format_cost(cost: Mapping[str, Any]) -> list[str]:
-    """Lines for the end of a plan: the monthly total and this plan's change. When a
-    Twilio price could not be read the total is a minimum and the change is not known."""
-    cur = cost.get("currency", "USD")
-    change = str(cost.get("monthly_change", "+0"))
-    if not cost.get("incomplete"):
-        lines = [
-            f"Phone numbers: {cost.get('monthly_after')} {cur}/month after this plan "
-            f"({change} {cur}/month)."
-        ]
-    else:
-        lines = [
-            f"Phone numbers: at least {cost.get('monthly_after')} {cur}/month after this "
-            "plan (the change is not known: some Twilio prices could not be read)."
-        ]
-    billed: Iterable[Mapping[str, Any]] = cost.get("still_billed") or ()
-    for b in billed:
-        lines.append(
-            f"  still billed by Twilio: {b.get('address')} ({b.get('number')}): "
-            f"+{b.get('monthly')} {b.get('currency') or cur}/month, not released "
-            "(purchase.release is not set)"
-        )
-    unpriced: Iterable[Mapping[str, Any]] = cost.get("unpriced") or ()
-    for u in unpriced:
-        lines.append(f"  not priced: {u.get('address')}: {u.get('why')}")
-    return lines
-
-
-def monthly_prices(cost: Mapping[str, Any] | None) -> dict[str, str]:
-    """Address -> "1.15 USD/month" (or "free", a Vapi number) for each number the plan
-    leaves in place whose price is known."""
-    out: dict[str, str] = {}
-    for n in (cost or {}).get("numbers") or ():
-        if n.get("status") not in ("kept", "new"):
-            continue
-        if n.get("provider") == "vapi":
-            out[str(n["address"])] = "free"
-        else:
-            out[str(n["address"])] = f"{n['monthly']} {n.get('currency') or 'USD'}/month"
-    return out

@@ -25,6 +25,7 @@ from provisioner.plan import saved
 from provisioner.plan.differ import LiveSnapshot, make_plan
 from provisioner.plan.model import Action, Plan, PlanMode
 from provisioner.plan.normalize import comparable, live_view
+from provisioner.plan.purchase import PurchaseStep, purchase_step
 from provisioner.purchasing import UNSET_FOR_DESTROY, PurchaseError, Twilio
 from provisioner.refresh import adopt_found, refresh_state
 from provisioner.remote.client import RequestEvent, VapiClient
@@ -275,7 +276,7 @@ def _check_twilio_credentials(plan: Plan, validated: Validated, diags: Diagnosti
     manifest = validated.manifest
     for c in plan.changes:
         resolved = validated.resolved.resources.get(c.address)
-        if (c.purchase or {}).get("action") == "release" and resolved is not None:
+        if purchase_step(c.purchase) is PurchaseStep.RELEASE and resolved is not None:
             entry = manifest.resources[c.address]
             for field_name in ("twilioAuthToken", "twilioApiSecret"):
                 value = resolved.body.get(field_name)

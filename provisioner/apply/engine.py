@@ -18,7 +18,6 @@ Never prints: progress goes to `ApplyEvents`. Always returns the (partially) upd
 
 from __future__ import annotations
 
-import dataclasses
 import threading
 import time
 from collections.abc import Callable, Mapping
@@ -29,6 +28,7 @@ from datetime import UTC, datetime
 from typing import Any, Protocol
 
 from provisioner.apply.events import ApplyEvents, ChangeOutcome, NullEvents, Outcome
+from provisioner.apply.hooks import ChangeHook, Effects, NoHook
 from provisioner.errors import (
     AmbiguousCreateError,
     ProvisionerError,
@@ -39,10 +39,13 @@ from provisioner.errors import (
 )
 from provisioner.kinds import KINDS, OWNER_MARKER_KEY, ResourceKind
 from provisioner.plan.model import Action, Plan, ResourceChange
-from provisioner.plan.purchase import purchase_marker, same_purchase
 from provisioner.refresh import ReadClient, creation_intent, find_created, owner_marker
 from provisioner.resolve import bind
-from provisioner.state.model import ResourceState, ResourceStatus, StateFile
+from provisioner.state.model import (
+    ResourceState,
+    ResourceStatus,
+    StateFile,
+)
 from provisioner.values import Unknown, contains, hash_secrets
 
 # How many times a create whose outcome was unknown (and not found) is sent again.
@@ -60,16 +63,6 @@ class WriteClient(ReadClient, Protocol):
 
 class StateWriter(Protocol):
     def write(self, state: StateFile) -> StateFile: ...
-
-
-class NumberVendor(Protocol):
-    """Buys and releases Twilio numbers (`provisioner.purchasing.Twilio`)."""
-
-    def credentials(self, body: Mapping[str, Any]) -> tuple[str, str]: ...
-    def client(self, account_sid: str, token: str | None = None) -> Any: ...
-    def find_bought(self, account_sid: str, marker: str) -> Any: ...
-    def buy(self, account_sid: str, purchase: Mapping[str, Any], marker: str) -> Any: ...
-    def release(self, account_sid: str, sid: str) -> bool: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -126,12 +119,12 @@ def apply_plan(
     parallelism: int = 10,
     interrupt: threading.Event | None = None,
     now: Callable[[], datetime] = lambda: datetime.now(UTC),
-    numbers: NumberVendor | None = None,
+    hook: ChangeHook | None = None,
 ) -> ApplyResult:
     """Execute `plan`. Raises StalePlanError if `state` is not the state it was made from.
 
-    `numbers` buys the Twilio numbers of `purchase:` entries (and releases them on delete);
-    a plan that buys or releases one fails those changes without it."""
+    `hook` does the kind-specific work outside Vapi (buying and releasing the Twilio
+    numbers of `purchase:` entries: `provisioner.apply.purchases.Purchases`)."""
     if plan.lineage and (plan.lineage != state.lineage or plan.serial != state.serial):
         raise StalePlanError(
             f"the plan was made against state serial {plan.serial} but the state is now at "
@@ -140,9 +133,9 @@ def apply_plan(
     events = events or NullEvents()
     interrupt = interrupt or threading.Event()
     recorder = _Recorder(store, state)
-    runner = _Runner(client, recorder, events, now, numbers)
+    runner = _Runner(client, recorder, events, now, hook or NoHook())
 
-    pending = {c.address: c for c in plan.pending()}
+    pending = {c.key: c for c in plan.pending()}
     waiting_on = {a: {d for d in c.depends_on if d in pending} for a, c in pending.items()}
     outcomes: dict[str, ChangeOutcome] = {}
     running: dict[Future[ChangeOutcome], str] = {}
@@ -184,7 +177,7 @@ def apply_plan(
     for addr, change in pending.items():
         if addr not in outcomes:
             outcomes[addr] = ChangeOutcome(change, Outcome.NOT_STARTED)
-    ordered = tuple(outcomes[c.address] for c in plan.pending())
+    ordered = tuple(outcomes[c.key] for c in plan.pending())
     return ApplyResult(recorder.state, ordered, interrupted=interrupt.is_set())
 
 
@@ -195,16 +188,22 @@ class _Runner:
         recorder: _Recorder,
         events: ApplyEvents,
         now: Callable[[], datetime],
-        numbers: NumberVendor | None = None,
+        hook: ChangeHook,
     ) -> None:
         self.client = client
         self.recorder = recorder
         self.events = events
         self.now = now
-        self.numbers = numbers
+        self.hook = hook
         # Per change (each runs on one thread): whether a request of it already had an
         # effect, so that an interrupt before the next one cannot count as "not started".
         self._local = threading.local()
+        self.fx = Effects(
+            state=lambda: recorder.state,
+            mutate=recorder.mutate,
+            note=events.note,
+            began=lambda: setattr(self._local, "begun", True),
+        )
 
     def run(self, change: ResourceChange) -> ChangeOutcome:
         start = time.monotonic()
@@ -225,6 +224,8 @@ class _Runner:
         )
 
     def _dispatch(self, change: ResourceChange) -> dict[str, Any] | None:
+        if self.hook.run(self.fx, change):
+            return None
         kind = KINDS[change.kind]
         if change.action is Action.CREATE:
             return self._create(change, kind)
@@ -234,16 +235,14 @@ class _Runner:
             self._delete(change, kind)
             return None
         if change.action is Action.REPLACE:
-            if _buys(change):
-                # Another number: bought while the old one still answers in Vapi, so that
-                # whatever can stop a purchase (no price shown, no Twilio access or
-                # credentials, nothing for sale) leaves the old number working.
-                self._buy(change, self._bound(change))
+            # (e.g. another number bought while the old one still answers in Vapi)
+            self.hook.before_replace(self.fx, change, self._bound(change))
             # Delete first: a phone number's digits (and similar identities) can be owned
             # by one object at a time. The old ID leaves state only once it is gone.
             self._delete(change, kind)
             return self._create(change, kind)
-        return None
+        # (a hook's own action, such as a release, with no hook to run it)
+        raise ProvisionerError(f"{change.label}: this run cannot {change.action.value} it")
 
     def _bound(self, change: ResourceChange) -> dict[str, Any]:
         body = bind(change.body or {}, self.recorder.ids())
@@ -252,13 +251,7 @@ class _Runner:
         return dict(body)
 
     def _create(self, change: ResourceChange, kind: ResourceKind) -> dict[str, Any]:
-        body = self._bound(change)
-        if _buys(change):
-            body["number"] = self._buy(change, body)  # (a replace's: bought already)
-        if change.purchase is not None:
-            # Numbers this one replaced go before the new one is imported: a failed
-            # release fails the change, so the next run (a create again) retries it.
-            self._finish_replaced(change)
+        body = self.hook.create_body(self.fx, change, self._bound(change))
         lineage = self.recorder.state.lineage
         send = _with_marker(body, change.address, lineage) if kind.owner_marker else body
         intent = creation_intent(
@@ -271,8 +264,8 @@ class _Runner:
             depends_on=change.references,
         )
 
-        # A bought number stays recorded whatever happens to the Vapi side.
-        kept = self._bought(change.address)
+        # What the hook keeps (a bought number) stays whatever happens to the Vapi side.
+        kept = self.hook.carried(self.fx, change.address)
 
         def record_intent(state: StateFile) -> None:
             state.resources[change.address] = ResourceState(
@@ -287,7 +280,7 @@ class _Runner:
         try:
             created = self._send_create(change, kind, send, intent)
         except RemoteError as exc:
-            if _definitely_not_created(exc):
+            if definitely_not_created(exc):
                 # The API refused it: no object can exist, so the intent goes too.
                 def forget_intent(state: StateFile) -> None:
                     if kept:
@@ -312,6 +305,7 @@ class _Runner:
             )
 
         self.recorder.mutate(record_created)
+        self.hook.after_create(self.fx, change)
         return created
 
     def _send_create(
@@ -390,26 +384,11 @@ class _Runner:
         if change.id is not None:
             self.client.delete(kind, change.id)
             self._local.begun = True
-        kept = self._bought(change.address)
-        if change.action is Action.DELETE and kept:
-            step = change.purchase or {}
-
-            # Out of Vapi first (so no call is routed to a released number), then
-            # released; the entry stays (without a Vapi ID) until Twilio confirms.
-            def vapi_gone(state: StateFile) -> None:
-                state.resources[change.address] = ResourceState(
-                    kind=kind.name, id=None, status=ResourceStatus.CREATING, extra=kept
-                )
-
-            self.recorder.mutate(vapi_gone)
-            self._finish_replaced(change)
-            if step.get("action") == "release" and "purchase" in kept:
-                self._release(change, kept["purchase"])
-            kept = {}
+        kept = self.hook.after_delete(self.fx, change)
 
         def forget(state: StateFile) -> None:
             if kept:
-                # A replace keeps the bought number for the new object.
+                # (a replace's bought number, kept for the new object)
                 state.resources[change.address] = ResourceState(
                     kind=kind.name, id=None, status=ResourceStatus.CREATING, extra=kept
                 )
@@ -418,193 +397,8 @@ class _Runner:
 
         self.recorder.mutate(forget)
 
-    # -- numbers bought from Twilio ----------------------------------------------------
 
-    def _bought(self, address: str) -> dict[str, Any]:
-        """What state records of the numbers bought for `address`: `purchase` (the one it
-        has) and `replaced` (ones it had, still to be released), each only if present."""
-        rs = self.recorder.state.resources.get(address)
-        extra = rs.extra if rs is not None else {}
-        bought = extra.get("purchase")
-        out: dict[str, Any] = {"purchase": dict(bought)} if isinstance(bought, Mapping) else {}
-        if replaced := _replaced(extra):
-            out["replaced"] = replaced
-        return out
-
-    def _vendor(self, change: ResourceChange, doing: str) -> NumberVendor:
-        if self.numbers is None:
-            raise ProvisionerError(f"{change.address}: {doing} a number needs Twilio access")
-        return self.numbers
-
-    def _buy(self, change: ResourceChange, body: Mapping[str, Any]) -> str:
-        """Buy the number a `purchase:` entry asks for; returns it (E.164).
-
-        State records the wish (with the marker the number is bought under) before the
-        request and the number with its SID right after, so a crash at any point is
-        resolved by the next run: it finds the number by its marker instead of buying
-        another. The entry's Vapi ID is kept meanwhile (a replace buys before it deletes).
-        A number bought earlier for other criteria joins `replaced`, to be released (if
-        `purchase.release`) or let go once the new one is bought (`_finish_replaced`)."""
-        from provisioner.purchasing import PurchaseError
-
-        wanted = change.purchase or {}
-        previous = self.recorder.state.resources.get(change.address)
-        prior = self._bought(change.address).get("purchase") or {}
-        if prior.get("number") and same_purchase(prior, wanted):
-            return str(prior["number"])
-        numbers = self._vendor(change, "buying")
-        replaced = _replaced(previous.extra if previous else {})
-        if prior.get("number"):
-            replaced.append(dict(prior))
-        self._local.begun = True  # Twilio requests are not interruptible: they go out
-        account, token = numbers.credentials(body)
-        numbers.client(account, token)
-        died = str(prior["marker"]) if prior.get("marker") and not prior.get("number") else None
-        if died and same_purchase(prior, wanted):
-            marker = died  # the wish of a run that died: look under its name
-        else:
-            if died:
-                # A run that died wishing for other criteria may have bought that number:
-                # it is replaced like any other, never adopted for these criteria.
-                earlier = numbers.find_bought(str(prior.get("account") or account), died)
-                if earlier is not None:
-                    replaced.append({**prior, "number": earlier.phone_number, "sid": earlier.sid})
-            last_sid = replaced[-1].get("sid") if replaced else None
-            marker = purchase_marker(
-                change.address,
-                self.recorder.state.lineage,
-                wanted,
-                str(last_sid) if last_sid else None,
-            )
-        record = {
-            **{
-                k: v
-                for k, v in wanted.items()
-                if k not in ("action", "monthly", "currency", "replaces")
-            },
-            "account": account,
-            "marker": marker,
-        }
-
-        def record_wish(state: StateFile) -> None:
-            state.resources[change.address] = _recording(
-                state.resources.get(change.address), record, replaced
-            )
-
-        def forget_wish(state: StateFile) -> None:
-            # Nothing was bought: the state is as it was before this purchase.
-            if previous is None:
-                state.resources.pop(change.address, None)
-            else:
-                state.resources[change.address] = previous
-
-        self.recorder.mutate(record_wish)
-        bought = numbers.find_bought(account, marker)
-        if bought is not None:
-            self.events.note(change.address, f"found {bought.phone_number}, bought earlier")
-        else:
-            if wanted.get("monthly") is None:
-                # Nothing that costs money happens unless the plan showed the price.
-                self.recorder.mutate(forget_wish)
-                raise PurchaseError(
-                    "not buying a number: the plan could not show its price (Twilio's "
-                    "pricing was not reachable); plan again when it is"
-                )
-            self.events.note(change.address, "buying a number from Twilio")
-            try:
-                bought = numbers.buy(account, wanted, marker)
-            except AmbiguousCreateError:
-                bought = numbers.find_bought(account, marker)
-                if bought is None:
-                    raise
-            except ProvisionerError as exc:
-                if not isinstance(exc, RemoteError) or _definitely_not_created(exc):
-                    self.recorder.mutate(forget_wish)
-                raise
-            self.events.note(change.address, f"bought {bought.phone_number} ({bought.sid})")
-        done = {**record, "number": bought.phone_number, "sid": bought.sid}
-
-        def record_bought(state: StateFile) -> None:
-            state.resources[change.address] = _recording(
-                state.resources.get(change.address), done, replaced
-            )
-
-        self.recorder.mutate(record_bought)
-        return str(bought.phone_number)
-
-    def _finish_replaced(self, change: ResourceChange) -> None:
-        """The numbers bought before the current one are released at Twilio (with
-        `purchase.release`) or left in the account, and forgotten one by one. One that
-        fails to release stays in `replaced` (the change fails; the next run retries)."""
-        release = bool((change.purchase or {}).get("release"))
-        failed: ProvisionerError | None = None
-        for old in self._bought(change.address).get("replaced", []):
-            if release:
-                try:
-                    self._release(change, old)
-                except ProvisionerError as exc:
-                    failed = failed or exc
-                    continue
-            else:
-                self.events.note(
-                    change.address,
-                    f"{old.get('number')} stays in your Twilio account "
-                    "(purchase.release is not set)",
-                )
-
-            def forget_old(state: StateFile, old: Mapping[str, Any] = old) -> None:
-                entry = state.resources[change.address]
-                extra = {k: v for k, v in entry.extra.items() if k != "replaced"}
-                if left := [r for r in _replaced(entry.extra) if r != old]:
-                    extra["replaced"] = left
-                state.resources[change.address] = dataclasses.replace(entry, extra=extra)
-
-            self.recorder.mutate(forget_old)
-        if failed is not None:
-            raise failed
-
-    def _release(self, change: ResourceChange, bought: Mapping[str, Any]) -> None:
-        numbers = self._vendor(change, "releasing")
-        account = str(bought.get("account") or "")
-        self._local.begun = True
-        numbers.client(account)
-        numbers.release(account, str(bought["sid"]))
-        self.events.note(change.address, f"released {bought.get('number')} at Twilio")
-
-
-def _buys(change: ResourceChange) -> bool:
-    """The change buys a number at Twilio (its plan showed `will buy`)."""
-    return change.purchase is not None and change.purchase.get("action") == "buy"
-
-
-def _replaced(extra: Mapping[str, Any]) -> list[dict[str, Any]]:
-    """The numbers an entry bought before its current one and has not let go yet (a
-    list; one mapping in state written before there could be several)."""
-    replaced = extra.get("replaced")
-    if isinstance(replaced, Mapping):
-        return [dict(replaced)]
-    if isinstance(replaced, list):
-        return [dict(r) for r in replaced if isinstance(r, Mapping)]
-    return []
-
-
-def _recording(
-    entry: ResourceState | None, purchase: Mapping[str, Any], replaced: list[dict[str, Any]]
-) -> ResourceState:
-    """`entry` with its purchase record (and the numbers it replaced) set; the rest of
-    the entry, a live Vapi ID included, as it was."""
-    extra = {k: v for k, v in (entry.extra if entry else {}).items() if k != "replaced"}
-    extra["purchase"] = dict(purchase)
-    if replaced:
-        extra["replaced"] = [dict(r) for r in replaced]
-    if entry is None:
-        return ResourceState(
-            kind="phoneNumber", id=None, status=ResourceStatus.CREATING, extra=extra
-        )
-    return dataclasses.replace(entry, extra=extra)
-
-
-def _definitely_not_created(exc: RemoteError) -> bool:
+def definitely_not_created(exc: RemoteError) -> bool:
     """The API answered a create with a client error (not 429), or it never got it."""
     if isinstance(exc, AmbiguousCreateError):
         return False

@@ -433,6 +433,7 @@ def _run_apply(
 ) -> None:
     from provisioner import operations
     from provisioner.apply.engine import apply_plan
+    from provisioner.apply.purchases import Purchases
     from provisioner.plan.model import PlanMode
     from provisioner.validation import validate as validate_manifest
 
@@ -509,7 +510,7 @@ def _run_apply(
                 events=events,
                 parallelism=settings.parallelism,
                 interrupt=interrupt,
-                numbers=numbers,
+                hook=Purchases(numbers, the_plan),
             )
             # Record `preventDestroy` for what was just created, too.
             protected = operations.record_protection(applied.state, result.validated.manifest)
@@ -688,7 +689,7 @@ def _call_line(
 
 
 def _print_outputs(app: AppContext, state: Any, cost: Mapping[str, Any] | None = None) -> None:
-    from provisioner.costs import monthly_prices
+    from provisioner.render.costs import monthly_prices
 
     app.out(app.renderer.outputs(_output_rows(state, monthly_prices(cost))))
 

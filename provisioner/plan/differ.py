@@ -27,9 +27,20 @@ from provisioner.plan.model import (
     ResourceChange,
 )
 from provisioner.plan.normalize import comparable, display, live_view, project
-from provisioner.plan.purchase import PURCHASE_CRITERIA, same_purchase, wanted_number
+from provisioner.plan.purchase import (
+    PURCHASE_CRITERIA,
+    PurchaseStep,
+    same_purchase,
+    wanted_number,
+)
 from provisioner.resolve import ResolvedResource, bind
-from provisioner.state.model import ResourceStatus, StateFile
+from provisioner.state.model import (
+    ResourceState,
+    ResourceStatus,
+    StateFile,
+    bought_number,
+    replaced_numbers,
+)
 from provisioner.values import Unknown, contains, redact
 
 
@@ -63,13 +74,14 @@ def make_plan(
         if change.action in (Action.CREATE, Action.REPLACE):
             ids.pop(addr, None)
         changes[addr] = change
-    for addr in state.resources:
-        if addr in desired:
+    for addr, rs in state.resources.items():
+        if addr in desired or _only_releases_left(rs):
             continue
         change = _plan_delete(addr, state, live, mode)
         config = in_manifest.get(addr)
         changes[addr] = _with_release(change, state, config.purchase if config else None)
     ordered = _order(changes, desired, state)
+    ordered.extend(_pending_releases(state, in_manifest, changes))
     warnings = tuple(w for c in ordered for w in c.warnings)
     return Plan(
         changes=tuple(ordered),
@@ -206,20 +218,23 @@ def _with_purchase(
     wanted = {k: v for k, v in res.purchase.items() if v is not None}
     wanted.setdefault("country", "US")
     wanted.setdefault("type", "local")
-    bought = extra.get("purchase") if isinstance(extra.get("purchase"), Mapping) else None
+    bought = bought_number(extra)
     if bought and bought.get("number") and same_purchase(bought, wanted):
-        step = {**wanted, "action": "bought", "number": bought["number"], "sid": bought.get("sid")}
+        step = {
+            **wanted,
+            "action": PurchaseStep.BOUGHT,
+            "number": bought["number"],
+            "sid": bought.get("sid"),
+        }
         return {**res.body, "number": bought["number"]}, step
     # The number given up: the one bought, or, when a run died wishing for another, the
     # last one it was replacing (apply buys before the old number leaves Vapi).
-    replaced = extra.get("replaced")
-    if isinstance(replaced, list) and replaced and isinstance(replaced[-1], Mapping):
-        replaced = replaced[-1]
-    given_up = bought if bought and bought.get("number") else replaced
+    pending = replaced_numbers(extra)
+    given_up = bought if bought and bought.get("number") else (pending[-1] if pending else None)
     if isinstance(given_up, Mapping) and given_up.get("number"):
         old = {k: given_up.get(k) for k in ("number", "sid", "account", *PURCHASE_CRITERIA)}
-        return res.body, {**wanted, "action": "buy", "replaces": old}
-    return res.body, {**wanted, "action": "buy"}
+        return res.body, {**wanted, "action": PurchaseStep.BUY, "replaces": old}
+    return res.body, {**wanted, "action": PurchaseStep.BUY}
 
 
 def _purchase_fields(step: Mapping[str, Any]) -> list[FieldChange]:
@@ -243,12 +258,12 @@ def _with_release(
     """A deleted number this tool bought: say whether it is released at Twilio (per the
     manifest's `purchase.release` if it is still there, else as recorded at purchase)."""
     rs = state.resources[change.address]
-    bought = rs.extra.get("purchase")
-    if not isinstance(bought, Mapping) or not bought.get("sid"):
+    bought = bought_number(rs.extra)
+    if bought is None or not bought.get("sid"):
         return change
     release = bool((wanted if wanted is not None else bought).get("release"))
     step = {
-        "action": "release" if release else "keep",
+        "action": PurchaseStep.RELEASE if release else PurchaseStep.KEEP,
         "number": bought.get("number"),
         "sid": bought.get("sid"),
         "country": bought.get("country"),
@@ -256,6 +271,59 @@ def _with_release(
         "release": release,
     }
     return dataclasses.replace(change, purchase=step)
+
+
+def _only_releases_left(rs: ResourceState) -> bool:
+    """An entry that is gone from Vapi and holds nothing but numbers still to release."""
+    return (
+        rs.id is None
+        and rs.intent is None
+        and bought_number(rs.extra) is None
+        and bool(replaced_numbers(rs.extra))
+    )
+
+
+def _pending_releases(
+    state: StateFile,
+    in_manifest: Mapping[str, ResolvedResource],
+    changes: Mapping[str, ResourceChange],
+) -> list[ResourceChange]:
+    """A change of its own for each number an entry replaced whose release at Twilio
+    failed: released after the entry's other change (if any), so its line never waits on it.
+    Numbers replaced without `purchase.release` are let go by the next purchase instead."""
+    out: list[ResourceChange] = []
+    for addr, rs in state.resources.items():
+        config = in_manifest.get(addr)
+        wanted = config.purchase if config is not None else None
+        main = changes.get(addr)
+        after = (addr,) if main is not None and main.action.is_change else ()
+        for old in replaced_numbers(rs.extra):
+            release = (wanted if wanted is not None else old).get("release")
+            if not old.get("sid") or not release:
+                continue
+            number = old.get("number")
+            step = {
+                "action": PurchaseStep.RELEASE,
+                "number": number,
+                "sid": old.get("sid"),
+                "account": old.get("account"),
+                "country": old.get("country"),
+                "type": old.get("type"),
+                "release": True,
+            }
+            shown = {"provider": "twilio", "number": number, "twilioAccountSid": old.get("account")}
+            out.append(
+                ResourceChange(
+                    address=addr,
+                    kind=rs.kind,
+                    action=Action.RELEASE,
+                    reason=ActionReason.RELEASE_PENDING,
+                    before=shown,
+                    depends_on=after,
+                    purchase=step,
+                )
+            )
+    return out
 
 
 def _plan_delete(addr: str, state: StateFile, live: LiveSnapshot, mode: PlanMode) -> ResourceChange:

@@ -20,6 +20,9 @@ class Action(StrEnum):
     UPDATE = "update"
     REPLACE = "replace"
     DELETE = "delete"
+    # A Twilio number this entry gave up (replaced by another) whose release at Twilio
+    # failed: released by a change of its own, after the entry's other change.
+    RELEASE = "release"
     NO_OP = "no-op"
 
     @property
@@ -43,6 +46,7 @@ class ActionReason(StrEnum):
     CANNOT_UPDATE = "a field that cannot be updated in place changed"
     REMOVED = "removed from the manifest"
     DESTROY = "destroy requested"
+    RELEASE_PENDING = "a number it replaced could not be released at Twilio yet"
     UNCHANGED = "unchanged"
 
 
@@ -97,11 +101,26 @@ class ResourceChange:
     # Human-readable name of the resource (its `name`, if any).
     name: str | None = None
     warnings: tuple[str, ...] = ()
-    # A Twilio number bought by this create, or released by this delete: JSON-ready, with
-    # `action` ("buy", "bought", "release" or "keep") and the keys of `purchase:`
+    # A Twilio number bought by this create, or released by this delete or release: JSON-ready, with
+    # `action` (a `plan.purchase.PurchaseStep` value) and the keys of `purchase:`
     # (country, type, areaCode, contains, release) plus `number`/`sid` once bought and
     # `monthly`/`currency` once priced. See `provisioner.costs`.
     purchase: Mapping[str, Any] | None = None
+
+    @property
+    def key(self) -> str:
+        """Unique within a plan: the address, or for a release the address and the number's
+        SID (an entry may have a change of its own and several numbers to release)."""
+        if self.action is Action.RELEASE:
+            return f"{self.address}#release:{(self.purchase or {}).get('sid')}"
+        return self.address
+
+    @property
+    def label(self) -> str:
+        """The address as people read it: a release names the number it gives up."""
+        if self.action is Action.RELEASE:
+            return f"{self.address} (replaced {(self.purchase or {}).get('number')})"
+        return self.address
 
 
 @dataclass(frozen=True, slots=True)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Mapping
+from enum import StrEnum
 from typing import Any
 
 from provisioner.numbers.rules import DEFAULT_COUNTRY, DEFAULT_TYPE
@@ -20,6 +21,26 @@ PURCHASE_CRITERIA = ("country", "type", "areaCode", "contains")
 _DEFAULTS = {"country": DEFAULT_COUNTRY, "type": DEFAULT_TYPE.value}
 # Twilio's limit on an IncomingPhoneNumber's FriendlyName.
 FRIENDLY_NAME_MAX = 64
+
+
+class PurchaseStep(StrEnum):
+    """What a change does with a Twilio number: a plan step's `action` (its values are
+    the plan formats', so saved plans and JSON plans keep reading the same)."""
+
+    BUY = "buy"  # buys one (a create, or a replace that asks for another number)
+    BOUGHT = "bought"  # uses the one bought earlier
+    RELEASE = "release"  # releases it at Twilio (a delete, or a pending release)
+    KEEP = "keep"  # leaves it in the Twilio account (a delete without `purchase.release`)
+
+
+def purchase_step(step: Mapping[str, Any] | None) -> PurchaseStep | None:
+    """The step of a change's `purchase` (None without one, or with an unknown action)."""
+    if step is None:
+        return None
+    try:
+        return PurchaseStep(str(step.get("action")))
+    except ValueError:
+        return None
 
 
 def wanted_number(purchase: Mapping[str, Any]) -> dict[str, Any]:

@@ -15,10 +15,10 @@ from typing import Any
 import click
 
 from provisioner.apply.events import ChangeOutcome, Outcome
-from provisioner.costs import describe_purchase, format_cost
 from provisioner.diagnostics import Diagnostic
 from provisioner.kinds import KINDS
 from provisioner.plan.model import MISSING, Action, FieldChange, Plan, ResourceChange
+from provisioner.render.costs import describe_purchase, format_cost
 from provisioner.values import KNOWN_AFTER_APPLY, SENSITIVE_TEXT, Sensitive, Unknown
 
 Styler = Callable[..., str]
@@ -28,6 +28,7 @@ SYMBOLS = {
     Action.UPDATE: "~",
     Action.REPLACE: "-/+",
     Action.DELETE: "-",
+    Action.RELEASE: "-",
     Action.NO_OP: " ",
 }
 COLORS = {
@@ -35,6 +36,7 @@ COLORS = {
     Action.UPDATE: "yellow",
     Action.REPLACE: "magenta",
     Action.DELETE: "red",
+    Action.RELEASE: "red",
     Action.NO_OP: None,
 }
 VERBS = {
@@ -42,6 +44,7 @@ VERBS = {
     Action.UPDATE: "will be updated in place",
     Action.REPLACE: "must be replaced",
     Action.DELETE: "will be deleted",
+    Action.RELEASE: "will be released at Twilio",
     Action.NO_OP: "is up to date",
 }
 
@@ -111,14 +114,15 @@ class Renderer:
         n = plan.counts()
         return self.style("Plan:", bold=True) + (
             f" {n['create']} to create, {n['update']} to update, "
-            f"{n['replace']} to replace, {n['delete']} to delete."
+            f"{n['replace']} to replace, {n['delete']} to delete"
+            + (f", {n['release']} to release at Twilio." if n["release"] else ".")
         )
 
     def _title(self, c: ResourceChange) -> str:
         sym = SYMBOLS[c.action]
         color = COLORS[c.action]
         name = f" ({c.name})" if c.name else ""
-        head = self.style(f"{sym} {c.address}", fg=color, bold=True)
+        head = self.style(f"{sym} {c.label}", fg=color, bold=True)
         why = f"{VERBS[c.action]}: {c.reason.value}"
         return f"  {head}{name} {why}"
 
@@ -127,12 +131,13 @@ class Renderer:
         if c.id:
             lines.append(f"      id: {c.id}")
         if c.purchase and c.action is not Action.UPDATE:
-            lines.append(self.style(f"      $ {describe_purchase(c.purchase)}", fg="yellow"))
+            text = describe_purchase(c.purchase, pending=c.action is Action.RELEASE)
+            lines.append(self.style(f"      $ {text}", fg="yellow"))
         sym = SYMBOLS[c.action]
         if c.action is Action.CREATE:
             for f in c.fields:
                 lines.extend(self._value_lines("+", f.dotted, f.after, COLORS[c.action]))
-        elif c.action is Action.DELETE:
+        elif c.action in (Action.DELETE, Action.RELEASE):
             pass
         else:
             for f in c.fields:
@@ -188,8 +193,9 @@ class Renderer:
             Action.UPDATE: "updating",
             Action.REPLACE: "replacing",
             Action.DELETE: "deleting",
+            Action.RELEASE: "releasing at Twilio",
         }.get(c.action, "checking")
-        return f"{c.address}: {verb}..."
+        return f"{c.label}: {verb}..."
 
     def finished(self, o: ChangeOutcome, done: int, total: int) -> str:
         c = o.change
@@ -200,12 +206,14 @@ class Renderer:
                 Action.UPDATE: "updated",
                 Action.REPLACE: "replaced",
                 Action.DELETE: "deleted",
+                Action.RELEASE: "released at Twilio",
             }.get(c.action, "done")
-            rid = f" (id {o.id})" if o.id and c.action is not Action.DELETE else ""
-            return f"{count} {c.address}: {self.style(verb, fg='green')}{rid} in {o.elapsed:.1f}s"
+            shown_id = o.id and c.action not in (Action.DELETE, Action.RELEASE)
+            rid = f" (id {o.id})" if shown_id else ""
+            return f"{count} {c.label}: {self.style(verb, fg='green')}{rid} in {o.elapsed:.1f}s"
         if o.status is Outcome.FAILED:
-            return f"{count} {c.address}: {self.style('failed', fg='red', bold=True)}: {o.message}"
-        return f"{count} {c.address}: {self.style(o.status.value, fg='yellow')} ({o.message})"
+            return f"{count} {c.label}: {self.style('failed', fg='red', bold=True)}: {o.message}"
+        return f"{count} {c.label}: {self.style(o.status.value, fg='yellow')} ({o.message})"
 
     def apply_summary(self, outcomes: Sequence[ChangeOutcome], interrupted: bool) -> str:
         by: dict[Outcome, list[ChangeOutcome]] = {s: [] for s in Outcome}
@@ -224,11 +232,11 @@ class Renderer:
             head += f", {len(by[Outcome.NOT_STARTED])} not started"
         lines.append(self.style(head + ".", bold=True))
         for o in by[Outcome.FAILED]:
-            lines.append(f"  failed:  {o.change.address}: {o.message}")
+            lines.append(f"  failed:  {o.change.label}: {o.message}")
         for o in by[Outcome.SKIPPED]:
-            lines.append(f"  skipped: {o.change.address}: {o.message}")
+            lines.append(f"  skipped: {o.change.label}: {o.message}")
         for o in by[Outcome.NOT_STARTED]:
-            lines.append(f"  not started: {o.change.address}")
+            lines.append(f"  not started: {o.change.label}")
         if by[Outcome.FAILED] or by[Outcome.SKIPPED] or by[Outcome.NOT_STARTED]:
             lines.append("Everything that succeeded is saved in state; run apply again to finish.")
         return "\n".join(lines)

@@ -12,23 +12,26 @@ sentinel) is an *absent key* (`"before"` or `"after"` left out of the field entr
 `null` always means an explicit JSON null. At the change level, `"before"` is null for a
 create and `"after"` is null for a delete (the whole object does not exist on that side).
 
-Plan document (`format_version` "1.0"; additive changes keep "1.x")::
+Plan document (`format_version` "1.1"; additive changes keep "1.x")::
 
     {
-      "format_version": "1.0",
+      "format_version": "1.1",
       "mode": "normal" | "destroy",
       "lineage": str, "serial": int,
       "has_changes": bool,
-      "summary": {"create": n, "update": n, "replace": n, "delete": n, "no-op": n},
+      "summary": {"create": n, "update": n, "replace": n, "delete": n, "release": n,
+                  "no-op": n},
       "changes": [{
-        "address", "kind", "name" (str|null), "action" (create|update|replace|delete|no-op),
+        "address", "kind", "name" (str|null),
+        "action" (create|update|replace|delete|release|no-op),
         "reason" (stable code, see REASON_CODES), "reason_text" (for people),
         "id" (str|null), "before" (obj|null), "after" (obj|null),
         "fields": [{"path": "model.temperature", "path_parts": ["model", "temperature"],
                     "before"?, "after"?, "drift": bool, "forces_replace": bool}],
         "depends_on": [address], "warnings": [str],
         "purchase"?: {"action" (buy|bought|release|keep), "country", "type", "areaCode"?,
-                      "contains"?, "release", "number"?, "sid"?, "monthly"?, "currency"?}
+                      "contains"?, "release", "number"?, "sid"?, "account"?, "monthly"?,
+                      "currency"?}
       }],
       "drift": [{"address", "kind", "name", "deleted": bool, "fields": [...]}],
       "moved": [{"from": address, "to": address}],   (state entries re-keyed by `moved`)
@@ -75,7 +78,10 @@ __all__ = [
     "summary_event",
 ]
 
-FORMAT_VERSION = "1.0"
+# 1.1 (additive): the `release` action, a number an entry replaced whose release at Twilio
+# failed; its `address` is the entry's (it may also have a change of its own), its
+# `purchase` names the number, and `depends_on` the entry's change it runs after.
+FORMAT_VERSION = "1.1"
 
 # Stable machine codes for ActionReason: the enum member names, lower-cased.
 REASON_CODES: Mapping[ActionReason, str] = {r: r.name.lower() for r in ActionReason}

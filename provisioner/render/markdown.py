@@ -22,8 +22,8 @@ import re
 from collections.abc import Iterable
 from typing import Any
 
-from provisioner.costs import describe_purchase, format_cost
 from provisioner.plan.model import MISSING, Action, FieldChange, Plan, ResourceChange
+from provisioner.render.costs import describe_purchase, format_cost
 from provisioner.render.json import as_json_data
 from provisioner.values import KNOWN_AFTER_APPLY, SENSITIVE_TEXT, Sensitive, Unknown
 
@@ -34,6 +34,7 @@ SYMBOLS = {
     Action.UPDATE: "~",
     Action.REPLACE: "-/+",
     Action.DELETE: "-",
+    Action.RELEASE: "-",
     Action.NO_OP: " ",
 }
 _VERBS = {
@@ -41,6 +42,7 @@ _VERBS = {
     Action.UPDATE: "update",
     Action.REPLACE: "replace",
     Action.DELETE: "delete",
+    Action.RELEASE: "release",
     Action.NO_OP: "no change",
 }
 # GitHub refuses comments over 65,536 characters; leave room for a bot's own text.
@@ -153,7 +155,8 @@ def _summary(plan: Plan) -> str:
     n = plan.counts()
     return (
         f"**Plan:** {n['create']} to create, {n['update']} to update, "
-        f"{n['replace']} to replace, {n['delete']} to delete."
+        f"{n['replace']} to replace, {n['delete']} to delete"
+        + (f", {n['release']} to release at Twilio." if n["release"] else ".")
     )
 
 
@@ -165,7 +168,7 @@ def _table(changes: Iterable[ResourceChange]) -> list[str]:
     for c in changes:
         name = escape_cell(c.name) if c.name else ""
         rows.append(
-            f"| `{SYMBOLS[c.action]}` | {_VERBS[c.action]} | `{c.address}` | {name} "
+            f"| `{SYMBOLS[c.action]}` | {_VERBS[c.action]} | `{c.label}` | {name} "
             f"| {escape_cell(c.reason.value)} |"
         )
     return rows
@@ -173,7 +176,7 @@ def _table(changes: Iterable[ResourceChange]) -> list[str]:
 
 def _summary_tag(sym: str, c: ResourceChange, text: str) -> str:
     name = f" ({_html(c.name)})" if c.name else ""
-    return f"<summary><code>{_html(sym)} {_html(c.address)}</code>{name}: {text}</summary>"
+    return f"<summary><code>{_html(sym)} {_html(c.label)}</code>{name}: {text}</summary>"
 
 
 def _html(text: str) -> str:
@@ -187,6 +190,7 @@ def _change_details(c: ResourceChange) -> list[str]:
         Action.UPDATE: "will be updated in place",
         Action.REPLACE: "must be replaced",
         Action.DELETE: "will be deleted",
+        Action.RELEASE: "will be released at Twilio",
     }[c.action]
     text = _html(f"{verb} ({c.reason.value})")
     out = ["<details>", _summary_tag(SYMBOLS[c.action], c, text), ""]
@@ -197,7 +201,8 @@ def _change_details(c: ResourceChange) -> list[str]:
         out.append(f"> **Warning:** {_escape_text(w)}")
         out.append("")
     if c.purchase is not None and c.action is not Action.UPDATE:
-        out.append(f"**Phone number:** {_escape_text(describe_purchase(c.purchase))}")
+        text = describe_purchase(c.purchase, pending=c.action is Action.RELEASE)
+        out.append(f"**Phone number:** {_escape_text(text)}")
         out.append("")
     blocks = _diff_blocks(c.fields)
     if blocks:

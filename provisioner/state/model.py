@@ -20,6 +20,7 @@ import hashlib
 import hmac
 import secrets
 import uuid
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
@@ -182,6 +183,60 @@ class StateFile:
                 f'"hash_key" line: the next apply then sends each secret once more'
             )
         return dataclasses.replace(self, hash_key=key, key_check=key_check(key))
+
+
+# -- `ResourceState.extra` of a number bought from Twilio ---------------------------------
+# The only place these keys are spelled: everything else goes through the functions below.
+_PURCHASE = "purchase"  # the number the entry has (or, while buying, the wish for one)
+_REPLACED = "replaced"  # numbers it had and has not let go yet (released or kept)
+
+
+def bought_number(extra: Mapping[str, Any]) -> dict[str, Any] | None:
+    """The purchase record of an entry: criteria, `account`, `marker`, and `number`/`sid`
+    once Twilio sold it."""
+    bought = extra.get(_PURCHASE)
+    return dict(bought) if isinstance(bought, Mapping) else None
+
+
+def replaced_numbers(extra: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """The numbers an entry bought before its current one and has not let go yet (a
+    list; one mapping in state written before there could be several)."""
+    replaced = extra.get(_REPLACED)
+    if isinstance(replaced, Mapping):
+        return [dict(replaced)]
+    if isinstance(replaced, list):
+        return [dict(r) for r in replaced if isinstance(r, Mapping)]
+    return []
+
+
+def purchase_extra(extra: Mapping[str, Any]) -> dict[str, Any]:
+    """Only the purchase keys of `extra` (what a bought number keeps through a replace)."""
+    out: dict[str, Any] = {}
+    if (bought := bought_number(extra)) is not None:
+        out[_PURCHASE] = bought
+    if replaced := replaced_numbers(extra):
+        out[_REPLACED] = replaced
+    return out
+
+
+def with_purchase(
+    extra: Mapping[str, Any],
+    purchase: Mapping[str, Any] | None,
+    replaced: list[dict[str, Any]],
+) -> dict[str, Any]:
+    """`extra` with its purchase record and replaced numbers set (None/[] removes them)."""
+    out = {k: v for k, v in extra.items() if k not in (_PURCHASE, _REPLACED)}
+    if purchase is not None:
+        out[_PURCHASE] = dict(purchase)
+    if replaced:
+        out[_REPLACED] = [dict(r) for r in replaced]
+    return out
+
+
+def without_replaced(extra: Mapping[str, Any], sid: object) -> dict[str, Any]:
+    """`extra` with the replaced number of SID `sid` let go."""
+    left = [r for r in replaced_numbers(extra) if r.get("sid") != sid]
+    return with_purchase(extra, bought_number(extra), left)
 
 
 def derive_hash_key(external: str, lineage: str) -> str:

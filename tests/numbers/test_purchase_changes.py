@@ -1,8 +1,9 @@
 """Changing a bought number's `purchase:`: the new number is bought while the old one
-still answers in Vapi (so a purchase that cannot happen leaves the line working), numbers
-whose release failed are never forgotten, and a number bought for other criteria is never
-adopted. The CLI (CliRunner, or a real subprocess killed with SIGKILL) against the Vapi and
-Twilio emulators over a real socket."""
+still answers in Vapi (so a purchase that cannot happen leaves the line working), the old
+one is released only once the new one is in Vapi, numbers whose release failed are never
+forgotten (the plan shows each as a release of its own), and a number bought for other
+criteria is never adopted. The CLI (CliRunner, or a real subprocess killed with SIGKILL)
+against the Vapi and Twilio emulators over a real socket."""
 
 from __future__ import annotations
 
@@ -122,7 +123,7 @@ def test_a_purchase_change_that_cannot_buy_keeps_the_old_number_in_vapi(
         assert s.owned_sids() == [new["sid"]]
 
 
-def test_a_failed_release_is_retried_by_the_next_apply(
+def test_a_failed_release_never_takes_the_line_down_and_is_retried_by_the_next_apply(
     run: Cli, project: Path, tmp_path: Path
 ) -> None:
     with servers(tmp_path) as s:
@@ -131,10 +132,37 @@ def test_a_failed_release_is_retried_by_the_next_apply(
         edit(project / BUY, 'areaCode: "415"', 'areaCode: "212"')
 
         s.refuse_releases.set()
-        failed = run("apply", BUY, "--auto-approve", env=s.env())
-        assert failed.exit_code == 1, failed.output
-        assert "release refused for this test" in failed.output
-        assert first["sid"] in json.dumps(entry(project)["extra"]["replaced"])
+        replaced = run("apply", BUY, "--auto-approve", env=s.env())
+        # The replace goes through (with a warning): the new number answers in Vapi.
+        assert replaced.exit_code == 0, replaced.output
+        assert f"warning: {first['number']} could not be released at Twilio" in replaced.output
+        assert "release refused for this test" in replaced.output
+        now = entry(project)["extra"]
+        assert now["purchase"]["number"].startswith("+1212")
+        assert s.vapi_numbers() == [now["purchase"]["number"]]
+        assert first["sid"] in json.dumps(now["replaced"])
+        assert sorted(s.owned_sids()) == sorted([first["sid"], now["purchase"]["sid"]])
+
+        # The plan shows the pending release as a change of its own, in every format.
+        plan = run("plan", BUY, "--detailed-exitcode", env=s.env())
+        assert plan.exit_code == 2, plan.output
+        assert f"- {ADDRESS} (replaced {first['number']}) will be released at Twilio" in (
+            plan.output
+        )
+        assert "1 to release at Twilio" in plan.output
+        doc = json.loads(run("plan", BUY, "--format", "json", env=s.env()).output)
+        assert doc["format_version"] == "1.1" and doc["summary"]["release"] == 1
+        (release,) = [c for c in doc["changes"] if c["action"] == "release"]
+        assert release["address"] == ADDRESS and release["reason"] == "release_pending"
+        assert release["purchase"]["sid"] == first["sid"]
+        markdown = run("plan", BUY, "--format", "markdown", env=s.env()).output
+        assert f"| `-` | release | `{ADDRESS} (replaced {first['number']})` |" in markdown
+
+        # Still refused: the release fails on its own, the line stays up.
+        still = run("apply", BUY, "--auto-approve", env=s.env())
+        assert still.exit_code == 1, still.output
+        assert "release refused for this test" in still.output
+        assert s.vapi_numbers() == [now["purchase"]["number"]]
 
         s.refuse_releases.clear()
         retried = run("apply", BUY, "--auto-approve", env=s.env())
@@ -156,25 +184,52 @@ def test_two_purchase_changes_in_a_row_lose_no_unreleased_number(
         first = entry(project)["extra"]["purchase"]
         edit(project / BUY, 'areaCode: "415"', 'areaCode: "212"')
         s.refuse_releases.set()
-        assert run("apply", BUY, "--auto-approve", env=s.env()).exit_code == 1
+        assert run("apply", BUY, "--auto-approve", env=s.env()).exit_code == 0
         second = entry(project)["extra"]["purchase"]
         assert second["number"].startswith("+1212")
 
         # Other criteria again while the first number is still to be released.
         edit(project / BUY, 'areaCode: "212"', 'areaCode: "650"')
         failed = run("apply", BUY, "--auto-approve", env=s.env())
-        assert failed.exit_code == 1, failed.output
+        assert failed.exit_code == 1, failed.output  # the first number's release, again
         pending = json.dumps(entry(project)["extra"]["replaced"])
         assert first["sid"] in pending and second["sid"] in pending
+        third = entry(project)["extra"]["purchase"]
+        assert third["number"].startswith("+1650")
+        assert s.vapi_numbers() == [third["number"]]
 
         s.refuse_releases.clear()
         applied = run("apply", BUY, "--auto-approve", env=s.env())
         assert applied.exit_code == 0, applied.output
-        third = entry(project)["extra"]["purchase"]
-        assert third["number"].startswith("+1650")
         assert s.owned_sids() == [third["sid"]]
         assert "replaced" not in entry(project)["extra"]
         assert s.vapi_numbers() == [third["number"]]
+        assert run("plan", BUY, "--detailed-exitcode", env=s.env()).exit_code == 0
+
+
+def test_destroy_releases_a_pending_release_with_the_number_and_forgets_the_entry(
+    run: Cli, project: Path, tmp_path: Path
+) -> None:
+    with servers(tmp_path) as s:
+        assert run("apply", BUY, "--auto-approve", env=s.env()).exit_code == 0
+        first = entry(project)["extra"]["purchase"]
+        edit(project / BUY, 'areaCode: "415"', 'areaCode: "212"')
+        s.refuse_releases.set()
+        assert run("apply", BUY, "--auto-approve", env=s.env()).exit_code == 0
+        s.refuse_releases.clear()
+
+        doc = json.loads(run("plan", BUY, "--destroy", "--format", "json", env=s.env()).output)
+        actions = sorted(c["action"] for c in doc["changes"] if c["address"] == ADDRESS)
+        assert actions == ["delete", "release"]
+        cost = {n["number"]: n["status"] for n in doc["cost"]["numbers"]}
+        assert cost[first["number"]] == "removed"
+
+        gone = run("destroy", BUY, "--auto-approve", env=s.env())
+        assert gone.exit_code == 0, gone.output
+        assert f"released {first['number']} at Twilio" in gone.output
+        assert s.owned_sids() == [] and s.vapi_numbers() == []
+        state = json.loads((project / STATE).read_text())
+        assert ADDRESS not in state["resources"]
 
 
 def test_a_number_bought_for_other_criteria_by_a_killed_run_is_not_adopted(

@@ -47,10 +47,17 @@ def test_no_secret_in_json() -> None:
 
 def test_top_level_shape() -> None:
     doc = plan_to_json(sample_plan())
-    assert doc["format_version"] == FORMAT_VERSION == "1.0"
+    assert doc["format_version"] == FORMAT_VERSION == "1.1"
     assert (doc["mode"], doc["lineage"], doc["serial"]) == ("normal", "L-0001", 7)
     assert doc["has_changes"] is True
-    assert doc["summary"] == {"create": 1, "update": 2, "replace": 1, "delete": 1, "no-op": 1}
+    assert doc["summary"] == {
+        "create": 1,
+        "update": 2,
+        "replace": 1,
+        "delete": 1,
+        "release": 0,
+        "no-op": 1,
+    }
     assert [w for w in doc["warnings"] if "calls to this number fail" in w]
     assert "cost" not in doc
     json.dumps(doc)  # plain JSON data all the way down
