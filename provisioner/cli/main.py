@@ -8,6 +8,7 @@ Exit codes: 0 success; 1 any error (usage errors included, so CI can trust 2);
 from __future__ import annotations
 
 import dataclasses
+import io
 import json
 import os
 import signal
@@ -24,6 +25,7 @@ import click
 from provisioner import __version__
 from provisioner.diagnostics import Diagnostics
 from provisioner.errors import Aborted, ProvisionerError
+from provisioner.redact import forget_all, register_environment, scrub
 from provisioner.render.human import Renderer
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -34,11 +36,12 @@ class AppContext:
     renderer: Renderer
     environ: dict[str, str]
 
+    # Every text the CLI writes passes here: a secret that slipped into one is scrubbed.
     def out(self, text: str = "") -> None:
-        click.echo(text, color=self.renderer.color)
+        click.echo(scrub(text), color=self.renderer.color)
 
     def err(self, text: str) -> None:
-        click.echo(text, err=True, color=self.renderer.color)
+        click.echo(scrub(text), err=True, color=self.renderer.color)
 
     def diagnostics(self, diags: Diagnostics) -> None:
         for d in diags.sorted():
@@ -90,7 +93,9 @@ class _Group(click.Group):
             click.echo("Aborted.", err=True)
             sys.exit(1)
         except click.ClickException as exc:
-            exc.show()
+            shown = io.StringIO()
+            exc.show(file=shown)
+            click.echo(scrub(shown.getvalue()), err=True, nl=False)
             # Usage errors exit 1 too: 2 is reserved for "changes pending".
             sys.exit(1)
         except ProvisionerError as exc:
@@ -113,6 +118,7 @@ class _Group(click.Group):
 def _error(args: list[str] | None, message: str) -> None:
     given = args if args is not None else sys.argv[1:]
     color = _use_color("--no-color" in given)
+    message = scrub(message)
     click.echo(click.style("Error: ", fg="red", bold=True) + message, err=True, color=color)
 
 
@@ -123,7 +129,11 @@ def _error(args: list[str] | None, message: str) -> None:
 def cli(ctx: click.Context, no_color: bool) -> None:
     """Infrastructure as code for Vapi: validate, plan and apply a YAML manifest of
     assistants, phone numbers and analytics."""
-    ctx.obj = AppContext(Renderer(_use_color(no_color)), dict(os.environ))
+    environ = dict(os.environ)
+    # A new run (CliRunner runs many in one process): these are the secrets to scrub.
+    forget_all()
+    register_environment(environ)
+    ctx.obj = AppContext(Renderer(_use_color(no_color)), environ)
 
 
 def _common(fn: F) -> F:
@@ -158,12 +168,18 @@ MANIFEST = click.argument("manifest", type=click.Path(path_type=Path))
     is_flag=True,
     help="Accepted as on every command; validating never talks to Vapi anyway.",
 )
+@click.option(
+    "--strict",
+    is_flag=True,
+    help="An unset or empty ${env:} variable is an error (by default a warning: "
+    "validating needs no secrets).",
+)
 @pass_app
-def validate(app: AppContext, manifest: Path, sandbox: bool) -> None:
+def validate(app: AppContext, manifest: Path, sandbox: bool, strict: bool) -> None:
     """Check MANIFEST against the schema, references, env vars and files."""
     from provisioner.validation import validate as validate_manifest
 
-    validated, diags = validate_manifest(manifest, app.environ)
+    validated, diags = validate_manifest(manifest, app.environ, strict=strict)
     app.diagnostics(diags)
     if validated is None or diags.has_errors():
         n = len(diags.errors())
