@@ -19,6 +19,7 @@ from provisioner.manifest.loader import JsonPath, LoadedManifest, format_path, l
 from provisioner.manifest.model import Manifest, build_manifest
 from provisioner.manifest.schema import schema_digest, validate_schema
 from provisioner.manifest.valid_cache import ValidCache
+from provisioner.moves import check_moves
 from provisioner.resolve import ResolvedManifest, checkable_document, resolve_manifest
 
 
@@ -60,6 +61,7 @@ def validate(
     stand_ins = {*stand_ins, *resolved.unset_env}
     diags.extend(_check_resolved_values(loaded, resolved, diags, stand_ins))
     _check_moves(manifest, diags)
+    diags.extend(check_moves(manifest))
     edges = {a: r.depends_on for a, r in resolved.resources.items()}
     cycle = find_cycle(edges)
     if cycle:
