@@ -250,8 +250,8 @@ _TAG = "tag:yaml.org,2002:"
 _JSON_SCALARS = frozenset(_TAG + t for t in ("str", "int", "float", "bool", "null"))
 # How to write what JSON cannot carry, by YAML tag.
 _NOT_JSON = {
-    _TAG + "timestamp": "a date or time is not a JSON value; quote it to keep it as text "
-    "(e.g. '2024-01-31')",
+    _TAG + "timestamp": "{value} is a YAML date, which JSON has no type for; quote it to "
+    "keep it as text ('{value}')",
     _TAG + "binary": "!!binary is not a JSON value; write the data as a (base64) string",
     _TAG + "set": "!!set is not a JSON value; write a list",
     _TAG + "omap": "!!omap is not a JSON value; write a mapping",
@@ -264,7 +264,8 @@ def _not_json(node: yaml.Node, expected: str) -> str | None:
     if node.tag == expected or (expected == "scalar" and node.tag in _JSON_SCALARS):
         return None
     if node.tag in _NOT_JSON:
-        return _NOT_JSON[node.tag]
+        value = node.value if isinstance(node, yaml.ScalarNode) else ""
+        return _NOT_JSON[node.tag].format(value=value)
     return f"the YAML tag {node.tag} is not allowed: only plain JSON values are"
 
 
