@@ -196,13 +196,14 @@ class _Budget:
 
     def check_aliases(self, root: yaml.Node) -> None:
         """Refuse before building anything if aliases expand the document beyond the
-        limit: the expanded size of every node, each node counted once (memoised), so
-        this costs one pass over what is written. Reported at the first node whose
-        expansion is too large, which is where the aliases that multiply are written."""
-        sizes: dict[int, int] = {}
+        limit: the size of every node as `_build` will expand it (down to `MAX_DEPTH`,
+        which also ends a recursive alias), memoised per node and depth, so this costs
+        about one pass over what is written. Reported at the first node whose expansion
+        is too large, which is where the aliases that multiply are written."""
+        sizes: dict[tuple[int, int], int] = {}
 
         def size(node: yaml.Node, depth: int) -> int:
-            known = sizes.get(id(node))
+            known = sizes.get((id(node), depth))
             if known is not None:
                 return known
             n = 1
@@ -213,7 +214,7 @@ class _Budget:
                     n += sum(size(v, depth + 1) + 1 for _, v in node.value)
             if n > self.limit:
                 raise _AliasBomb(_pos(node), self.limit)
-            sizes[id(node)] = n
+            sizes[(id(node), depth)] = n
             return n
 
         size(root, 0)

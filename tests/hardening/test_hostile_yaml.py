@@ -51,6 +51,29 @@ def test_alias_bomb_fails_fast_at_its_line(run: Cli, project: Path) -> None:
     assert not (project / "state/.sandbox/emulator/vapi.json").exists()
 
 
+def test_alias_bomb_anchored_deep_and_expanded_shallow(run: Cli, project: Path) -> None:
+    """The anchors sit 58 levels down (where little of them would be built), the alias
+    that expands them at the top: the limit counts what is built where it is used."""
+    chain = '&a ["lol","lol","lol","lol","lol","lol","lol","lol","lol"]'
+    for prev, cur in zip("abcdefgh", "bcdefghi", strict=True):
+        chain += f", &{cur} [" + ",".join([f"*{prev}"] * 9) + "]"
+    (project / "m.yaml").write_text("x: " + "[" * 58 + chain + "]" * 58 + "\ny: [*i]\n")
+    started = time.monotonic()
+    result = run("validate", "m.yaml")
+    assert time.monotonic() - started < 1.0
+    assert result.exit_code == 1
+    _no_crash(result)
+    assert "aliases expand the document to more than" in result.output
+
+
+def test_a_recursive_alias_is_too_deep_not_endless(run: Cli, project: Path) -> None:
+    (project / "m.yaml").write_text(HEAD + "    metadata: &m {again: *m}\n")
+    result = run("validate", "m.yaml")
+    assert result.exit_code == 1
+    _no_crash(result)
+    assert "nested deeper than 64 levels" in result.output
+
+
 def test_merge_key_bomb_fails_fast(run: Cli, project: Path) -> None:
     text = "a0: &a0 {x: 1, y: 2, z: 3}\n"
     for i in range(1, 12):
