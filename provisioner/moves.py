@@ -8,8 +8,31 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 from provisioner.diagnostics import Diagnostics
-from provisioner.manifest.model import Moved
+from provisioner.manifest.model import Manifest, Moved
 from provisioner.state.model import StateFile
+
+
+def check_moves(manifest: Manifest) -> Diagnostics:
+    """Mistakes in `moved` that need no state, at the entry's file:line: a move that
+    changes the kind, and two entries moving the same address (which one wins?)."""
+    diags = Diagnostics()
+    first: dict[str, int] = {}
+    for i, m in enumerate(manifest.moved):
+        src, dst = str(m.source), str(m.target)
+        if m.source.kind != m.target.kind:
+            diags.error(
+                f"moved: cannot move {src} to {dst}: a move cannot change the kind",
+                **manifest.source.where(("moved", i, "to")),
+            )
+        if src in first:
+            line = manifest.source.locate(("moved", first[src], "from")).line
+            diags.error(
+                f"moved: {src} is moved twice (first at line {line}); keep one entry",
+                **manifest.source.where(("moved", i, "from")),
+            )
+        else:
+            first[src] = i
+    return diags
 
 
 def apply_moves(

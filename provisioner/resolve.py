@@ -4,7 +4,8 @@ An explicit phase (not lazy attribute magic): every interpolation is checked her
 missing variable, file or resource is an error diagnostic, never silently dropped.
 
 - `${env:NAME}` makes the whole string `Sensitive`.
-- `${file:PATH}` is replaced by the file's text (relative to the manifest's folder).
+- `${file:PATH}` is replaced by the file's text (relative to the manifest's folder), for
+  files of the manifest's repository only, never under `.git/` nor ignored by git.
 - `${assistant.support.id}` becomes a `RefString` part and a dependency edge; `bind`
   turns it into the real ID once known, or `Unknown` while the referenced resource is
   yet to be created.
@@ -16,8 +17,9 @@ The environment and the file system root are passed in; nothing here reads os.en
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+import subprocess
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +28,7 @@ from provisioner.diagnostics import Diagnostics
 from provisioner.kinds import ID_FIELD_KINDS, KINDS, ResourceKind
 from provisioner.manifest.loader import JsonPath
 from provisioner.manifest.model import Lifecycle, Manifest, ResourceConfig
+from provisioner.redact import register_secret
 from provisioner.values import SecretText, Sensitive, Unknown
 
 # `$${` (the escape), or `${...}` with no brace inside (so `${a ${b}` is an unclosed `${a`).
@@ -68,21 +71,39 @@ class ResolvedResource:
 class ResolvedManifest:
     manifest: Manifest
     resources: dict[str, ResolvedResource]
+    # `${env:}` names left unset (or empty) where that is only a warning (`validate`).
+    unset_env: frozenset[str] = frozenset()
+
+
+@dataclass(slots=True)
+class _Env:
+    """The environment as `${env:}` sees it, and what to do about an unset variable."""
+
+    environ: Mapping[str, str]
+    unset_ok: bool
+    unset: set[str] = field(default_factory=set)
 
 
 def resolve_manifest(
     manifest: Manifest,
     environ: Mapping[str, str],
     read_file: Callable[[Path], str] | None = None,
+    *,
+    unset_env_ok: bool = False,
 ) -> tuple[ResolvedManifest, Diagnostics]:
-    """Resolve every interpolation; collect every problem."""
+    """Resolve every interpolation; collect every problem.
+
+    `unset_env_ok`: an unset or empty `${env:}` is a warning and resolves to a stand-in
+    (`validate` on a fork's pull request has no secrets); its name is in `unset_env`."""
     diags = Diagnostics()
     reader = read_file or (lambda p: p.read_text(encoding="utf-8"))
+    env = _Env(environ, unset_env_ok)
+    files = _FileGuard.for_manifest(manifest)
     resolved: dict[str, ResolvedResource] = {}
     for addr, config in manifest.resources.items():
         deps: set[str] = set()
         body = _resolve_value(
-            config.body, config.path, manifest, environ, reader, deps, diags, config
+            config.body, config.path, manifest, env, files, reader, deps, diags, config
         )
         deps.discard(addr)
         resolved[addr] = ResolvedResource(
@@ -94,14 +115,15 @@ def resolve_manifest(
             purchase=config.purchase,
             config=config,
         )
-    return ResolvedManifest(manifest, resolved), diags
+    return ResolvedManifest(manifest, resolved, frozenset(env.unset)), diags
 
 
 def _resolve_value(
     value: Any,
     path: JsonPath,
     manifest: Manifest,
-    environ: Mapping[str, str],
+    env: _Env,
+    files: _FileGuard,
     reader: Callable[[Path], str],
     deps: set[str],
     diags: Diagnostics,
@@ -109,16 +131,16 @@ def _resolve_value(
 ) -> Any:
     if isinstance(value, Mapping):
         return {
-            k: _resolve_value(v, (*path, k), manifest, environ, reader, deps, diags, config)
+            k: _resolve_value(v, (*path, k), manifest, env, files, reader, deps, diags, config)
             for k, v in value.items()
         }
     if isinstance(value, list):
         return [
-            _resolve_value(v, (*path, i), manifest, environ, reader, deps, diags, config)
+            _resolve_value(v, (*path, i), manifest, env, files, reader, deps, diags, config)
             for i, v in enumerate(value)
         ]
     if isinstance(value, str) and "${" in value:
-        return _resolve_string(value, path, manifest, environ, reader, deps, diags, config)
+        return _resolve_string(value, path, manifest, env, files, reader, deps, diags, config)
     return value
 
 
@@ -126,7 +148,8 @@ def _resolve_string(
     text: str,
     path: JsonPath,
     manifest: Manifest,
-    environ: Mapping[str, str],
+    env: _Env,
+    files: _FileGuard,
     reader: Callable[[Path], str],
     deps: set[str],
     diags: Diagnostics,
@@ -146,26 +169,30 @@ def _resolve_string(
         expr = (m.group(1) or "").strip()
         if expr.startswith("env:"):
             name = expr[4:]
+            value = env.environ.get(name)
             if not _ENV_NAME.match(name):
                 diags.error(f"invalid environment variable name in ${{{expr}}}", **where)
-            elif name not in environ:
-                diags.error(
-                    f"environment variable {name} is not set (referenced as ${{env:{name}}})",
-                    **where,
-                )
-            elif not environ[name]:
+            elif not value:
                 # CI systems expand a missing secret to "": never send an empty secret.
-                diags.error(
-                    f"environment variable {name} is empty (referenced as ${{env:{name}}}); "
-                    "in CI, check that the secret is defined",
-                    **where,
+                problem = (
+                    f"environment variable {name} is not set (referenced as ${{env:{name}}})"
+                    if value is None
+                    else f"environment variable {name} is empty (referenced as "
+                    f"${{env:{name}}}); in CI, check that the secret is defined"
                 )
+                if env.unset_ok:
+                    env.unset.add(name)
+                    sensitive = True  # a stand-in: "" (never sent: plan and apply refuse)
+                    diags.warning(f"{problem}; plan and apply will need it", **where)
+                else:
+                    diags.error(problem, **where)
             else:
-                parts.append(environ[name])
+                register_secret(value)
+                parts.append(value)
                 sensitive = True
         elif expr.startswith("file:"):
             rel = expr[5:]
-            file_path = _included_file(manifest.base_dir, rel, where, diags)
+            file_path = files.check(rel, where, diags)
             if file_path is None:
                 continue
             try:
@@ -260,32 +287,114 @@ def repository_root(folder: Path) -> Path:
     return start
 
 
-def _included_file(
-    base_dir: Path, rel: str, where: Mapping[str, Any], diags: Diagnostics
-) -> Path | None:
-    """The file `${file:rel}` names, or None (with a diagnostic) if it may not be read.
+class _FileGuard:
+    """Which files `${file:}` may read: only files of the manifest's own repository, so
+    that a manifest (or a pull request changing one) cannot pull `/proc/self/environ` or
+    `../../.ssh/id_rsa` into a request body, or into a plan posted as a PR comment; and
+    in a git repository nothing under `.git/` (the job's token sits in `.git/config`)
+    nor anything git ignores (a file kept out of git, `.env`, is exactly what should not
+    be posted). Git is asked once for every file the manifest includes."""
 
-    Only files of the manifest's own repository: a manifest (or a pull request changing
-    one) must not be able to pull `/proc/self/environ` or `../../.ssh/id_rsa` into a
-    request body, or into a plan posted as a PR comment.
-    """
-    if Path(rel).is_absolute():
-        diags.error(
-            f"${{file:{rel}}}: absolute paths are not allowed; give a path relative to the "
-            "manifest",
-            **where,
+    def __init__(self, base_dir: Path, rels: Iterable[str]) -> None:
+        self.base_dir = base_dir
+        self.root = repository_root(base_dir)
+        self.ignored = _git_ignored(self.root, (p for r in rels if (p := self._path(r))))
+
+    @classmethod
+    def for_manifest(cls, manifest: Manifest) -> _FileGuard:
+        rels = {
+            rel
+            for config in manifest.resources.values()
+            for rel in _file_interpolations(config.body)
+        }
+        return cls(manifest.base_dir, rels)
+
+    def _path(self, rel: str) -> Path | None:
+        """`rel` resolved, if it can be (no NUL byte, not absolute, a usable name)."""
+        if "\0" in rel or Path(rel).is_absolute():
+            return None
+        try:
+            return (self.base_dir / rel).resolve()
+        except (OSError, ValueError, RuntimeError):
+            return None
+
+    def check(self, rel: str, where: Mapping[str, Any], diags: Diagnostics) -> Path | None:
+        """The file `${file:rel}` names, or None (with a diagnostic) if it may not be read."""
+        shown = rel.replace("\0", "\\0")
+        if "\0" in rel:
+            diags.error(f"${{file:{shown}}}: the path holds a NUL byte", **where)
+            return None
+        if Path(rel).is_absolute():
+            diags.error(
+                f"${{file:{rel}}}: absolute paths are not allowed; give a path relative to "
+                "the manifest",
+                **where,
+            )
+            return None
+        path = self._path(rel)
+        if path is None:
+            diags.error(f"${{file:{rel}}}: not a usable file name", **where)
+            return None
+        if not path.is_relative_to(self.root):
+            diags.error(
+                f"${{file:{rel}}} is outside the manifest's repository ({self.root}): only "
+                "files inside it can be included",
+                **where,
+            )
+            return None
+        if ".git" in path.relative_to(self.root).parts:
+            diags.error(
+                f"${{file:{rel}}} is inside a .git folder: git's own files (which can hold "
+                "credentials) cannot be included",
+                **where,
+            )
+            return None
+        if path in self.ignored:
+            diags.error(
+                f"${{file:{rel}}} is ignored by git: a file kept out of the repository "
+                "cannot be included (commit it, or remove it from .gitignore)",
+                **where,
+            )
+            return None
+        return path
+
+
+def _file_interpolations(value: Any) -> Iterator[str]:
+    """The PATH of every `${file:PATH}` in a manifest value."""
+    if isinstance(value, Mapping):
+        for v in value.values():
+            yield from _file_interpolations(v)
+    elif isinstance(value, list):
+        for v in value:
+            yield from _file_interpolations(v)
+    elif isinstance(value, str) and "${" in value:
+        for m in _INTERP.finditer(value):
+            expr = (m.group(1) or "").strip()
+            if expr.startswith("file:"):
+                yield expr[5:]
+
+
+def _git_ignored(root: Path, paths: Iterable[Path]) -> frozenset[Path]:
+    """Those of `paths` (inside `root`) that git ignores. Outside a git repository (no
+    `.git`, git not installed, or not a repository git recognises) none are: only the
+    confinement to `root` applies there."""
+    inside = sorted({str(p.relative_to(root)) for p in paths if p.is_relative_to(root)})
+    if not inside or not (root / ".git").exists():
+        return frozenset()
+    try:
+        done = subprocess.run(
+            ["git", "-C", str(root), "check-ignore", "--stdin", "-z"],
+            input="\0".join(inside).encode(),
+            capture_output=True,
+            timeout=30,
+            check=False,
         )
-        return None
-    root = repository_root(base_dir)
-    path = (base_dir / rel).resolve()
-    if not path.is_relative_to(root):
-        diags.error(
-            f"${{file:{rel}}} is outside the manifest's repository ({root}): only files "
-            "inside it can be included",
-            **where,
-        )
-        return None
-    return path
+    except (OSError, subprocess.SubprocessError):
+        return frozenset()
+    if done.returncode not in (0, 1):  # 128: not a repository git knows
+        return frozenset()
+    names = done.stdout.decode(errors="replace").split("\0")
+    return frozenset(root / n for n in names if n)
 
 
 def bind(value: Any, ids: Mapping[str, str]) -> Any:

@@ -19,6 +19,7 @@ from provisioner.manifest.loader import JsonPath, LoadedManifest, format_path, l
 from provisioner.manifest.model import Manifest, build_manifest
 from provisioner.manifest.schema import schema_digest, validate_schema
 from provisioner.manifest.valid_cache import ValidCache
+from provisioner.moves import check_moves
 from provisioner.resolve import ResolvedManifest, checkable_document, resolve_manifest
 
 
@@ -29,12 +30,18 @@ class Validated:
 
 
 def validate(
-    path: Path, environ: Mapping[str, str], *, stand_ins: Collection[str] = ()
+    path: Path,
+    environ: Mapping[str, str],
+    *,
+    stand_ins: Collection[str] = (),
+    strict: bool = True,
 ) -> tuple[Validated | None, Diagnostics]:
     """Every problem in the manifest at once: YAML, schema, references, env vars, files, cycles.
 
     `stand_ins`: names of `${env:}` variables whose values in `environ` are placeholders
     (a destroy sends no manifest value anywhere): what they produce is not schema-checked.
+    `strict=False` (`provisioner validate`): an unset `${env:}` is a warning, as a pull
+    request from a fork has no secrets.
     """
     loaded, diags = load_manifest(path)
     if loaded is None:
@@ -49,10 +56,12 @@ def validate(
         if not diags.has_errors():
             diags.error("the manifest's structure is invalid", file=loaded.source.file)
         return None, diags
-    resolved, rdiags = resolve_manifest(manifest, environ)
+    resolved, rdiags = resolve_manifest(manifest, environ, unset_env_ok=not strict)
     diags.extend(rdiags)
+    stand_ins = {*stand_ins, *resolved.unset_env}
     diags.extend(_check_resolved_values(loaded, resolved, diags, stand_ins))
     _check_moves(manifest, diags)
+    diags.extend(check_moves(manifest))
     edges = {a: r.depends_on for a, r in resolved.resources.items()}
     cycle = find_cycle(edges)
     if cycle:

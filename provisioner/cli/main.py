@@ -8,9 +8,12 @@ Exit codes: 0 success; 1 any error (usage errors included, so CI can trust 2);
 from __future__ import annotations
 
 import dataclasses
+import io
 import json
+import math
 import os
 import signal
+import stat
 import sys
 import threading
 from collections.abc import Callable, Iterator, Mapping
@@ -24,6 +27,7 @@ import click
 from provisioner import __version__
 from provisioner.diagnostics import Diagnostics
 from provisioner.errors import Aborted, ProvisionerError
+from provisioner.redact import forget_all, register_environment, scrub
 from provisioner.render.human import Renderer
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -34,11 +38,12 @@ class AppContext:
     renderer: Renderer
     environ: dict[str, str]
 
+    # Every text the CLI writes passes here: a secret that slipped into one is scrubbed.
     def out(self, text: str = "") -> None:
-        click.echo(text, color=self.renderer.color)
+        click.echo(scrub(text), color=self.renderer.color)
 
     def err(self, text: str) -> None:
-        click.echo(text, err=True, color=self.renderer.color)
+        click.echo(scrub(text), err=True, color=self.renderer.color)
 
     def diagnostics(self, diags: Diagnostics) -> None:
         for d in diags.sorted():
@@ -90,7 +95,9 @@ class _Group(click.Group):
             click.echo("Aborted.", err=True)
             sys.exit(1)
         except click.ClickException as exc:
-            exc.show()
+            shown = io.StringIO()
+            exc.show(file=shown)
+            click.echo(scrub(shown.getvalue()), err=True, nl=False)
             # Usage errors exit 1 too: 2 is reserved for "changes pending".
             sys.exit(1)
         except ProvisionerError as exc:
@@ -113,6 +120,7 @@ class _Group(click.Group):
 def _error(args: list[str] | None, message: str) -> None:
     given = args if args is not None else sys.argv[1:]
     color = _use_color("--no-color" in given)
+    message = scrub(message)
     click.echo(click.style("Error: ", fg="red", bold=True) + message, err=True, color=color)
 
 
@@ -123,7 +131,11 @@ def _error(args: list[str] | None, message: str) -> None:
 def cli(ctx: click.Context, no_color: bool) -> None:
     """Infrastructure as code for Vapi: validate, plan and apply a YAML manifest of
     assistants, phone numbers and analytics."""
-    ctx.obj = AppContext(Renderer(_use_color(no_color)), dict(os.environ))
+    environ = dict(os.environ)
+    # A new run (CliRunner runs many in one process): these are the secrets to scrub.
+    forget_all()
+    register_environment(environ)
+    ctx.obj = AppContext(Renderer(_use_color(no_color)), environ)
 
 
 def _common(fn: F) -> F:
@@ -137,6 +149,33 @@ def _common(fn: F) -> F:
         help="State file (default: state/<manifest stem>.json).",
     )(fn)
     return fn
+
+
+class _FiniteFloat(click.ParamType):  # type: ignore[type-arg]  # generic from click 8.2
+    """A finite number of at least `minimum`: `nan` passes `click.FloatRange` (every
+    comparison with it is false) and would remove the rate cap or the lock wait."""
+
+    name = "number"
+
+    def __init__(self, minimum: float) -> None:
+        self.minimum = minimum
+
+    def convert(
+        self, value: Any, param: click.Parameter | None, ctx: click.Context | None
+    ) -> float:
+        try:
+            number = float(value)
+        except (TypeError, ValueError):
+            self.fail(f"{value!r} is not a number", param, ctx)
+        if not math.isfinite(number):
+            self.fail(f"{value!r} is not a finite number", param, ctx)
+        if number < self.minimum:
+            self.fail(f"{value!r} is below the minimum of {self.minimum:g}", param, ctx)
+        return number
+
+
+MAX_RPS = _FiniteFloat(0.1)
+SECONDS = _FiniteFloat(0)
 
 
 def _settings(app: AppContext, **kw: Any) -> Any:
@@ -158,12 +197,18 @@ MANIFEST = click.argument("manifest", type=click.Path(path_type=Path))
     is_flag=True,
     help="Accepted as on every command; validating never talks to Vapi anyway.",
 )
+@click.option(
+    "--strict",
+    is_flag=True,
+    help="An unset or empty ${env:} variable is an error (by default a warning: "
+    "validating needs no secrets).",
+)
 @pass_app
-def validate(app: AppContext, manifest: Path, sandbox: bool) -> None:
+def validate(app: AppContext, manifest: Path, sandbox: bool, strict: bool) -> None:
     """Check MANIFEST against the schema, references, env vars and files."""
     from provisioner.validation import validate as validate_manifest
 
-    validated, diags = validate_manifest(manifest, app.environ)
+    validated, diags = validate_manifest(manifest, app.environ, strict=strict)
     app.diagnostics(diags)
     if validated is None or diags.has_errors():
         n = len(diags.errors())
@@ -231,6 +276,8 @@ def plan(
         raise click.UsageError(
             f"--refresh-only reports drift only; it cannot be combined with {other}"
         )
+    if out is not None:
+        _check_out_path(out)
     settings = _settings(app, sandbox=sandbox, state_path=state_path, parallelism=parallelism)
     mode = PlanMode.DESTROY if destroy else PlanMode.NORMAL
     with (
@@ -254,6 +301,37 @@ def plan(
     # A `moved` entry alone is pending too: applying the plan rewrites the state.
     if detailed_exitcode and (result.plan.has_changes or result.plan.moved):
         raise SystemExit(2)
+
+
+def _check_out_path(out: Path) -> None:
+    """`plan --out` only ever replaces a regular file: not a device (`/dev/full`), a
+    FIFO, a directory, nor a symlink (which would redirect the write elsewhere). The
+    plan is written to a temporary file beside it, then renamed over it."""
+    try:
+        mode = out.lstat().st_mode
+    except FileNotFoundError:
+        return
+    except OSError as exc:
+        raise click.BadParameter(f"{out}: {exc.strerror or exc}", param_hint="--out") from exc
+    if stat.S_ISREG(mode):
+        return
+    what = (
+        "a symbolic link"
+        if stat.S_ISLNK(mode)
+        else "a directory"
+        if stat.S_ISDIR(mode)
+        else "a FIFO"
+        if stat.S_ISFIFO(mode)
+        else "a device"
+        if stat.S_ISCHR(mode) or stat.S_ISBLK(mode)
+        else "a socket"
+        if stat.S_ISSOCK(mode)
+        else "not a regular file"
+    )
+    raise click.BadParameter(
+        f"{out} is {what}: a plan is only written to a new or regular file; nothing was written",
+        param_hint="--out",
+    )
 
 
 def _show_plan(app: AppContext, the_plan: Any, fmt: str) -> None:
@@ -297,7 +375,7 @@ def _show_drift(app: AppContext, the_plan: Any, fmt: str) -> None:
     is_flag=True,
     help="Update the state to accept the remote as it is (the manifest is not changed).",
 )
-@click.option("--lock-timeout", type=click.FloatRange(min=0), default=0)
+@click.option("--lock-timeout", type=SECONDS, default=0)
 @pass_app
 def drift(
     app: AppContext,
@@ -353,10 +431,10 @@ def _request_printer(app: AppContext) -> Callable[[Any], None]:
 @_common
 @click.option("--auto-approve", is_flag=True, help="Do not ask for confirmation.")
 @click.option("--parallelism", type=click.IntRange(1, 64), default=10, show_default=True)
-@click.option("--max-rps", type=click.FloatRange(min=0.1), help="Cap on requests per second.")
+@click.option("--max-rps", type=MAX_RPS, help="Cap on requests per second.")
 @click.option(
     "--lock-timeout",
-    type=click.FloatRange(min=0),
+    type=SECONDS,
     default=0,
     help="Seconds to wait for another run's state lock.",
 )
@@ -394,8 +472,8 @@ def apply(
 @_common
 @click.option("--auto-approve", is_flag=True, help="Do not ask for confirmation.")
 @click.option("--parallelism", type=click.IntRange(1, 64), default=10, show_default=True)
-@click.option("--max-rps", type=click.FloatRange(min=0.1), help="Cap on requests per second.")
-@click.option("--lock-timeout", type=click.FloatRange(min=0), default=0)
+@click.option("--max-rps", type=MAX_RPS, help="Cap on requests per second.")
+@click.option("--lock-timeout", type=SECONDS, default=0)
 @pass_app
 def destroy(
     app: AppContext,
@@ -421,7 +499,33 @@ def destroy(
     )
 
 
-def _run_apply(
+def _run_apply(app: AppContext, target: Path, *, json_events: bool = False, **kw: Any) -> None:
+    """`_apply_run`; with `--json`, a run that stops before its summary (a bad manifest,
+    a held lock, an unreachable API) still ends with one summary line, `ok: false`."""
+    if not json_events:
+        _apply_run(app, target, json_events=False, **kw)
+        return
+    summarized: list[bool] = []
+    try:
+        _apply_run(app, target, json_events=True, summarized=summarized, **kw)
+    except (SystemExit, ProvisionerError, OSError) as exc:
+        if not summarized and not (isinstance(exc, SystemExit) and exc.code in (0, None)):
+            from datetime import UTC, datetime
+
+            from provisioner.render.json import apply_event_json, summary_event
+
+            event = summary_event([], interrupted=False, now=datetime.now(UTC))
+            event["ok"] = False
+            event["error"] = (
+                "the run stopped early: see the messages on stderr"
+                if isinstance(exc, SystemExit)
+                else str(exc)
+            )
+            app.out(apply_event_json(event))
+        raise
+
+
+def _apply_run(
     app: AppContext,
     target: Path,
     *,
@@ -429,6 +533,7 @@ def _run_apply(
     auto_approve: bool,
     lock_timeout: float,
     json_events: bool = False,
+    summarized: list[bool] | None = None,
     **kw: Any,
 ) -> None:
     from provisioner import operations
@@ -486,6 +591,7 @@ def _run_apply(
 
                 # Nothing to do is still an answer: one summary line, all counts zero.
                 JsonApplyEvents(app.out, total=0).summary([], False)
+                (summarized if summarized is not None else []).append(True)
             else:
                 _print_outputs(app, result.state, the_plan.cost)
             return
@@ -518,6 +624,7 @@ def _run_apply(
                 applied = dataclasses.replace(applied, state=store.write(protected))
     if json_events:
         events.summary(applied.outcomes, applied.interrupted)
+        (summarized if summarized is not None else []).append(True)
     else:
         app.out("")
         app.out(app.renderer.apply_summary(applied.outcomes, applied.interrupted))
@@ -799,7 +906,7 @@ def force_unlock(
     is_flag=True,
     help="Write MANIFEST (and prompt files) from every resource in the org, and adopt them.",
 )
-@click.option("--lock-timeout", type=click.FloatRange(min=0), default=0)
+@click.option("--lock-timeout", type=SECONDS, default=0)
 @pass_app
 def import_(
     app: AppContext,

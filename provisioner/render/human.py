@@ -19,6 +19,7 @@ from provisioner.diagnostics import Diagnostic
 from provisioner.kinds import KINDS
 from provisioner.plan.model import MISSING, Action, FieldChange, Plan, ResourceChange
 from provisioner.render.costs import describe_purchase, format_cost
+from provisioner.render.escape import visible
 from provisioner.values import KNOWN_AFTER_APPLY, SENSITIVE_TEXT, Sensitive, Unknown
 
 Styler = Callable[..., str]
@@ -121,7 +122,7 @@ class Renderer:
     def _title(self, c: ResourceChange) -> str:
         sym = SYMBOLS[c.action]
         color = COLORS[c.action]
-        name = f" ({c.name})" if c.name else ""
+        name = f" ({visible(c.name)})" if c.name else ""
         head = self.style(f"{sym} {c.label}", fg=color, bold=True)
         why = f"{VERBS[c.action]}: {c.reason.value}"
         return f"  {head}{name} {why}"
@@ -146,7 +147,7 @@ class Renderer:
 
     def _drift_block(self, c: ResourceChange) -> list[str]:
         head = self.style(f"~ {c.address}", fg="yellow", bold=True)
-        name = f" ({c.name})" if c.name else ""
+        name = f" ({visible(c.name)})" if c.name else ""
         if not c.drift:
             return [f"  {head}{name}: deleted outside the manifest"]
         lines = [f"  {head}{name}: {len(c.drift)} field(s) changed remotely"]
@@ -168,7 +169,7 @@ class Renderer:
                 if line.startswith(("---", "+++")):
                     continue
                 color = "green" if line.startswith("+") else "red" if line.startswith("-") else None
-                out.append("          " + self.style(line, fg=color))
+                out.append("          " + self.style(visible(line), fg=color))
             return out
         return [f"      ~ {f.dotted}: {short(b)} -> {short(a)}{extra}"]
 
@@ -177,7 +178,7 @@ class Renderer:
     ) -> list[str]:
         prefix = self.style(sym, fg=color)
         if isinstance(value, str) and "\n" in value:
-            body = [f"          {line}" for line in value.splitlines()]
+            body = [f"          {visible(line)}" for line in value.splitlines()]
             return [f"      {prefix} {label}: <<EOT{extra}", *body, "          EOT"]
         text = pretty(value)
         if "\n" not in text:
@@ -223,8 +224,10 @@ class Renderer:
         if interrupted:
             lines.append(self.style("Interrupted: no new changes were started.", bold=True))
         clean = not (by[Outcome.FAILED] or by[Outcome.SKIPPED])
+        # After Ctrl-C nothing is "complete", even if every change started did finish.
+        ending = "interrupted" if interrupted else "complete" if clean else "finished with errors"
         head = (
-            f"Apply {'complete' if clean else 'finished with errors'}: "
+            f"Apply {ending}: "
             f"{len(by[Outcome.DONE])} done, {len(by[Outcome.FAILED])} failed, "
             f"{len(by[Outcome.SKIPPED])} skipped"
         )
@@ -248,7 +251,7 @@ class Renderer:
         lines = ["Resources:"]
         width = max(len(r["address"]) for r in rows)
         for r in rows:
-            name = f"  {r['name']}" if r.get("name") else ""
+            name = f"  {visible(r['name'])}" if r.get("name") else ""
             rid = r["id"] or "(create unconfirmed: the next apply looks for it)"
             lines.append(f"  {r['address']:<{width}}  {rid}{name}")
         calls = [r for r in rows if r.get("call")]
@@ -272,6 +275,10 @@ def short(value: Any) -> str:
 
 
 def pretty(value: Any) -> str:
+    return visible(_pretty(value))
+
+
+def _pretty(value: Any) -> str:
     if isinstance(value, Unknown) or value == KNOWN_AFTER_APPLY:
         return KNOWN_AFTER_APPLY
     if isinstance(value, Sensitive) or value == SENSITIVE_TEXT:

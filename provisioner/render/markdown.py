@@ -24,6 +24,7 @@ from typing import Any
 
 from provisioner.plan.model import MISSING, Action, FieldChange, Plan, ResourceChange
 from provisioner.render.costs import describe_purchase, format_cost
+from provisioner.render.escape import visible
 from provisioner.render.json import as_json_data
 from provisioner.values import KNOWN_AFTER_APPLY, SENSITIVE_TEXT, Sensitive, Unknown
 
@@ -67,10 +68,10 @@ def plan_to_markdown(
     Returns:
         Markdown text ending with a newline.
     """
-    full = _render(plan, title, details=True)
+    full = visible(_render(plan, title, details=True))
     if max_chars is None or len(full) <= max_chars:
         return full
-    return _render(plan, title, details=False)
+    return visible(_render(plan, title, details=False))
 
 
 def drift_to_markdown(
@@ -79,10 +80,10 @@ def drift_to_markdown(
     """Only the drift of `plan` (`drift --format markdown`, e.g. for an issue a scheduled
     job opens): what was changed outside the manifest, field by field. Same arguments as
     `plan_to_markdown`; ends with a newline."""
-    full = _render_drift(plan, title, details=True)
+    full = visible(_render_drift(plan, title, details=True))
     if max_chars is None or len(full) <= max_chars:
         return full
-    return _render_drift(plan, title, details=False)
+    return visible(_render_drift(plan, title, details=False))
 
 
 def _render_drift(plan: Plan, title: str | None, *, details: bool) -> str:

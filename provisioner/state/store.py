@@ -38,6 +38,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from provisioner.errors import StateCorruptError, StateError
+from provisioner.kinds import KINDS
 from provisioner.state.lock import (
     FileLock,
     Lock,
@@ -47,7 +48,7 @@ from provisioner.state.lock import (
     force_unlock,
     lock_path_for,
 )
-from provisioner.state.model import FORMAT_VERSION, ResourceState, StateFile
+from provisioner.state.model import FORMAT_VERSION, ResourceState, ResourceStatus, StateFile
 
 # One function per format step: _UPGRADES[n] turns a version-n document into version n + 1
 # (and sets "format_version" accordingly). Empty while version 1 is the only one.
@@ -299,6 +300,9 @@ class FileStateStore:
                 parsed[address] = ResourceState.from_dict(data)
             except (KeyError, ValueError, TypeError) as exc:
                 raise self._corrupt(f"{path}: resource {address} is malformed ({exc!r})") from None
+            problem = _entry_problem(address, parsed[address])
+            if problem:
+                raise self._corrupt(f"{path}: resource {address} {problem}")
         hash_key = doc.get("hash_key", "")
         if not isinstance(hash_key, str):
             raise self._corrupt(f"{path} has an invalid hash_key")
@@ -465,12 +469,46 @@ class FileStateStore:
             raise StateError(f"cannot create {self.lock_path.parent}: {exc}") from exc
         held = acquire_lock(self.lock_path, info, timeout, subject=str(self.path), on_wait=on_wait)
         try:
+            self._remove_leftovers()
             yield held
         finally:
             held.release()
 
+    def _remove_leftovers(self) -> None:
+        """Delete the temporary files a killed run left beside the state (`_replace`'s and
+        `_keep_backup`'s). Only with the lock held: no other writer can be using them."""
+        prefixes = (f".{self.path.name}.", f".{self.backup_path.name}.")
+        try:
+            leftovers = [
+                p
+                for p in self.path.parent.iterdir()
+                if p.name.startswith(prefixes) and p.name.endswith(".tmp")
+            ]
+        except OSError:
+            return
+        for p in leftovers:
+            try:
+                p.unlink(missing_ok=True)
+            except OSError:
+                pass  # not ours to remove, or read-only: harmless, tried again next run
+
     def force_unlock(self, lock_id: str, *, force: bool = False) -> LockInfo | str:
         return force_unlock(self.lock_path, lock_id, subject=str(self.path), force=force)
+
+
+def _entry_problem(address: str, entry: ResourceState) -> str | None:
+    """What makes a (hand-edited) entry unusable: an unknown kind, or a created object
+    without an ID, which a plan would otherwise silently create again."""
+    if entry.kind not in KINDS:
+        return f"has an unknown kind {entry.kind!r} (expected one of {', '.join(KINDS)})"
+    if not address.startswith(f"{entry.kind}."):
+        return f"has kind {entry.kind!r}, which does not match its address"
+    if entry.status is ResourceStatus.CREATED and (not isinstance(entry.id, str) or not entry.id):
+        return (
+            f"is recorded as created but has no id ({json.dumps(entry.id)}); put its ID back, or "
+            "remove the entry if the object no longer exists"
+        )
+    return None
 
 
 def _fsync_directory(directory: Path) -> None:

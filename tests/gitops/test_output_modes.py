@@ -57,7 +57,9 @@ def test_apply_json_errors_go_to_stderr(run: Cli, project: Path) -> None:
     Path("bad.yaml").write_text("version: 1\nassistants:\n  a: {name: A, nope: 1}\n")
     result = run("apply", "bad.yaml", "--sandbox", "--auto-approve", "--json")
     assert result.exit_code == 1
-    assert result.stdout == ""
+    # stdout: only the summary line an early failure still ends with (issue #10)
+    [line] = result.stdout.splitlines()
+    assert json.loads(line)["type"] == "summary" and json.loads(line)["ok"] is False
     assert "nope" in result.stderr
 
 

@@ -353,10 +353,12 @@ def test_interpolation_where_no_string_is_allowed(
 
 
 def test_unquoted_yaml_date_is_explained(tmp_path: Path) -> None:
-    diags = _validate(tmp_path, BASE + ANALYTICS + "      timeRange: {start: 2025-01-01}\n")
+    """The loader refuses it (no JSON value), saying how to write it."""
+    (tmp_path / "m.yaml").write_text(BASE + ANALYTICS + "      timeRange: {start: 2025-01-01}\n")
+    _, diags = load_manifest(Path("m.yaml"))
     assert [d.format() for d in diags] == [
-        "m.yaml:19:19: analytics.insights.calls.timeRange.start: expected a string, got a YAML "
-        "date (2025-01-01); quote it to make it a string"
+        "m.yaml:19:19: analytics.insights.calls.timeRange.start: 2025-01-01 is a YAML date, "
+        "which JSON has no type for; quote it to keep it as text ('2025-01-01')"
     ]
 
 

@@ -28,11 +28,11 @@ def sample_state() -> StateFile:
         kind="assistant",
         id="asst-1",
         applied={"name": "Support", "model": {"provider": "openai", "temperature": 0.2}},
-        depends_on=["tool.lookup"],
+        depends_on=["board.lookup"],
         remote_updated_at="2026-11-25T10:00:00Z",
     )
-    state.resources["tool.lookup"] = ResourceState(
-        kind="tool",
+    state.resources["board.lookup"] = ResourceState(
+        kind="board",
         id=None,
         status=ResourceStatus.CREATING,
         applied={"type": "function", "description": 'quotes " and \\ and\nnewline, ünïcode ☎'},
@@ -77,7 +77,7 @@ def test_round_trip(store: FileStateStore, path: Path) -> None:
     assert path.exists()
     again = FileStateStore(path).read()
     assert again.to_dict() == written.to_dict()
-    assert again.resources["tool.lookup"].status is ResourceStatus.CREATING
+    assert again.resources["board.lookup"].status is ResourceStatus.CREATING
 
 
 def test_file_is_sorted_indented_json(store: FileStateStore, path: Path) -> None:
@@ -90,7 +90,7 @@ def test_file_is_sorted_indented_json(store: FileStateStore, path: Path) -> None
     store.read()
     written = store.read()
     written.resources['assistant.ä "odd" name'] = ResourceState(kind="assistant", id="x")
-    del written.resources["tool.lookup"]
+    del written.resources["board.lookup"]
     written = store.write(written)
     assert path.read_text() == json.dumps(written.to_dict(), indent=2, sort_keys=True) + "\n"
 
@@ -121,7 +121,7 @@ def test_serial_bumps_only_on_change(store: FileStateStore, path: Path) -> None:
     assert state.serial == 2
     assert json.loads(path.read_text())["serial"] == 2
 
-    del state.resources["tool.lookup"]
+    del state.resources["board.lookup"]
     state = store.write(state)
     assert state.serial == 3
     state.hash_key = "another"
@@ -417,7 +417,7 @@ def test_concurrent_writers_lose_nothing(path: Path) -> None:
                 while True:
                     with latest_lock:
                         base = latest.copy()
-                    base.resources[f"tool.t{t}_{i}"] = ResourceState(kind="tool", id=f"{t}-{i}")
+                    base.resources[f"board.t{t}_{i}"] = ResourceState(kind="board", id=f"{t}-{i}")
                     try:
                         written = store.write(base)
                     except StateError:
@@ -470,7 +470,7 @@ def test_shared_state_written_from_many_threads(path: Path) -> None:
     def record(t: int) -> None:
         for i in range(20):
             with guard:
-                holder[0].resources[f"tool.t{t}_{i}"] = ResourceState(kind="tool", id="x")
+                holder[0].resources[f"board.t{t}_{i}"] = ResourceState(kind="board", id="x")
                 holder[0] = store.write(holder[0])
 
     pool = [threading.Thread(target=record, args=(t,)) for t in range(8)]
