@@ -75,6 +75,10 @@ class RetryPolicy:
         max_retry_after: cap on a server-sent `Retry-After` (seconds); larger than
             `max_delay` because the server knows better than our guess.
         retry_statuses: statuses worth another attempt (subject to the method rules).
+        budget: seconds one request may spend on failed attempts and the waits after
+            them before it gives up (429 waits, ridden out, are not counted).
+        connect_budget: the same for connections that could not be opened: a closed
+            port or a wrong host fails fast.
     """
 
     max_attempts: int = 8
@@ -82,11 +86,14 @@ class RetryPolicy:
     max_delay: float = 30.0
     max_retry_after: float = 120.0
     retry_statuses: frozenset[int] = RETRYABLE_STATUSES
+    budget: float = 30.0
+    connect_budget: float = 3.0
 
     def __post_init__(self) -> None:
         if self.max_attempts < 1:
             raise ValueError("max_attempts must be at least 1")
-        if self.base_delay < 0 or self.max_delay < 0 or self.max_retry_after < 0:
+        delays = (self.base_delay, self.max_delay, self.max_retry_after)
+        if any(d < 0 for d in (*delays, self.budget, self.connect_budget)):
             raise ValueError("delays must not be negative")
 
     def delay(self, attempt: int, retry_after: float | None, rng: random.Random) -> float:
