@@ -33,11 +33,8 @@ import httpx
 
 from provisioner.errors import AmbiguousCreateError, RemoteError
 from provisioner.kinds import KINDS, ListStyle, ResourceKind
-from provisioner.remote.http import (
+from provisioner.remote.answers import (
     Answer,
-    ClientStats,
-    HttpSession,
-    RequestEvent,
     check_credential,
     clip,
     decode,
@@ -45,6 +42,7 @@ from provisioner.remote.http import (
     shape_error,
     snippet,
 )
+from provisioner.remote.http import ClientStats, HttpSession, RequestEvent
 from provisioner.remote.limiter import RateLimiter
 from provisioner.remote.retry import RetryPolicy
 from provisioner.values import to_wire

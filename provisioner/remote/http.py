@@ -14,79 +14,48 @@ answer means for a given API (errors' bodies, shapes) is the wrapping client's j
 from __future__ import annotations
 
 import base64
-import http
-import json
 import random
-import re
 import threading
 import time
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
-from typing import Any, Literal
+from typing import Literal
 
 import httpx
 
 from provisioner import __version__
 from provisioner.errors import (
     AmbiguousCreateError,
-    ProvisionerError,
     RemoteError,
     RemoteTransportError,
     RequestInterrupted,
 )
+from provisioner.remote.answers import (
+    HIDDEN,
+    Answer,
+    body_of,
+    is_html,
+    phrase,
+    retry_after,
+    transport_message,
+    without_query,
+)
 from provisioner.remote.limiter import Cancelled, RateLimiter
-from provisioner.remote.retry import RetryPolicy, Verdict, never_sent, parse_retry_after
+from provisioner.remote.retry import RetryPolicy, Verdict, never_sent
 
 __all__ = [
     "USER_AGENT",
-    "Answer",
     "ClientStats",
-    "CredentialError",
     "HttpSession",
     "RequestEvent",
-    "check_credential",
-    "clip",
-    "decode",
-    "phrase",
-    "shape_error",
-    "snippet",
 ]
 
 USER_AGENT = f"provisioner/{__version__}"
 # Limiter waits shorter than this are routine pacing, not worth an event.
 _WAIT_EVENT_MIN = 1.0
-# How much of a non-JSON body goes into a message.
-_SNIPPET = 200
-_HIDDEN = "(not shown)"
 
 EventKind = Literal["retry", "wait"]
-
-
-class CredentialError(ProvisionerError, ValueError):
-    """A key or token that cannot be sent as it is (whitespace, control or non-ASCII
-    characters). The message names the credential, never its value."""
-
-
-def check_credential(value: str, what: str) -> None:
-    """Refuse a credential HTTP cannot carry, before anything is sent.
-
-    A trailing newline is the usual cause (a secret stored from `echo`); it is refused
-    rather than stripped, so the key in use is exactly the one configured.
-    """
-    if not value:
-        raise CredentialError(f"{what} is empty")
-    if value != value.strip():
-        raise CredentialError(
-            f"{what} starts or ends with whitespace (a trailing newline?); "
-            f"remove it (the value is {_HIDDEN})"
-        )
-    if not value.isascii() or not value.isprintable():
-        raise CredentialError(
-            f"{what} holds characters a key cannot have (control or non-ASCII); "
-            f"check it (the value is {_HIDDEN})"
-        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -130,18 +99,6 @@ class ClientStats:
     transport_errors: int = 0  # attempts that got no usable answer
 
 
-@dataclass(frozen=True, slots=True)
-class Answer:
-    """The final answer to a request (any status: callers decide what 404 means)."""
-
-    response: httpx.Response
-    path: str
-    attempts: int
-    # An earlier attempt may have been carried out by the server although its answer
-    # was lost or an error (so a DELETE answered 404 now may be our own doing).
-    maybe_applied: bool
-
-
 class _VirtualClock:
     """A clock that moves when an injected fake `sleep` is called.
 
@@ -167,7 +124,9 @@ class _VirtualClock:
 class _Attempts:
     """One request's bookkeeping across attempts."""
 
-    def __init__(self) -> None:
+    def __init__(self, path: str, setting: str) -> None:
+        self.path = path
+        self.setting = setting  # the setting that names the origin, for hints
         self.number = 0
         self.maybe_applied = False
         self.last: str | None = None  # why the previous attempt failed
@@ -288,7 +247,7 @@ class HttpSession:
     def hide(self, text: str) -> str:
         """`text` without any credential of this session in it."""
         for secret in self._hidden:
-            text = text.replace(secret, _HIDDEN)
+            text = text.replace(secret, HIDDEN)
         return text
 
     # -- the retry loop --------------------------------------------------------------
@@ -303,15 +262,17 @@ class HttpSession:
         content: bytes | None = None,
         data: Mapping[str, str] | None = None,
         headers: Mapping[str, str] | None = None,
+        setting: str | None = None,
     ) -> Answer:
         """Send until an answer that is final under the retry policy, and return it.
 
         Raises `AmbiguousCreateError` (a POST that may have been carried out),
         `RemoteTransportError` (no usable answer), `RequestInterrupted` (Ctrl-C), and
-        `RemoteError` for a redirect or an HTML page (not the API at all).
+        `RemoteError` for a redirect or an HTML page (not the API at all). `base` and
+        `setting` name another origin of the same API and the setting it comes from.
         """
         url = f"{(base or self.base_url).rstrip('/')}{path}"
-        state = _Attempts()
+        state = _Attempts(path, setting or self.setting)
         while True:
             state.number += 1
             self._acquire(method, path, state)
@@ -325,13 +286,13 @@ class HttpSession:
                     method, url, params=params, content=content, data=data, headers=headers
                 )
             except (httpx.HTTPError, httpx.InvalidURL) as exc:
-                self._failed(method, path, url, exc, state, time.monotonic() - started)
+                self._failed(method, url, exc, state, time.monotonic() - started)
                 continue
             status = response.status_code
-            retry_after = _retry_after(response)
+            hint = retry_after(response)
             if self.limiter is not None:
                 if status == 429:
-                    self.limiter.record_rate_limited(retry_after)
+                    self.limiter.record_rate_limited(hint)
                 elif status < 500:
                     self.limiter.record_success()
             if status == 429:
@@ -348,14 +309,14 @@ class HttpSession:
                     method=method,
                     path=path,
                     status=status,
-                    body=_body(response),
+                    body=body_of(response),
                 )
             if verdict is Verdict.RETRY and self._retry.can_retry(state.number):
                 # A 429 was turned away before any work; anything else may have run.
                 rate_limited = status == 429
                 state.maybe_applied = state.maybe_applied or not rate_limited
                 reason = "rate limited" if rate_limited else f"server error {status}"
-                delay = self._backoff(state.number, retry_after)
+                delay = self._backoff(state.number, hint)
                 # Rate limiting is ridden out (its waits are the server's, and bounded by
                 # the attempts); other failures share the request's time budget.
                 took = time.monotonic() - started
@@ -381,7 +342,6 @@ class HttpSession:
     def _failed(
         self,
         method: str,
-        path: str,
         url: str,
         exc: Exception,
         state: _Attempts,
@@ -389,7 +349,9 @@ class HttpSession:
     ) -> None:
         """Handle an attempt that got no answer: return to retry, else raise."""
         self.count("transport_errors")
-        message, reason = self._transport_message(method, url, exc)
+        path = state.path
+        detail = self.hide(str(exc)) or type(exc).__name__
+        message, reason = transport_message(method, url, exc, state.setting, self.timeout, detail)
         verdict = self._retry.error_verdict(method, exc)
         if verdict is Verdict.AMBIGUOUS:
             self.count("ambiguous")
@@ -418,22 +380,22 @@ class HttpSession:
 
     def _final(self, method: str, url: str, response: httpx.Response, state: _Attempts) -> Answer:
         """The answer, unless it is not the API's at all (a redirect, an HTML page)."""
-        path = url[len(self.base_url) :] if url.startswith(self.base_url) else url
+        path = state.path
         status = response.status_code
         if response.is_redirect:
-            target = _without_query(response.headers.get("Location", "")) or "nowhere"
+            target = without_query(response.headers.get("Location", "")) or "nowhere"
             raise RemoteError(
-                f"{method} {_without_query(url)} was answered with a redirect ({status}) to "
-                f"{target}, which an API does not do: check {self.setting}",
+                f"{method} {without_query(url)} was answered with a redirect ({status}) to "
+                f"{target}, which an API does not do: check {state.setting}",
                 method=method,
                 path=path,
                 status=status,
             )
         if is_html(response):
             message = (
-                f"{method} {_without_query(url)} was answered {status} {phrase(status)} with "
+                f"{method} {without_query(url)} was answered {status} {phrase(status)} with "
                 f"an HTML page ({len(response.content)} bytes), not the API's JSON: "
-                f"check {self.setting}"
+                f"check {state.setting}"
             )
             if method == "POST" and response.is_success:
                 # Something accepted the create: it may have been carried out.
@@ -490,165 +452,3 @@ class HttpSession:
                 self._on_event(RequestEvent("wait", method, path, None, reason, delay, attempt))
 
         return report
-
-    def _transport_message(self, method: str, url: str, exc: Exception) -> tuple[str, str]:
-        """(message, short reason) for a request that got no usable answer."""
-        url = _without_query(_url_of(exc, url))
-        origin = _origin(url)
-        hint = f"; check {self.setting}"
-        t = self.timeout
-        detail = self.hide(str(exc)) or type(exc).__name__
-        if isinstance(exc, httpx.ConnectTimeout):
-            return (
-                f"cannot connect to {origin}: timed out after {_seconds(t.connect)}{hint}",
-                "timeout",
-            )
-        if isinstance(exc, httpx.PoolTimeout):
-            return (
-                f"timed out after {_seconds(t.pool)} waiting for a free connection: {method} {url}",
-                "timeout",
-            )
-        if isinstance(exc, httpx.WriteTimeout):
-            return f"timed out after {_seconds(t.write)} sending: {method} {url}", "timeout"
-        if isinstance(exc, httpx.TimeoutException):
-            return f"timed out after {_seconds(t.read)}: {method} {url}{hint}", "timeout"
-        if isinstance(exc, httpx.ConnectError):
-            reason = _connect_reason(detail)
-            return f"cannot connect to {origin}: {reason}{hint}", "cannot connect"
-        if isinstance(exc, httpx.RemoteProtocolError):
-            return (
-                f"connection dropped before a complete answer: {method} {url} ({detail})",
-                "connection dropped",
-            )
-        if isinstance(exc, httpx.LocalProtocolError):
-            # httpx quotes the offending header value here: never show it.
-            return f"the request could not be written: {method} {url}", "request failed"
-        if isinstance(exc, httpx.NetworkError):
-            return f"connection error: {method} {url} ({detail})", "connection error"
-        if isinstance(exc, httpx.UnsupportedProtocol | httpx.InvalidURL):
-            return f"invalid URL {url}: {detail}{hint}", "invalid URL"
-        return f"request failed: {method} {url} ({detail})", "request failed"
-
-
-# -- helpers (pure) ----------------------------------------------------------------------
-
-
-def decode(response: httpx.Response) -> Any:
-    """The JSON body, None when empty; ValueError when it is not JSON."""
-    if not response.content.strip():
-        return None
-    return json.loads(response.content)
-
-
-def _body(response: httpx.Response) -> Any:
-    try:
-        return decode(response)
-    except ValueError:
-        return response.text
-
-
-def is_html(response: httpx.Response) -> bool:
-    kind = response.headers.get("Content-Type", "").split(";")[0].strip().lower()
-    if kind in ("text/html", "application/xhtml+xml"):
-        return True
-    head = response.content[:64].lstrip().lower()
-    return head.startswith((b"<!doctype html", b"<html"))
-
-
-def snippet(response: httpx.Response) -> str:
-    """A short quote of a non-JSON body (markup is only named)."""
-    text = response.text.strip()
-    if not text:
-        return "(empty body)"
-    if text.startswith("<"):
-        kind = response.headers.get("Content-Type", "markup").split(";")[0]
-        return f"({kind} page of {len(response.content)} bytes)"
-    return clip(text)
-
-
-def clip(text: str) -> str:
-    text = re.sub(r"\s+", " ", text).strip()
-    return text if len(text) <= _SNIPPET else text[: _SNIPPET - 3] + "..."
-
-
-def phrase(status: int, fallback: str = "") -> str:
-    try:
-        return http.HTTPStatus(status).phrase
-    except ValueError:
-        return fallback
-
-
-def shape_error(method: str, answer: Answer, expected: str, who: str = "") -> RemoteError:
-    """An answer that is not what the API promises (`who`: "Twilio's " or "")."""
-    response = answer.response
-    return RemoteError(
-        f"{who}{response.status_code} answer is not {expected}: {snippet(response)}",
-        method=method,
-        path=answer.path,
-        status=response.status_code,
-        body=response.text,
-    )
-
-
-def _retry_after(response: httpx.Response) -> float | None:
-    value = response.headers.get("Retry-After")
-    return parse_retry_after(value, datetime.now(UTC)) if value is not None else None
-
-
-def _url_of(exc: Exception, url: str) -> str:
-    if isinstance(exc, httpx.RequestError):
-        try:
-            return str(exc.request.url)
-        except RuntimeError:  # the error was raised without a request attached
-            pass
-    return url
-
-
-def _without_query(url: str) -> str:
-    return url.split("?", 1)[0]
-
-
-def _origin(url: str) -> str:
-    try:
-        parsed = httpx.URL(url)
-    except (httpx.InvalidURL, TypeError):
-        return url
-    if not parsed.scheme or not parsed.host:
-        return url
-    port = f":{parsed.port}" if parsed.port is not None else ""
-    return f"{parsed.scheme}://{parsed.host}{port}"
-
-
-def _seconds(value: float | None) -> str:
-    if value is None:
-        return "no limit"
-    return f"{value:g} s"
-
-
-_CONNECT_REASONS: tuple[tuple[tuple[str, ...], str], ...] = (
-    (("refused",), "connection refused"),
-    (
-        (
-            "name or service not known",
-            "nodename nor servname",
-            "getaddrinfo",
-            "name resolution",
-            "no address associated",
-        ),
-        "host not found",
-    ),
-    (("network is unreachable",), "network unreachable"),
-    (("no route to host",), "no route to host"),
-    (("timed out",), "timed out"),
-    (("reset by peer",), "connection reset"),
-)
-
-
-def _connect_reason(text: str) -> str:
-    low = text.lower()
-    for needles, reason in _CONNECT_REASONS:
-        if any(n in low for n in needles):
-            return reason
-    if "ssl" in low or "certificate" in low or "tls" in low:
-        return f"TLS error ({text})"
-    return text or "connection failed"

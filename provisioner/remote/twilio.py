@@ -21,15 +21,14 @@ the terminal, plans, state, the Vapi API.
 
 from __future__ import annotations
 
-import http
 import json
 import random
 import re
 import threading
 import time
 from collections.abc import Callable, Mapping
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from decimal import Decimal, InvalidOperation
 from types import TracebackType
 from typing import Any
@@ -37,9 +36,31 @@ from urllib.parse import quote, urlsplit
 
 import httpx
 
-from provisioner import __version__
-from provisioner.errors import AmbiguousCreateError, RemoteError, RemoteTransportError
-from provisioner.remote.retry import RetryPolicy, Verdict, never_sent, parse_retry_after
+from provisioner.errors import AmbiguousCreateError, RemoteError
+from provisioner.remote.answers import (
+    Answer,
+    check_credential,
+    clip,
+    decode,
+    phrase,
+    shape_error,
+    snippet,
+)
+from provisioner.remote.http import HttpSession, RequestEvent
+from provisioner.remote.retry import RetryPolicy
+from provisioner.remote.twilio_values import (
+    AmbiguousPurchaseError,
+    AvailableNumber,
+    Capabilities,
+    NumberPrice,
+    PricingCountry,
+    PurchasedNumber,
+    TwilioError,
+    available,
+    opt_str,
+    purchased,
+    purchased_or_none,
+)
 
 __all__ = [
     "DEFAULT_BASE_URL",
@@ -74,7 +95,6 @@ NUMBER_TYPES: Mapping[str, tuple[str, str]] = {
 }
 MAX_PAGE_SIZE = 1000
 _MAX_PAGES = 1000
-_SNIPPET = 200
 _ACCOUNT_SID = re.compile(r"^AC[0-9a-fA-F]{32}$")
 _NUMBER_SID = re.compile(r"^PN[0-9a-fA-F]{32}$")
 _API_KEY_SID = re.compile(r"^SK[0-9a-fA-F]{32}$")
@@ -84,97 +104,7 @@ _COUNTRY = re.compile(r"^[A-Za-z]{2}$")
 _CREDENTIALS_HINT = "check TWILIO_ACCOUNT_SID and TWILIO_AUTH_TOKEN"
 
 
-# -- errors ------------------------------------------------------------------------------
-
-
-class TwilioError(RemoteError):
-    """Twilio answered with an error; `code` is Twilio's error code when it sent one."""
-
-    def __init__(
-        self,
-        message: str,
-        *,
-        method: str = "",
-        path: str = "",
-        status: int | None = None,
-        body: Any = None,
-        code: int | None = None,
-        more_info: str | None = None,
-    ) -> None:
-        super().__init__(message, method=method, path=path, status=status, body=body)
-        self.code = code
-        self.more_info = more_info
-
-
-class AmbiguousPurchaseError(AmbiguousCreateError):
-    """A purchase was sent, but whether Twilio carried it out is unknown.
-
-    Never buy again blindly: look with `TwilioClient.list_owned(phone_number=...)` (or,
-    for an area-code purchase, the numbers owned in that area code) first.
-    """
-
-    def __init__(
-        self,
-        message: str,
-        *,
-        path: str = "",
-        status: int | None = None,
-        body: Any = None,
-        phone_number: str | None = None,
-        area_code: str | None = None,
-    ) -> None:
-        super().__init__(message, method="POST", path=path, status=status, body=body)
-        self.phone_number = phone_number
-        self.area_code = area_code
-
-
 # -- values ------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True, slots=True)
-class Capabilities:
-    """What a number can do. `fax` is None when Twilio left the key out."""
-
-    voice: bool
-    sms: bool
-    mms: bool
-    fax: bool | None = None
-
-    def labels(self) -> tuple[str, ...]:
-        """("voice", "SMS", "MMS", "fax"), only those the number has."""
-        pairs = (("voice", self.voice), ("SMS", self.sms), ("MMS", self.mms))
-        return tuple(n for n, on in (*pairs, ("fax", bool(self.fax))) if on)
-
-
-@dataclass(frozen=True, slots=True)
-class AvailableNumber:
-    """A number Twilio offers for sale (one AvailablePhoneNumbers item).
-
-    Geography is None outside US/CA; latitude and longitude stay strings as sent.
-    """
-
-    phone_number: str
-    friendly_name: str
-    iso_country: str
-    capabilities: Capabilities
-    locality: str | None = None
-    region: str | None = None
-    postal_code: str | None = None
-    rate_center: str | None = None
-    lata: str | None = None
-    latitude: str | None = None
-    longitude: str | None = None
-    address_requirements: str | None = None
-    beta: bool = False
-
-
-@dataclass(frozen=True, slots=True)
-class NumberPrice:
-    """One Pricing v1 row: monthly prices for one number type, as Twilio names it."""
-
-    number_type: str  # "local", "toll free", "mobile", "national", ...
-    base_price: Decimal
-    current_price: Decimal  # what this account pays (after discounts)
 
 
 @dataclass(frozen=True, slots=True)
@@ -202,33 +132,6 @@ class CountryPricing:
 
 
 @dataclass(frozen=True, slots=True)
-class PricingCountry:
-    """One entry of the Pricing v1 country list."""
-
-    iso_country: str
-    country: str
-
-
-@dataclass(frozen=True, slots=True)
-class PurchasedNumber:
-    """A number the account owns (an IncomingPhoneNumber)."""
-
-    sid: str
-    account_sid: str
-    phone_number: str
-    friendly_name: str
-    capabilities: Capabilities
-    status: str | None = None
-    number_type: str | None = None  # Twilio's `type`, e.g. "local"
-    origin: str | None = None
-    address_requirements: str | None = None
-    voice_url: str | None = None
-    sms_url: str | None = None
-    date_created: str | None = None  # RFC 2822, as sent
-    uri: str | None = None
-
-
-@dataclass(frozen=True, slots=True)
 class RetryNotice:
     """Told to `on_retry` before the client sleeps and sends a request again."""
 
@@ -240,25 +143,6 @@ class RetryNotice:
 
     def describe(self) -> str:
         return f"{self.reason}, retrying in {self.delay:.1f} s ({self.method} {self.path})"
-
-
-@dataclass(frozen=True, slots=True)
-class _Answer:
-    response: httpx.Response
-    path: str
-    attempts: int
-    # An earlier attempt may have been carried out although its answer was lost.
-    maybe_applied: bool
-
-
-class _Ambiguous(Exception):
-    """A POST whose outcome is unknown (raised by `_send`, turned into a purchase error)."""
-
-    def __init__(self, message: str, status: int | None = None, body: Any = None) -> None:
-        super().__init__(message)
-        self.message = message
-        self.status = status
-        self.body = body
 
 
 # -- the client --------------------------------------------------------------------------
@@ -304,23 +188,27 @@ class TwilioClient:
             raise ValueError("a Twilio Account SID is AC followed by 32 hexadecimal digits")
         if api_key is not None and not _API_KEY_SID.match(api_key):
             raise ValueError("a Twilio API key SID is SK followed by 32 hexadecimal digits")
-        if not auth_token:
-            raise ValueError("the Twilio auth token is empty")
+        check_credential(auth_token, "the Twilio auth token")
         self._account_sid = account_sid
         self._base_url = base_url.rstrip("/")
         self._pricing_base_url = pricing_base_url.rstrip("/")
-        self._retry = retry
         self._on_retry = on_retry
-        self._sleep = sleep
-        self._rng = rng if rng is not None else random.Random()
         self._lock = threading.Lock()
         self._pricing_cache: dict[str, CountryPricing] = {}
-        self._http = httpx.Client(
+        self._session = HttpSession(
+            self._base_url,
+            setting="TWILIO_BASE_URL",
+            headers={},
             auth=(api_key or account_sid, auth_token),
-            headers={"User-Agent": f"provisioner/{__version__}", "Accept": "application/json"},
-            timeout=timeout,
+            secrets=(auth_token,),
             transport=transport,
-            follow_redirects=False,
+            timeout=timeout if isinstance(timeout, httpx.Timeout) else httpx.Timeout(timeout),
+            retry=retry,
+            limiter=None,  # Twilio's limits are per account, and a run asks little of it
+            on_event=self._notice,
+            sleep=sleep,
+            rng=rng,
+            describe=lambda response: describe_twilio_error(response)[0],
         )
 
     @property
@@ -336,7 +224,17 @@ class TwilioClient:
         return self._pricing_base_url
 
     def close(self) -> None:
-        self._http.close()
+        self._session.close()
+
+    def interruptible(self, event: threading.Event) -> AbstractContextManager[None]:
+        """While the block runs, a set `event` (Ctrl-C) stops every request not yet sent,
+        and a wait before a retry ends at once (`RequestInterrupted`)."""
+        return self._session.interruptible(event)
+
+    def _notice(self, event: RequestEvent) -> None:
+        if self._on_retry is not None and event.kind == "retry":
+            notice = RetryNotice(event.method, event.path, event.reason, event.delay, event.attempt)
+            self._on_retry(notice)
 
     def __enter__(self) -> TwilioClient:
         return self
@@ -409,7 +307,7 @@ class TwilioClient:
         items = data.get("available_phone_numbers")
         if not isinstance(items, list):
             raise _shape_error(answer, "an `available_phone_numbers` list")
-        return [_available(item) for item in items if isinstance(item, dict)][:limit]
+        return [available(item) for item in items if isinstance(item, dict)][:limit]
 
     def pricing(self, country: str) -> CountryPricing:
         """Monthly number prices in `country` (cached for the life of this client).
@@ -442,8 +340,8 @@ class TwilioClient:
         prices = tuple(_price_row(answer, row) for row in rows if isinstance(row, dict))
         unit = data.get("price_unit")
         result = CountryPricing(
-            iso_country=_opt_str(data.get("iso_country")) or iso,
-            country=_opt_str(data.get("country")) or iso,
+            iso_country=opt_str(data.get("iso_country")) or iso,
+            country=opt_str(data.get("country")) or iso,
             currency=unit.strip().upper() if isinstance(unit, str) and unit.strip() else None,
             prices=prices,
         )
@@ -467,7 +365,7 @@ class TwilioClient:
             for item in countries:
                 if isinstance(item, dict) and isinstance(item.get("iso_country"), str):
                     iso = str(item["iso_country"])
-                    found.append(PricingCountry(iso, _opt_str(item.get("country")) or iso))
+                    found.append(PricingCountry(iso, opt_str(item.get("country")) or iso))
             meta = data.get("meta")
             next_url = meta.get("next_page_url") if isinstance(meta, dict) else None
             path = _relative(next_url, self._pricing_base_url) if next_url else None
@@ -518,7 +416,7 @@ class TwilioClient:
         )
         try:
             answer = self._send("POST", self._base_url, path, data=form)
-        except _Ambiguous as exc:
+        except AmbiguousCreateError as exc:
             raise AmbiguousPurchaseError(
                 f"the purchase of {what} may or may not have gone through ({exc.message}); "
                 f"check the numbers the account owns ({check}) before buying again",
@@ -532,10 +430,10 @@ class TwilioClient:
         if not response.is_success:
             raise self._status_error("POST", answer)
         try:
-            data = _decode(response)
+            data = decode(response)
             if not isinstance(data, dict):
                 raise ValueError("not a JSON object")
-            return _purchased(data)
+            return purchased(data)
         except ValueError as exc:
             # Twilio said yes, so a number was most likely bought: do not buy blindly.
             raise AmbiguousPurchaseError(
@@ -577,7 +475,7 @@ class TwilioClient:
                 raise _shape_error(answer, "an `incoming_phone_numbers` list")
             for item in items:
                 if isinstance(item, dict):
-                    number = _purchased_or_none(item)
+                    number = purchased_or_none(item)
                     if number is not None and number.sid not in seen:
                         seen.add(number.sid)
                         found.append(number)
@@ -608,26 +506,26 @@ class TwilioClient:
             raise ValueError(f"{sid!r} is not a phone-number SID (PN followed by 32 hex digits)")
         return f"{self._account_path()}/IncomingPhoneNumbers/{quote(sid, safe='')}.json"
 
-    def _purchased(self, method: str, answer: _Answer) -> PurchasedNumber:
+    def _purchased(self, method: str, answer: Answer) -> PurchasedNumber:
         data = self._object(method, answer)
         try:
-            return _purchased(data)
+            return purchased(data)
         except ValueError as exc:
             raise _shape_error(answer, f"a phone number ({exc})") from exc
 
-    def _object(self, method: str, answer: _Answer) -> dict[str, Any]:
+    def _object(self, method: str, answer: Answer) -> dict[str, Any]:
         response = answer.response
         if not response.is_success:
             raise self._status_error(method, answer)
         try:
-            data = _decode(response)
+            data = decode(response)
         except ValueError as exc:
             raise _shape_error(answer, "JSON") from exc
         if not isinstance(data, dict):
             raise _shape_error(answer, "a JSON object")
         return data
 
-    def _status_error(self, method: str, answer: _Answer) -> TwilioError:
+    def _status_error(self, method: str, answer: Answer) -> TwilioError:
         message, body, code, more_info = describe_twilio_error(answer.response)
         if answer.attempts > 1:
             message += f" (gave up after {answer.attempts} attempts)"
@@ -641,8 +539,6 @@ class TwilioClient:
             more_info=more_info,
         )
 
-    # -- the retry loop --------------------------------------------------------------
-
     def _send(
         self,
         method: str,
@@ -651,57 +547,17 @@ class TwilioClient:
         *,
         params: Mapping[str, str] | None = None,
         data: Mapping[str, str] | None = None,
-    ) -> _Answer:
-        """Send until an answer that is final under the retry policy; return it (any status).
-
-        Raises `_Ambiguous` for a POST whose outcome is unknown, `RemoteTransportError`
-        when no usable answer came.
-        """
-        url = f"{base}{path}"
-        maybe_applied = False
-        attempt = 0
-        while True:
-            attempt += 1
-            try:
-                response = self._http.request(method, url, params=params, data=data)
-            except (httpx.HTTPError, httpx.InvalidURL) as exc:
-                message, reason = _transport_message(method, url, exc)
-                verdict = self._retry.error_verdict(method, exc)
-                if verdict is Verdict.AMBIGUOUS:
-                    raise _Ambiguous(message) from exc
-                if verdict is Verdict.RETRY and self._retry.can_retry(attempt):
-                    maybe_applied = maybe_applied or not never_sent(exc)
-                    self._pause(method, path, reason, attempt, None)
-                    continue
-                if attempt > 1:
-                    message += f" (gave up after {attempt} attempts)"
-                raise RemoteTransportError(
-                    message, method=method, path=path, sent=not never_sent(exc)
-                ) from exc
-            status = response.status_code
-            if response.is_success:
-                return _Answer(response, path, attempt, maybe_applied)
-            verdict = self._retry.status_verdict(method, status)
-            if verdict is Verdict.AMBIGUOUS:
-                message, body, _, _ = describe_twilio_error(response)
-                raise _Ambiguous(message, status, body)
-            if verdict is Verdict.RETRY and self._retry.can_retry(attempt):
-                # A 429 was turned away before any work; a 5xx may have run.
-                maybe_applied = maybe_applied or status != 429
-                reason = "rate limited" if status == 429 else f"server error {status}"
-                self._pause(method, path, reason, attempt, _retry_after(response))
-                continue
-            return _Answer(response, path, attempt, maybe_applied)
-
-    def _pause(
-        self, method: str, path: str, reason: str, attempt: int, retry_after: float | None
-    ) -> None:
-        with self._lock:  # random.Random is not meant to be shared across threads
-            delay = self._retry.delay(attempt, retry_after, self._rng)
-        if self._on_retry is not None:
-            self._on_retry(RetryNotice(method, path, reason, delay, attempt + 1))
-        if delay > 0:
-            self._sleep(delay)
+    ) -> Answer:
+        """Send through the shared HTTP layer; return the final answer (any status)."""
+        pricing = base == self._pricing_base_url and base != self._base_url
+        return self._session.send(
+            method,
+            path,
+            base=base,
+            params=params,
+            data=data,
+            setting="TWILIO_PRICING_BASE_URL" if pricing else None,
+        )
 
 
 # -- parsing (pure) ----------------------------------------------------------------------
@@ -716,7 +572,7 @@ def describe_twilio_error(response: httpx.Response) -> tuple[str, Any, int | Non
     """
     status = response.status_code
     try:
-        body: Any = _decode(response)
+        body: Any = decode(response)
     except ValueError:
         body = response.text
     code: int | None = None
@@ -735,100 +591,20 @@ def describe_twilio_error(response: httpx.Response) -> tuple[str, Any, int | Non
         detail = body.get("detail") or body.get("details")
         if detail and isinstance(detail, str | dict | list):
             extra = detail if isinstance(detail, str) else json.dumps(detail)
-            words = f"{words} ({_clip(extra)})" if words else _clip(extra)
+            words = f"{words} ({clip(extra)})" if words else clip(extra)
     if code is not None or words:
-        message = f"Twilio {code if code is not None else status}: {words or _phrase(status)}"
+        message = (
+            f"Twilio {code if code is not None else status}: {words or phrase(status, 'Error')}"
+        )
     else:
-        message = f"Twilio API answered {status} {_phrase(status)}: {_snippet(response)}"
+        message = f"Twilio API answered {status} {phrase(status, 'Error')}: {snippet(response)}"
     if status == 401:
         message += f" ({_CREDENTIALS_HINT})"
     return message, body, code, more_info
 
 
-def _available(item: Mapping[str, Any]) -> AvailableNumber:
-    number = _opt_str(item.get("phone_number")) or ""
-    return AvailableNumber(
-        phone_number=number,
-        friendly_name=_opt_str(item.get("friendly_name")) or number,
-        iso_country=_opt_str(item.get("iso_country")) or "",
-        capabilities=_capabilities(item.get("capabilities")),
-        locality=_opt_str(item.get("locality")),
-        region=_opt_str(item.get("region")),
-        postal_code=_opt_str(item.get("postal_code")),
-        rate_center=_opt_str(item.get("rate_center")),
-        lata=_opt_str(item.get("lata")),
-        latitude=_opt_str(item.get("latitude")),
-        longitude=_opt_str(item.get("longitude")),
-        address_requirements=_opt_str(item.get("address_requirements")),
-        beta=_flag(item.get("beta")) is True,
-    )
-
-
-def _purchased(item: Mapping[str, Any]) -> PurchasedNumber:
-    sid = item.get("sid")
-    number = item.get("phone_number")
-    if not isinstance(sid, str) or not sid:
-        raise ValueError("no `sid`")
-    if not isinstance(number, str) or not number:
-        raise ValueError("no `phone_number`")
-    return PurchasedNumber(
-        sid=sid,
-        account_sid=_opt_str(item.get("account_sid")) or "",
-        phone_number=number,
-        friendly_name=_opt_str(item.get("friendly_name")) or number,
-        capabilities=_capabilities(item.get("capabilities")),
-        status=_opt_str(item.get("status")),
-        number_type=_opt_str(item.get("type")),
-        origin=_opt_str(item.get("origin")),
-        address_requirements=_opt_str(item.get("address_requirements")),
-        voice_url=_opt_str(item.get("voice_url")) or None,
-        sms_url=_opt_str(item.get("sms_url")) or None,
-        date_created=_opt_str(item.get("date_created")),
-        uri=_opt_str(item.get("uri")),
-    )
-
-
-def _purchased_or_none(item: Mapping[str, Any]) -> PurchasedNumber | None:
-    try:
-        return _purchased(item)
-    except ValueError:
-        return None
-
-
-def _capabilities(raw: Any) -> Capabilities:
-    """Capability flags; keys in any case (`SMS` in search results, `sms` elsewhere)."""
-    flags: dict[str, bool | None] = {}
-    if isinstance(raw, Mapping):
-        flags = {str(k).lower(): _flag(v) for k, v in raw.items()}
-    return Capabilities(
-        voice=flags.get("voice") is True,
-        sms=flags.get("sms") is True,
-        mms=flags.get("mms") is True,
-        fax=flags.get("fax"),
-    )
-
-
-def _flag(value: Any) -> bool | None:
-    if isinstance(value, bool):
-        return value
-    if isinstance(value, str) and value.strip().lower() in ("true", "false"):
-        return value.strip().lower() == "true"
-    return None
-
-
-def _opt_str(value: Any) -> str | None:
-    """Strings as sent; numbers (a latitude sent as a JSON number) as their text."""
-    if value is None or isinstance(value, bool):
-        return None
-    if isinstance(value, str):
-        return value
-    if isinstance(value, int | float | Decimal):
-        return str(value)
-    return None
-
-
-def _price_row(answer: _Answer, row: Mapping[str, Any]) -> NumberPrice:
-    number_type = _opt_str(row.get("number_type"))
+def _price_row(answer: Answer, row: Mapping[str, Any]) -> NumberPrice:
+    number_type = opt_str(row.get("number_type"))
     if not number_type:
         raise _shape_error(answer, "price rows with a `number_type`")
     base = _decimal(answer, row.get("base_price"))
@@ -840,7 +616,7 @@ def _price_row(answer: _Answer, row: Mapping[str, Any]) -> NumberPrice:
     return NumberPrice(number_type=number_type, base_price=base, current_price=current)
 
 
-def _decimal(answer: _Answer, value: Any, default: Decimal | None = None) -> Decimal | None:
+def _decimal(answer: Answer, value: Any, default: Decimal | None = None) -> Decimal | None:
     """A price as Decimal: strings as written; a JSON number through its shortest text."""
     if value is None or value == "":
         return default
@@ -892,64 +668,5 @@ def _relative(url: str, base: str) -> str:
     return parts.path + (f"?{parts.query}" if parts.query else "")
 
 
-def _retry_after(response: httpx.Response) -> float | None:
-    value = response.headers.get("Retry-After")
-    return parse_retry_after(value, datetime.now(UTC)) if value is not None else None
-
-
-def _decode(response: httpx.Response) -> Any:
-    """The JSON body, None when empty; ValueError when it is not JSON."""
-    if not response.content.strip():
-        return None
-    return json.loads(response.content)
-
-
-def _phrase(status: int) -> str:
-    try:
-        return http.HTTPStatus(status).phrase
-    except ValueError:
-        return "Error"
-
-
-def _snippet(response: httpx.Response) -> str:
-    text = response.text.strip()
-    if not text:
-        return "(empty body)"
-    if text.startswith("<"):
-        kind = response.headers.get("Content-Type", "markup").split(";")[0]
-        return f"({kind} page of {len(response.content)} bytes)"
-    return _clip(text)
-
-
-def _clip(text: str) -> str:
-    text = re.sub(r"\s+", " ", text).strip()
-    return text if len(text) <= _SNIPPET else text[: _SNIPPET - 3] + "..."
-
-
-def _shape_error(answer: _Answer, expected: str) -> RemoteError:
-    response = answer.response
-    return RemoteError(
-        f"Twilio's {response.status_code} answer is not {expected}: {_snippet(response)}",
-        method=response.request.method,
-        path=answer.path,
-        status=response.status_code,
-        body=response.text,
-    )
-
-
-def _transport_message(method: str, url: str, exc: Exception) -> tuple[str, str]:
-    """(message, short reason) for a request that got no usable answer."""
-    origin = urlsplit(url)._replace(path="", query="", fragment="").geturl()
-    if isinstance(exc, httpx.ConnectTimeout):
-        return f"cannot connect to {origin}: timed out", "timeout"
-    if isinstance(exc, httpx.TimeoutException):
-        return f"timed out waiting for Twilio: {method} {url}", "timeout"
-    if isinstance(exc, httpx.ConnectError):
-        return f"cannot connect to {origin}: {exc or type(exc).__name__}", "cannot connect"
-    if isinstance(exc, httpx.RemoteProtocolError):
-        return f"connection dropped before a complete answer: {method} {url}", "connection dropped"
-    if isinstance(exc, httpx.NetworkError):
-        return f"connection error: {method} {url} ({exc})", "connection error"
-    if isinstance(exc, httpx.UnsupportedProtocol | httpx.InvalidURL):
-        return f"invalid URL {url}: {exc}", "invalid URL"
-    return f"request failed: {method} {url} ({exc or type(exc).__name__})", "request failed"
+def _shape_error(answer: Answer, expected: str) -> RemoteError:
+    return shape_error(answer.response.request.method, answer, expected, "Twilio's ")
