@@ -19,13 +19,10 @@ from __future__ import annotations
 import json
 import math
 import random
-import threading
 import time
 from collections.abc import Callable, Mapping
-from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from types import TracebackType
 from typing import Any
 from urllib.parse import quote
 
@@ -42,7 +39,7 @@ from provisioner.remote.answers import (
     shape_error,
     snippet,
 )
-from provisioner.remote.http import ClientStats, HttpSession, RequestEvent
+from provisioner.remote.http import ClientStats, HttpSession, RequestEvent, SessionClient
 from provisioner.remote.limiter import RateLimiter
 from provisioner.remote.retry import RetryPolicy
 from provisioner.values import to_wire
@@ -86,7 +83,7 @@ class ListResult:
     complete: bool
 
 
-class VapiClient:
+class VapiClient(SessionClient):
     """Client for one Vapi API (one base URL and token), shared by all threads of a run.
 
     Args:
@@ -145,25 +142,6 @@ class VapiClient:
     def stats(self) -> ClientStats:
         return self._session.stats
 
-    def close(self) -> None:
-        self._session.close()
-
-    def interruptible(self, event: threading.Event) -> AbstractContextManager[None]:
-        """While the block runs, a set `event` (Ctrl-C) stops every request not yet sent
-        (see `HttpSession.interruptible`); requests on the wire finish."""
-        return self._session.interruptible(event)
-
-    def __enter__(self) -> VapiClient:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()
-
     # -- CRUD ------------------------------------------------------------------------
 
     def create(self, kind: ResourceKind, body: Mapping[str, Any]) -> dict[str, Any]:
@@ -182,25 +160,22 @@ class VapiClient:
             raise self._status_error("POST", kind.api_path, answer)
         try:
             obj = decode(response)
-        except ValueError as exc:
+            problem = (
+                None if isinstance(obj, dict) and isinstance(obj.get("id"), str) else "has no id"
+            )
+        except ValueError:
+            obj, problem = response.text, f"is not JSON: {snippet(response)}"
+        if problem is not None:
+            # The server accepted the create: it may exist although we cannot name it.
             self._session.count("ambiguous")
             raise AmbiguousCreateError(
-                f"{response.status_code} answer to the create is not JSON: {snippet(response)}",
-                method="POST",
-                path=kind.api_path,
-                status=response.status_code,
-                body=response.text,
-            ) from exc
-        if not isinstance(obj, dict) or not isinstance(obj.get("id"), str):
-            self._session.count("ambiguous")
-            raise AmbiguousCreateError(
-                f"{response.status_code} answer to the create has no id",
+                f"{response.status_code} answer to the create {problem}",
                 method="POST",
                 path=kind.api_path,
                 status=response.status_code,
                 body=obj,
             )
-        return obj
+        return dict(obj)
 
     def check_access(self) -> None:
         """One cheap read (the newest assistant) that fails with the API's own message

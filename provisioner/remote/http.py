@@ -18,9 +18,10 @@ import random
 import threading
 import time
 from collections.abc import Callable, Iterator, Mapping
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass, field
-from typing import Literal
+from types import TracebackType
+from typing import Literal, Self
 
 import httpx
 
@@ -49,6 +50,7 @@ __all__ = [
     "ClientStats",
     "HttpSession",
     "RequestEvent",
+    "SessionClient",
 ]
 
 USER_AGENT = f"provisioner/{__version__}"
@@ -452,3 +454,30 @@ class HttpSession:
                 self._on_event(RequestEvent("wait", method, path, None, reason, delay, attempt))
 
         return report
+
+
+class SessionClient:
+    """What every API client built on an `HttpSession` shares: closing, the `with` block
+    and Ctrl-C (`interruptible`)."""
+
+    _session: HttpSession
+
+    def close(self) -> None:
+        self._session.close()
+
+    def interruptible(self, event: threading.Event) -> AbstractContextManager[None]:
+        """While the block runs, a set `event` (Ctrl-C) stops every request not yet sent,
+        and a wait before a retry ends at once (`RequestInterrupted`); requests on the
+        wire finish. See `HttpSession.interruptible`."""
+        return self._session.interruptible(event)
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()

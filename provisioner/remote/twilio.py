@@ -26,27 +26,24 @@ import random
 import re
 import threading
 import time
-from collections.abc import Callable, Mapping
-from contextlib import AbstractContextManager
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
-from decimal import Decimal, InvalidOperation
-from types import TracebackType
+from decimal import Decimal
 from typing import Any
-from urllib.parse import quote, urlsplit
+from urllib.parse import quote
 
 import httpx
 
-from provisioner.errors import AmbiguousCreateError, RemoteError
+from provisioner.errors import AmbiguousCreateError
 from provisioner.remote.answers import (
     Answer,
     check_credential,
     clip,
     decode,
     phrase,
-    shape_error,
     snippet,
 )
-from provisioner.remote.http import HttpSession, RequestEvent
+from provisioner.remote.http import HttpSession, RequestEvent, SessionClient
 from provisioner.remote.retry import RetryPolicy
 from provisioner.remote.twilio_values import (
     AmbiguousPurchaseError,
@@ -55,11 +52,17 @@ from provisioner.remote.twilio_values import (
     NumberPrice,
     PricingCountry,
     PurchasedNumber,
+    RetryNotice,
     TwilioError,
     available,
     opt_str,
+    price_key,
+    price_row,
     purchased,
     purchased_or_none,
+    relative,
+    twilio_shape_error,
+    wire_bool,
 )
 
 __all__ = [
@@ -119,9 +122,9 @@ class CountryPricing:
     def price_for(self, number_type: str) -> NumberPrice | None:
         """The row for a search type (`local`, `toll-free`, `mobile`, `national`) or a
         Pricing v1 name (`toll free`), compared without regard to case; None if absent."""
-        wanted = _price_key(NUMBER_TYPES.get(number_type.lower(), ("", number_type))[1])
+        wanted = price_key(NUMBER_TYPES.get(number_type.lower(), ("", number_type))[1])
         for row in self.prices:
-            if _price_key(row.number_type) == wanted:
+            if price_key(row.number_type) == wanted:
                 return row
         return None
 
@@ -131,24 +134,10 @@ class CountryPricing:
         return row.current_price if row is not None else None
 
 
-@dataclass(frozen=True, slots=True)
-class RetryNotice:
-    """Told to `on_retry` before the client sleeps and sends a request again."""
-
-    method: str
-    path: str
-    reason: str  # "rate limited", "server error 503", "cannot connect", ...
-    delay: float
-    attempt: int  # number of the attempt about to be made (2 for the first retry)
-
-    def describe(self) -> str:
-        return f"{self.reason}, retrying in {self.delay:.1f} s ({self.method} {self.path})"
-
-
 # -- the client --------------------------------------------------------------------------
 
 
-class TwilioClient:
+class TwilioClient(SessionClient):
     """Client for one Twilio account's phone numbers; safe to share between threads.
 
     Args:
@@ -223,29 +212,10 @@ class TwilioClient:
     def pricing_base_url(self) -> str:
         return self._pricing_base_url
 
-    def close(self) -> None:
-        self._session.close()
-
-    def interruptible(self, event: threading.Event) -> AbstractContextManager[None]:
-        """While the block runs, a set `event` (Ctrl-C) stops every request not yet sent,
-        and a wait before a retry ends at once (`RequestInterrupted`)."""
-        return self._session.interruptible(event)
-
     def _notice(self, event: RequestEvent) -> None:
         if self._on_retry is not None and event.kind == "retry":
             notice = RetryNotice(event.method, event.path, event.reason, event.delay, event.attempt)
             self._on_retry(notice)
-
-    def __enter__(self) -> TwilioClient:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()
 
     # -- search and prices -----------------------------------------------------------
 
@@ -287,26 +257,17 @@ class TwilioClient:
         if contains:
             params["Contains"] = contains
         if sms is not None:
-            params["SmsEnabled"] = _wire_bool(sms)
+            params["SmsEnabled"] = wire_bool(sms)
         if voice is not None:
-            params["VoiceEnabled"] = _wire_bool(voice)
+            params["VoiceEnabled"] = wire_bool(voice)
         path = f"{self._account_path()}/AvailablePhoneNumbers/{iso}/{segment}.json"
         answer = self._send("GET", self._base_url, path, params=params)
         if answer.response.status_code == 404:
-            error = self._status_error("GET", answer)
-            raise TwilioError(
-                f"Twilio offers no {type} numbers in {iso} ({error.message})",
-                method="GET",
-                path=path,
-                status=404,
-                body=error.body,
-                code=error.code,
-                more_info=error.more_info,
-            )
+            raise self._status_error("GET", answer, f"Twilio offers no {type} numbers in {iso}")
         data = self._object("GET", answer)
         items = data.get("available_phone_numbers")
         if not isinstance(items, list):
-            raise _shape_error(answer, "an `available_phone_numbers` list")
+            raise twilio_shape_error(answer, "an `available_phone_numbers` list")
         return [available(item) for item in items if isinstance(item, dict)][:limit]
 
     def pricing(self, country: str) -> CountryPricing:
@@ -323,21 +284,12 @@ class TwilioClient:
         path = f"/v1/PhoneNumbers/Countries/{iso}"
         answer = self._send("GET", self._pricing_base_url, path)
         if answer.response.status_code == 404:
-            error = self._status_error("GET", answer)
-            raise TwilioError(
-                f"Twilio has no phone-number prices for {iso} ({error.message})",
-                method="GET",
-                path=path,
-                status=404,
-                body=error.body,
-                code=error.code,
-                more_info=error.more_info,
-            )
+            raise self._status_error("GET", answer, f"Twilio has no phone-number prices for {iso}")
         data = self._object("GET", answer)
         rows = data.get("phone_number_prices")
         if not isinstance(rows, list):
-            raise _shape_error(answer, "a `phone_number_prices` list")
-        prices = tuple(_price_row(answer, row) for row in rows if isinstance(row, dict))
+            raise twilio_shape_error(answer, "a `phone_number_prices` list")
+        prices = tuple(price_row(answer, row) for row in rows if isinstance(row, dict))
         unit = data.get("price_unit")
         result = CountryPricing(
             iso_country=opt_str(data.get("iso_country")) or iso,
@@ -352,25 +304,34 @@ class TwilioClient:
     def pricing_countries(self) -> list[PricingCountry]:
         """Every country Pricing v1 has phone-number prices for (all pages)."""
         found: list[PricingCountry] = []
-        path: str | None = "/v1/PhoneNumbers/Countries"
-        params: dict[str, str] | None = {"PageSize": str(MAX_PAGE_SIZE)}
-        for _ in range(_MAX_PAGES):
-            if path is None:
-                break
-            answer = self._send("GET", self._pricing_base_url, path, params=params)
-            data = self._object("GET", answer)
-            countries = data.get("countries")
-            if not isinstance(countries, list):
-                raise _shape_error(answer, "a `countries` list")
-            for item in countries:
-                if isinstance(item, dict) and isinstance(item.get("iso_country"), str):
-                    iso = str(item["iso_country"])
-                    found.append(PricingCountry(iso, opt_str(item.get("country")) or iso))
-            meta = data.get("meta")
-            next_url = meta.get("next_page_url") if isinstance(meta, dict) else None
-            path = _relative(next_url, self._pricing_base_url) if next_url else None
-            params = None  # the next page URL carries its own query
+        path = "/v1/PhoneNumbers/Countries"
+        for item in self._pages(self._pricing_base_url, path, {}, "countries"):
+            if isinstance(item.get("iso_country"), str):
+                iso = str(item["iso_country"])
+                found.append(PricingCountry(iso, opt_str(item.get("country")) or iso))
         return found
+
+    def _pages(
+        self, base: str, path: str, params: dict[str, str], key: str
+    ) -> Iterator[dict[str, Any]]:
+        """The objects of list `key` on every page, following Twilio's next-page links
+        (`meta.next_page_url` in Pricing v1, `next_page_uri` in the 2010 API)."""
+        query: dict[str, str] | None = {"PageSize": str(MAX_PAGE_SIZE), **params}
+        at: str | None = path
+        for _ in range(_MAX_PAGES):
+            if at is None:
+                break
+            answer = self._send("GET", base, at, params=query)
+            data = self._object("GET", answer)
+            items = data.get(key)
+            if not isinstance(items, list):
+                raise twilio_shape_error(answer, f"a `{key}` list")
+            yield from (item for item in items if isinstance(item, dict))
+            meta = data.get("meta")
+            link = meta.get("next_page_url") if isinstance(meta, dict) else None
+            link = link or data.get("next_page_uri")
+            at = relative(link, base) if isinstance(link, str) and link else None
+            query = None  # the next page's link carries its own query
 
     # -- owned numbers ---------------------------------------------------------------
 
@@ -414,18 +375,22 @@ class TwilioClient:
             if phone_number
             else f"list_owned(phone_number='+1{code}')"
         )
+
+        def unsure(why: str, status: int | None, body: Any) -> AmbiguousPurchaseError:
+            return AmbiguousPurchaseError(
+                f"{why}; check the numbers the account owns ({check}) before buying again",
+                path=path,
+                status=status,
+                body=body,
+                phone_number=phone_number,
+                area_code=code,
+            )
+
         try:
             answer = self._send("POST", self._base_url, path, data=form)
         except AmbiguousCreateError as exc:
-            raise AmbiguousPurchaseError(
-                f"the purchase of {what} may or may not have gone through ({exc.message}); "
-                f"check the numbers the account owns ({check}) before buying again",
-                path=path,
-                status=exc.status,
-                body=exc.body,
-                phone_number=phone_number,
-                area_code=code,
-            ) from exc
+            why = f"the purchase of {what} may or may not have gone through ({exc.message})"
+            raise unsure(why, exc.status, exc.body) from exc
         response = answer.response
         if not response.is_success:
             raise self._status_error("POST", answer)
@@ -436,16 +401,11 @@ class TwilioClient:
             return purchased(data)
         except ValueError as exc:
             # Twilio said yes, so a number was most likely bought: do not buy blindly.
-            raise AmbiguousPurchaseError(
+            why = (
                 f"Twilio accepted the purchase of {what} ({response.status_code}) but its "
-                f"answer is unreadable ({exc}); check the numbers the account owns "
-                f"({check}) before buying again",
-                path=path,
-                status=response.status_code,
-                body=response.text,
-                phone_number=phone_number,
-                area_code=code,
-            ) from exc
+                f"answer is unreadable ({exc})"
+            )
+            raise unsure(why, response.status_code, response.text) from exc
 
     def get(self, sid: str) -> PurchasedNumber | None:
         """The owned number with this `PN…` SID, or None if the account has no such number."""
@@ -458,30 +418,15 @@ class TwilioClient:
     def list_owned(self, phone_number: str | None = None) -> list[PurchasedNumber]:
         """Every number the account owns, all pages; `phone_number` filters (partial,
         `*` for any digit), e.g. "+14155550100" to check whether that number is owned."""
-        params: dict[str, str] | None = {"PageSize": str(MAX_PAGE_SIZE)}
-        if phone_number:
-            assert params is not None
-            params["PhoneNumber"] = phone_number
-        path: str | None = f"{self._account_path()}/IncomingPhoneNumbers.json"
+        params = {"PhoneNumber": phone_number} if phone_number else {}
+        path = f"{self._account_path()}/IncomingPhoneNumbers.json"
         found: list[PurchasedNumber] = []
         seen: set[str] = set()
-        for _ in range(_MAX_PAGES):
-            if path is None:
-                break
-            answer = self._send("GET", self._base_url, path, params=params)
-            data = self._object("GET", answer)
-            items = data.get("incoming_phone_numbers")
-            if not isinstance(items, list):
-                raise _shape_error(answer, "an `incoming_phone_numbers` list")
-            for item in items:
-                if isinstance(item, dict):
-                    number = purchased_or_none(item)
-                    if number is not None and number.sid not in seen:
-                        seen.add(number.sid)
-                        found.append(number)
-            next_uri = data.get("next_page_uri")
-            path = _relative(next_uri, self._base_url) if isinstance(next_uri, str) else None
-            params = None  # the next page URI carries its own query
+        for item in self._pages(self._base_url, path, params, "incoming_phone_numbers"):
+            number = purchased_or_none(item)
+            if number is not None and number.sid not in seen:
+                seen.add(number.sid)
+                found.append(number)
         return found
 
     def release(self, sid: str) -> bool:
@@ -511,7 +456,7 @@ class TwilioClient:
         try:
             return purchased(data)
         except ValueError as exc:
-            raise _shape_error(answer, f"a phone number ({exc})") from exc
+            raise twilio_shape_error(answer, f"a phone number ({exc})") from exc
 
     def _object(self, method: str, answer: Answer) -> dict[str, Any]:
         response = answer.response
@@ -520,13 +465,16 @@ class TwilioClient:
         try:
             data = decode(response)
         except ValueError as exc:
-            raise _shape_error(answer, "JSON") from exc
+            raise twilio_shape_error(answer, "JSON") from exc
         if not isinstance(data, dict):
-            raise _shape_error(answer, "a JSON object")
+            raise twilio_shape_error(answer, "a JSON object")
         return data
 
-    def _status_error(self, method: str, answer: Answer) -> TwilioError:
+    def _status_error(self, method: str, answer: Answer, context: str = "") -> TwilioError:
+        """Twilio's error; `context` puts its words in brackets after words of our own."""
         message, body, code, more_info = describe_twilio_error(answer.response)
+        if context:
+            message = f"{context} ({message})"
         if answer.attempts > 1:
             message += f" (gave up after {answer.attempts} attempts)"
         return TwilioError(
@@ -603,39 +551,6 @@ def describe_twilio_error(response: httpx.Response) -> tuple[str, Any, int | Non
     return message, body, code, more_info
 
 
-def _price_row(answer: Answer, row: Mapping[str, Any]) -> NumberPrice:
-    number_type = opt_str(row.get("number_type"))
-    if not number_type:
-        raise _shape_error(answer, "price rows with a `number_type`")
-    base = _decimal(answer, row.get("base_price"))
-    current = _decimal(answer, row.get("current_price"), default=base)
-    if base is None:
-        base = current
-    if base is None or current is None:
-        raise _shape_error(answer, f"a price for {number_type!r}")
-    return NumberPrice(number_type=number_type, base_price=base, current_price=current)
-
-
-def _decimal(answer: Answer, value: Any, default: Decimal | None = None) -> Decimal | None:
-    """A price as Decimal: strings as written; a JSON number through its shortest text."""
-    if value is None or value == "":
-        return default
-    if isinstance(value, bool):
-        raise _shape_error(answer, "prices as numbers")
-    text = repr(value) if isinstance(value, float) else str(value).strip()
-    try:
-        price = Decimal(text)
-    except InvalidOperation:
-        raise _shape_error(answer, f"a price, not {value!r}") from None
-    if not price.is_finite():
-        raise _shape_error(answer, f"a finite price, not {value!r}")
-    return price
-
-
-def _price_key(name: str) -> str:
-    return " ".join(name.lower().replace("_", " ").replace("-", " ").split())
-
-
 def _country(country: str) -> str:
     if not _COUNTRY.match(country.strip()):
         raise ValueError(f"{country!r} is not a two-letter ISO country code")
@@ -654,19 +569,3 @@ def _area_code(area_code: str | int) -> str:
     if not _AREA_CODE.match(text):
         raise ValueError(f"{area_code!r} is not a US/CA area code (three digits, not 0 or 1 first)")
     return text
-
-
-def _wire_bool(value: bool) -> str:
-    return "true" if value else "false"
-
-
-def _relative(url: str, base: str) -> str:
-    """A next-page URL as a path under `base` (credentials never go to another origin)."""
-    if url.startswith(base + "/"):
-        return url[len(base) :]
-    parts = urlsplit(url)
-    return parts.path + (f"?{parts.query}" if parts.query else "")
-
-
-def _shape_error(answer: Answer, expected: str) -> RemoteError:
-    return shape_error(answer.response.request.method, answer, expected, "Twilio's ")

@@ -9,10 +9,12 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from decimal import Decimal
+from decimal import Decimal, InvalidOperation
 from typing import Any
+from urllib.parse import urlsplit
 
 from provisioner.errors import AmbiguousCreateError, RemoteError
+from provisioner.remote.answers import Answer, shape_error
 
 __all__ = [
     "AmbiguousPurchaseError",
@@ -21,11 +23,17 @@ __all__ = [
     "NumberPrice",
     "PricingCountry",
     "PurchasedNumber",
+    "RetryNotice",
     "TwilioError",
     "available",
     "opt_str",
     "purchased",
+    "price_key",
+    "price_row",
     "purchased_or_none",
+    "relative",
+    "twilio_shape_error",
+    "wire_bool",
 ]
 
 
@@ -149,6 +157,20 @@ class PurchasedNumber:
     uri: str | None = None
 
 
+@dataclass(frozen=True, slots=True)
+class RetryNotice:
+    """Told to `on_retry` before the client sleeps and sends a request again."""
+
+    method: str
+    path: str
+    reason: str  # "rate limited", "server error 503", "cannot connect", ...
+    delay: float
+    attempt: int  # number of the attempt about to be made (2 for the first retry)
+
+    def describe(self) -> str:
+        return f"{self.reason}, retrying in {self.delay:.1f} s ({self.method} {self.path})"
+
+
 # -- parsing (pure) ----------------------------------------------------------------------
 
 
@@ -232,3 +254,52 @@ def opt_str(value: Any) -> str | None:
     if isinstance(value, int | float | Decimal):
         return str(value)
     return None
+
+
+def price_row(answer: Answer, row: Mapping[str, Any]) -> NumberPrice:
+    number_type = opt_str(row.get("number_type"))
+    if not number_type:
+        raise twilio_shape_error(answer, "price rows with a `number_type`")
+    base = decimal(answer, row.get("base_price"))
+    current = decimal(answer, row.get("current_price"), default=base)
+    if base is None:
+        base = current
+    if base is None or current is None:
+        raise twilio_shape_error(answer, f"a price for {number_type!r}")
+    return NumberPrice(number_type=number_type, base_price=base, current_price=current)
+
+
+def decimal(answer: Answer, value: Any, default: Decimal | None = None) -> Decimal | None:
+    """A price as Decimal: strings as written; a JSON number through its shortest text."""
+    if value is None or value == "":
+        return default
+    if isinstance(value, bool):
+        raise twilio_shape_error(answer, "prices as numbers")
+    text = repr(value) if isinstance(value, float) else str(value).strip()
+    try:
+        price = Decimal(text)
+    except InvalidOperation:
+        raise twilio_shape_error(answer, f"a price, not {value!r}") from None
+    if not price.is_finite():
+        raise twilio_shape_error(answer, f"a finite price, not {value!r}")
+    return price
+
+
+def price_key(name: str) -> str:
+    return " ".join(name.lower().replace("_", " ").replace("-", " ").split())
+
+
+def wire_bool(value: bool) -> str:
+    return "true" if value else "false"
+
+
+def relative(url: str, base: str) -> str:
+    """A next-page URL as a path under `base` (credentials never go to another origin)."""
+    if url.startswith(base + "/"):
+        return url[len(base) :]
+    parts = urlsplit(url)
+    return parts.path + (f"?{parts.query}" if parts.query else "")
+
+
+def twilio_shape_error(answer: Answer, expected: str) -> RemoteError:
+    return shape_error(answer.response.request.method, answer, expected, "Twilio's ")
