@@ -1,27 +1,23 @@
-"""The HTTP client for Twilio phone numbers: search, monthly prices, buy, fetch, list, release.
+"""The client for Twilio phone numbers (search, prices, buy, fetch, list, release): a thin
+wrapper over `remote.http`.
 
-Owns: every request the tool sends to Twilio's 2010 API (`AvailablePhoneNumbers`,
-`IncomingPhoneNumbers`) and to Pricing v1 (`/v1/PhoneNumbers/Countries`), HTTP Basic auth,
-the retry loop (rules from `remote.retry.RetryPolicy`), parsing Twilio's loosely typed
-answers into frozen dataclasses (capability keys in any case, latitude/longitude kept as
-strings, prices as `Decimal`), and turning every failure into a `RemoteError` whose
-message carries Twilio's code and words ("Twilio 21452: No phone numbers found for area
-code 533"). No `httpx` exception leaves this module.
+Owns: every request to Twilio's 2010 API (`AvailablePhoneNumbers`, `IncomingPhoneNumbers`)
+and to Pricing v1 (`/v1/PhoneNumbers/Countries`), HTTP Basic auth, and Twilio's errors
+("Twilio 21452: No phone numbers found for area code 533"); answers become the typed
+values of `remote.twilio_values`. Retries, Ctrl-C and transport failures are the HTTP
+layer's. No `httpx` exception leaves this module.
 
 Buying costs money and Twilio has no idempotency keys, so the purchase POST is retried
-only when Twilio provably did nothing: a 429 (20429, refused before any work) or a
-connection that could not be opened. Any other failure after sending (5xx, timeout,
-dropped connection, an unreadable 201) raises `AmbiguousPurchaseError`: the caller must
-look with `list_owned(phone_number=...)` before buying again.
+only when Twilio provably did nothing (a 429, a connection that could not be opened). Any
+other failure after sending raises `AmbiguousPurchaseError`: the caller must look with
+`list_owned(phone_number=...)` before buying again.
 
-Must not touch: the environment (the CLI passes credentials and base URLs in; it reads
-`TWILIO_ACCOUNT_SID`, `TWILIO_AUTH_TOKEN`, `TWILIO_BASE_URL`, `TWILIO_PRICING_BASE_URL`),
-the terminal, plans, state, the Vapi API.
+Must not touch: the environment (`remote.factory` builds clients from `Settings`), the
+terminal, plans, state, the Vapi API.
 """
 
 from __future__ import annotations
 
-import json
 import random
 import re
 import threading
@@ -38,10 +34,7 @@ from provisioner.errors import AmbiguousCreateError
 from provisioner.remote.answers import (
     Answer,
     check_credential,
-    clip,
     decode,
-    phrase,
-    snippet,
 )
 from provisioner.remote.http import HttpSession, RequestEvent, SessionClient
 from provisioner.remote.retry import RetryPolicy
@@ -60,6 +53,7 @@ from provisioner.remote.twilio_values import (
     price_row,
     purchased,
     purchased_or_none,
+    read_twilio_error,
     relative,
     twilio_shape_error,
     wire_bool,
@@ -261,13 +255,10 @@ class TwilioClient(SessionClient):
         if voice is not None:
             params["VoiceEnabled"] = wire_bool(voice)
         path = f"{self._account_path()}/AvailablePhoneNumbers/{iso}/{segment}.json"
-        answer = self._send("GET", self._base_url, path, params=params)
-        if answer.response.status_code == 404:
-            raise self._status_error("GET", answer, f"Twilio offers no {type} numbers in {iso}")
-        data = self._object("GET", answer)
-        items = data.get("available_phone_numbers")
-        if not isinstance(items, list):
-            raise twilio_shape_error(answer, "an `available_phone_numbers` list")
+        missing = f"Twilio offers no {type} numbers in {iso}"
+        _, _, items = self._listing(
+            self._base_url, path, "available_phone_numbers", missing, params
+        )
         return [available(item) for item in items if isinstance(item, dict)][:limit]
 
     def pricing(self, country: str) -> CountryPricing:
@@ -282,13 +273,10 @@ class TwilioClient(SessionClient):
         if cached is not None:
             return cached
         path = f"/v1/PhoneNumbers/Countries/{iso}"
-        answer = self._send("GET", self._pricing_base_url, path)
-        if answer.response.status_code == 404:
-            raise self._status_error("GET", answer, f"Twilio has no phone-number prices for {iso}")
-        data = self._object("GET", answer)
-        rows = data.get("phone_number_prices")
-        if not isinstance(rows, list):
-            raise twilio_shape_error(answer, "a `phone_number_prices` list")
+        missing = f"Twilio has no phone-number prices for {iso}"
+        answer, data, rows = self._listing(
+            self._pricing_base_url, path, "phone_number_prices", missing
+        )
         prices = tuple(price_row(answer, row) for row in rows if isinstance(row, dict))
         unit = data.get("price_unit")
         result = CountryPricing(
@@ -311,6 +299,25 @@ class TwilioClient(SessionClient):
                 found.append(PricingCountry(iso, opt_str(item.get("country")) or iso))
         return found
 
+    def _listing(
+        self,
+        base: str,
+        path: str,
+        key: str,
+        missing: str | None,
+        params: Mapping[str, str] | None = None,
+    ) -> tuple[Answer, dict[str, Any], list[Any]]:
+        """(answer, object, its list `key`) of one GET; `missing` words a 404 if given."""
+        answer = self._send("GET", base, path, params=params)
+        if missing is not None and answer.response.status_code == 404:
+            raise self._status_error("GET", answer, missing)
+        data = self._object("GET", answer)
+        items = data.get(key)
+        if not isinstance(items, list):
+            article = "an" if key[0] in "aeiou" else "a"
+            raise twilio_shape_error(answer, f"{article} `{key}` list")
+        return answer, data, items
+
     def _pages(
         self, base: str, path: str, params: dict[str, str], key: str
     ) -> Iterator[dict[str, Any]]:
@@ -321,11 +328,7 @@ class TwilioClient(SessionClient):
         for _ in range(_MAX_PAGES):
             if at is None:
                 break
-            answer = self._send("GET", base, at, params=query)
-            data = self._object("GET", answer)
-            items = data.get(key)
-            if not isinstance(items, list):
-                raise twilio_shape_error(answer, f"a `{key}` list")
+            _, data, items = self._listing(base, at, key, None, query)
             yield from (item for item in items if isinstance(item, dict))
             meta = data.get("meta")
             link = meta.get("next_page_url") if isinstance(meta, dict) else None
@@ -512,43 +515,9 @@ class TwilioClient(SessionClient):
 
 
 def describe_twilio_error(response: httpx.Response) -> tuple[str, Any, int | None, str | None]:
-    """(message, parsed body, Twilio code, more_info) for an error answer.
-
-    Twilio's body `{"code": 21452, "message": "...", "more_info": ..., "status": 400}`
-    becomes "Twilio 21452: ..."; a 401 adds which credentials to check; anything else
-    (a proxy's HTML page, an empty body) is named with the HTTP status.
-    """
-    status = response.status_code
-    try:
-        body: Any = decode(response)
-    except ValueError:
-        body = response.text
-    code: int | None = None
-    more_info: str | None = None
-    words = ""
-    if isinstance(body, dict):
-        raw_code = body.get("code")
-        if isinstance(raw_code, int) and not isinstance(raw_code, bool):
-            code = raw_code
-        elif isinstance(raw_code, str) and raw_code.strip().isdigit():
-            code = int(raw_code)
-        if isinstance(body.get("message"), str):
-            words = str(body["message"]).strip()
-        if isinstance(body.get("more_info"), str):
-            more_info = str(body["more_info"])
-        detail = body.get("detail") or body.get("details")
-        if detail and isinstance(detail, str | dict | list):
-            extra = detail if isinstance(detail, str) else json.dumps(detail)
-            words = f"{words} ({clip(extra)})" if words else clip(extra)
-    if code is not None or words:
-        message = (
-            f"Twilio {code if code is not None else status}: {words or phrase(status, 'Error')}"
-        )
-    else:
-        message = f"Twilio API answered {status} {phrase(status, 'Error')}: {snippet(response)}"
-    if status == 401:
-        message += f" ({_CREDENTIALS_HINT})"
-    return message, body, code, more_info
+    """(message, parsed body, Twilio code, more_info) for an error answer; a 401 says
+    which credentials to check (`twilio_values.read_twilio_error`)."""
+    return read_twilio_error(response, _CREDENTIALS_HINT)
 
 
 def _country(country: str) -> str:

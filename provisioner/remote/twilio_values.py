@@ -7,14 +7,17 @@ Must not touch: the network (`remote.twilio` sends), the environment, the termin
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping
 from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
 from typing import Any
 from urllib.parse import urlsplit
 
+import httpx
+
 from provisioner.errors import AmbiguousCreateError, RemoteError
-from provisioner.remote.answers import Answer, shape_error
+from provisioner.remote.answers import Answer, clip, decode, phrase, shape_error, snippet
 
 __all__ = [
     "AmbiguousPurchaseError",
@@ -31,6 +34,7 @@ __all__ = [
     "price_key",
     "price_row",
     "purchased_or_none",
+    "read_twilio_error",
     "relative",
     "twilio_shape_error",
     "wire_bool",
@@ -303,3 +307,45 @@ def relative(url: str, base: str) -> str:
 
 def twilio_shape_error(answer: Answer, expected: str) -> RemoteError:
     return shape_error(answer.response.request.method, answer, expected, "Twilio's ")
+
+
+def read_twilio_error(
+    response: httpx.Response, credentials_hint: str
+) -> tuple[str, Any, int | None, str | None]:
+    """(message, parsed body, Twilio code, more_info) for an error answer.
+
+    Twilio's body `{"code": 21452, "message": "...", "more_info": ..., "status": 400}`
+    becomes "Twilio 21452: ..."; a 401 adds `credentials_hint`; anything else
+    (a proxy's HTML page, an empty body) is named with the HTTP status.
+    """
+    status = response.status_code
+    try:
+        body: Any = decode(response)
+    except ValueError:
+        body = response.text
+    code: int | None = None
+    more_info: str | None = None
+    words = ""
+    if isinstance(body, dict):
+        raw_code = body.get("code")
+        if isinstance(raw_code, int) and not isinstance(raw_code, bool):
+            code = raw_code
+        elif isinstance(raw_code, str) and raw_code.strip().isdigit():
+            code = int(raw_code)
+        if isinstance(body.get("message"), str):
+            words = str(body["message"]).strip()
+        if isinstance(body.get("more_info"), str):
+            more_info = str(body["more_info"])
+        detail = body.get("detail") or body.get("details")
+        if detail and isinstance(detail, str | dict | list):
+            extra = detail if isinstance(detail, str) else json.dumps(detail)
+            words = f"{words} ({clip(extra)})" if words else clip(extra)
+    if code is not None or words:
+        message = (
+            f"Twilio {code if code is not None else status}: {words or phrase(status, 'Error')}"
+        )
+    else:
+        message = f"Twilio API answered {status} {phrase(status, 'Error')}: {snippet(response)}"
+    if status == 401:
+        message += f" ({credentials_hint})"
+    return message, body, code, more_info
