@@ -465,7 +465,7 @@ def _live_client(settings: Settings) -> TwilioClient:
     try:
         return twilio_client(settings, on_retry=_report_retry)
     except ValueError as exc:  # a token HTTP cannot carry (the message never shows it)
-        raise MissingCredentialsError(f"{AUTH_TOKEN_VAR}: {exc}") from exc
+        raise MissingCredentialsError(f"{exc} ({AUTH_TOKEN_VAR})") from exc
 
 
 def _sandbox_client(settings: Settings) -> TwilioClient:

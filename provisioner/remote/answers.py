@@ -55,12 +55,12 @@ def check_credential(value: str, what: str) -> None:
     if value != value.strip():
         raise CredentialError(
             f"{what} starts or ends with whitespace (a trailing newline?); "
-            f"remove it (the value is {HIDDEN})"
+            "remove it (the value itself is never shown)"
         )
     if not value.isascii() or not value.isprintable():
         raise CredentialError(
             f"{what} holds characters a key cannot have (control or non-ASCII); "
-            f"check it (the value is {HIDDEN})"
+            "check it (the value itself is never shown)"
         )
 
 

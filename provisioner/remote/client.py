@@ -112,7 +112,7 @@ class VapiClient(SessionClient):
         sleep: Callable[[float], None] = time.sleep,
         rng: random.Random | None = None,
     ) -> None:
-        check_credential(token, "the Vapi API key (VAPI_TOKEN)")
+        check_credential(token, "the Vapi API key (VAPI_TOKEN or VAPI_API_KEY)")
         self._session = HttpSession(
             base_url,
             setting="VAPI_BASE_URL",

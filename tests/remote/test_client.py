@@ -689,3 +689,24 @@ def test_refused_connection_on_a_real_socket() -> None:
     )
     assert info.value.sent is False
     assert len(slept) == 1
+
+
+@pytest.mark.parametrize(
+    "error", [httpx.ConnectError, httpx.LocalProtocolError, httpx.ReadError, httpx.ProxyError]
+)
+def test_no_header_value_is_ever_echoed(error: type[Exception]) -> None:
+    # httpx quotes header values in some errors ("Illegal header value b'Bearer ...'").
+    token = "sk-live-0123456789"
+
+    def leak(request: httpx.Request) -> httpx.Response:
+        raise error(f"Illegal header value b'Bearer {token}'", request=request)  # type: ignore[call-arg]
+
+    client = VapiClient(
+        "https://api.test",
+        token,
+        transport=httpx.MockTransport(leak),
+        retry=RetryPolicy(max_attempts=1),
+    )
+    with client, pytest.raises(RemoteError) as info:
+        client.get(ASSISTANT, "a1")
+    assert token not in str(info.value) and "Bearer" not in str(info.value)
