@@ -1,4 +1,4 @@
-"""The retry policy for calls to the Vapi API, as data and pure functions.
+"""The retry policy for calls to Vapi and Twilio, as data and pure functions.
 
 Owns: how long to wait before attempt N+1 (exponential backoff with full jitter, capped;
 `Retry-After` wins when the server sends it), parsing `Retry-After`, and the per-method
@@ -13,6 +13,9 @@ create from being sent twice:
   sending (5xx, read timeout, dropped connection) is *ambiguous*: the caller must look for
   the resource before creating it again.
 * Other 4xx answers are never retried.
+
+Each request also has time budgets (`RetryPolicy.budget`, `connect_budget`), which the send
+loop in `remote.http` keeps: a dead endpoint fails in seconds, not after every attempt.
 
 Must not touch: the network, the clock or sleeping (the client does that), plans, state.
 """
