@@ -39,7 +39,7 @@ from provisioner.remote.answers import (
     shape_error,
     snippet,
 )
-from provisioner.remote.http import ClientStats, HttpSession, RequestEvent, SessionClient
+from provisioner.remote.http import ClientStats, Count, HttpSession, RequestEvent, SessionClient
 from provisioner.remote.limiter import RateLimiter
 from provisioner.remote.retry import RetryPolicy
 from provisioner.values import to_wire
@@ -167,7 +167,7 @@ class VapiClient(SessionClient):
             obj, problem = response.text, f"is not JSON: {snippet(response)}"
         if problem is not None:
             # The server accepted the create: it may exist although we cannot name it.
-            self._session.count("ambiguous")
+            self._session.count(Count.AMBIGUOUS)
             raise AmbiguousCreateError(
                 f"{response.status_code} answer to the create {problem}",
                 method="POST",

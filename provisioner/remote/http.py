@@ -20,6 +20,7 @@ import time
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass, field
+from enum import Enum, auto
 from types import TracebackType
 from typing import Literal, Self
 
@@ -48,6 +49,7 @@ from provisioner.remote.retry import RetryPolicy, Verdict, never_sent
 __all__ = [
     "USER_AGENT",
     "ClientStats",
+    "Count",
     "HttpSession",
     "RequestEvent",
     "SessionClient",
@@ -86,6 +88,16 @@ class RequestEvent:
         wait = f"{self.delay:.0f}" if self.delay >= 10 else f"{self.delay:.2g}"
         verb = "retrying in" if self.kind == "retry" else "waiting"
         return f"{self.reason}, {verb} {wait} s ({self.method} {self.path})"
+
+
+class Count(Enum):
+    """The counters behind `ClientStats` (requests by method are counted apart)."""
+
+    RATE_LIMITED = auto()
+    RETRIES = auto()
+    AMBIGUOUS = auto()
+    SERVER_ERRORS = auto()
+    TRANSPORT_ERRORS = auto()
 
 
 @dataclass(frozen=True, slots=True)
@@ -195,7 +207,7 @@ class HttpSession:
         self.limiter = limiter
         self._rng = rng if rng is not None else random.Random()
         self._lock = threading.Lock()
-        self._counts: dict[str, int] = {}
+        self._counts: dict[Count, int] = {}
         self._by_method: dict[str, int] = {}
         hidden = [*secrets, *headers.values()]
         if auth is not None:
@@ -217,14 +229,14 @@ class HttpSession:
             return ClientStats(
                 requests=sum(self._by_method.values()),
                 by_method=dict(self._by_method),
-                rate_limited=c.get("rate_limited", 0),
-                retries=c.get("retries", 0),
-                ambiguous_creates=c.get("ambiguous", 0),
-                server_errors=c.get("server_errors", 0),
-                transport_errors=c.get("transport_errors", 0),
+                rate_limited=c.get(Count.RATE_LIMITED, 0),
+                retries=c.get(Count.RETRIES, 0),
+                ambiguous_creates=c.get(Count.AMBIGUOUS, 0),
+                server_errors=c.get(Count.SERVER_ERRORS, 0),
+                transport_errors=c.get(Count.TRANSPORT_ERRORS, 0),
             )
 
-    def count(self, what: str) -> None:
+    def count(self, what: Count) -> None:
         with self._lock:
             self._counts[what] = self._counts.get(what, 0) + 1
 
@@ -279,7 +291,7 @@ class HttpSession:
             state.number += 1
             self._acquire(method, path, state)
             if state.number > 1:
-                self.count("retries")
+                self.count(Count.RETRIES)
             with self._lock:
                 self._by_method[method] = self._by_method.get(method, 0) + 1
             started = time.monotonic()
@@ -298,14 +310,14 @@ class HttpSession:
                 elif status < 500:
                     self.limiter.record_success()
             if status == 429:
-                self.count("rate_limited")
+                self.count(Count.RATE_LIMITED)
             elif status >= 500:
-                self.count("server_errors")
+                self.count(Count.SERVER_ERRORS)
             if response.is_success:
                 return self._final(method, url, response, state)
             verdict = self._retry.status_verdict(method, status)
             if verdict is Verdict.AMBIGUOUS:
-                self.count("ambiguous")
+                self.count(Count.AMBIGUOUS)
                 raise AmbiguousCreateError(
                     self._describe(response),
                     method=method,
@@ -350,13 +362,13 @@ class HttpSession:
         took: float,
     ) -> None:
         """Handle an attempt that got no answer: return to retry, else raise."""
-        self.count("transport_errors")
+        self.count(Count.TRANSPORT_ERRORS)
         path = state.path
         detail = self.hide(str(exc)) or type(exc).__name__
         message, reason = transport_message(method, url, exc, state.setting, self.timeout, detail)
         verdict = self._retry.error_verdict(method, exc)
         if verdict is Verdict.AMBIGUOUS:
-            self.count("ambiguous")
+            self.count(Count.AMBIGUOUS)
             raise AmbiguousCreateError(message, method=method, path=path) from exc
         # A server that took the request and stayed silent for a whole timeout twice
         # in a row is hung: a third wait would only multiply its cost.
@@ -401,7 +413,7 @@ class HttpSession:
             )
             if method == "POST" and response.is_success:
                 # Something accepted the create: it may have been carried out.
-                self.count("ambiguous")
+                self.count(Count.AMBIGUOUS)
                 raise AmbiguousCreateError(message, method=method, path=path, status=status)
             raise RemoteError(message, method=method, path=path, status=status)
         return Answer(response, path, state.number, state.maybe_applied)
@@ -418,8 +430,9 @@ class HttpSession:
         reason: str,
         delay: float,
         state: _Attempts,
-    ) -> bool:
-        """Report and wait before a retry; False if an interrupt came first or meanwhile."""
+    ) -> None:
+        """Report and wait before a retry; `RequestInterrupted` if an interrupt came first
+        or meanwhile."""
         state.last = reason
         if self._on_event is not None:
             event = RequestEvent("retry", method, path, status, reason, delay, state.number + 1)
@@ -433,7 +446,6 @@ class HttpSession:
             go_on = interrupt is None or not interrupt.is_set()
         if not go_on:
             raise self._interrupted(method, path, state)
-        return True
 
     @staticmethod
     def _interrupted(method: str, path: str, state: _Attempts) -> RequestInterrupted:
