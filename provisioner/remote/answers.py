@@ -197,6 +197,42 @@ def _connect_reason(text: str) -> str:
     return text or "connection failed"
 
 
+# What a failure is called, first match wins: (errors, message, short reason). The fields
+# are filled by `transport_message`; `{hint}` names the setting to check.
+_FAILURES: tuple[tuple[tuple[type[Exception], ...], str, str], ...] = (
+    (
+        (httpx.ConnectTimeout,),
+        "cannot connect to {origin}: timed out after {connect}{hint}",
+        "timeout",
+    ),
+    (
+        (httpx.PoolTimeout,),
+        "timed out after {pool} waiting for a free connection: {method} {url}",
+        "timeout",
+    ),
+    ((httpx.WriteTimeout,), "timed out after {write} sending: {method} {url}", "timeout"),
+    ((httpx.TimeoutException,), "timed out after {read}: {method} {url}{hint}", "timeout"),
+    ((httpx.ConnectError,), "cannot connect to {origin}: {why}{hint}", "cannot connect"),
+    (
+        (httpx.RemoteProtocolError,),
+        "connection dropped before a complete answer: {method} {url} ({detail})",
+        "connection dropped",
+    ),
+    # httpx quotes the offending header value in these: never show the error's words.
+    (
+        (httpx.LocalProtocolError,),
+        "the request could not be written: {method} {url}",
+        "request failed",
+    ),
+    ((httpx.NetworkError,), "connection error: {method} {url} ({detail})", "connection error"),
+    (
+        (httpx.UnsupportedProtocol, httpx.InvalidURL),
+        "invalid URL {url}: {detail}{hint}",
+        "invalid URL",
+    ),
+)
+
+
 def transport_message(
     method: str, url: str, exc: Exception, setting: str, timeout: httpx.Timeout, detail: str
 ) -> tuple[str, str]:
@@ -206,36 +242,19 @@ def transport_message(
     header values in some errors).
     """
     url = without_query(_url_of(exc, url))
-    origin = _origin(url)
-    hint = f"; check {setting}"
-    t = timeout
-    if isinstance(exc, httpx.ConnectTimeout):
-        return (
-            f"cannot connect to {origin}: timed out after {_seconds(t.connect)}{hint}",
-            "timeout",
-        )
-    if isinstance(exc, httpx.PoolTimeout):
-        return (
-            f"timed out after {_seconds(t.pool)} waiting for a free connection: {method} {url}",
-            "timeout",
-        )
-    if isinstance(exc, httpx.WriteTimeout):
-        return f"timed out after {_seconds(t.write)} sending: {method} {url}", "timeout"
-    if isinstance(exc, httpx.TimeoutException):
-        return f"timed out after {_seconds(t.read)}: {method} {url}{hint}", "timeout"
-    if isinstance(exc, httpx.ConnectError):
-        reason = _connect_reason(detail)
-        return f"cannot connect to {origin}: {reason}{hint}", "cannot connect"
-    if isinstance(exc, httpx.RemoteProtocolError):
-        return (
-            f"connection dropped before a complete answer: {method} {url} ({detail})",
-            "connection dropped",
-        )
-    if isinstance(exc, httpx.LocalProtocolError):
-        # httpx quotes the offending header value here: never show it.
-        return f"the request could not be written: {method} {url}", "request failed"
-    if isinstance(exc, httpx.NetworkError):
-        return f"connection error: {method} {url} ({detail})", "connection error"
-    if isinstance(exc, httpx.UnsupportedProtocol | httpx.InvalidURL):
-        return f"invalid URL {url}: {detail}{hint}", "invalid URL"
-    return f"request failed: {method} {url} ({detail})", "request failed"
+    fields = {
+        "method": method,
+        "url": url,
+        "origin": _origin(url),
+        "hint": f"; check {setting}",
+        "detail": detail,
+        "why": _connect_reason(detail),
+        "connect": _seconds(timeout.connect),
+        "pool": _seconds(timeout.pool),
+        "write": _seconds(timeout.write),
+        "read": _seconds(timeout.read),
+    }
+    for errors, message, reason in _FAILURES:
+        if isinstance(exc, errors):
+            return message.format(**fields), reason
+    return "request failed: {method} {url} ({detail})".format(**fields), "request failed"
