@@ -51,12 +51,8 @@ __all__ = [
 
 ACCOUNT_SID_VAR = "TWILIO_ACCOUNT_SID"
 AUTH_TOKEN_VAR = "TWILIO_AUTH_TOKEN"
-BASE_URL_VAR = "TWILIO_BASE_URL"
-PRICING_BASE_URL_VAR = "TWILIO_PRICING_BASE_URL"
 # The sandbox's fake account: any AC SID works with the emulator.
 SANDBOX_ACCOUNT_SID = purchasing.SANDBOX_ACCOUNT_SID
-SANDBOX_AUTH_TOKEN = purchasing.SANDBOX_AUTH_TOKEN
-SANDBOX_URL = purchasing.SANDBOX_TWILIO_URL
 SANDBOX_DATA = SANDBOX_DIR / "emulator" / "twilio.json"
 VAPI_FREE_NUMBERS = (
     "Vapi also provides free US numbers (choose an area code with numberDesiredAreaCode; "
