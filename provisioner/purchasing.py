@@ -110,46 +110,32 @@ class Twilio:
     ) -> TwilioClient:
         """The client for an account. Price lookups get their own, less patient one: a plan
         must not wait long on an optional figure (buying keeps the full retry policy)."""
+        from provisioner.remote.factory import twilio_client
         from provisioner.remote.retry import RetryPolicy
-        from provisioner.remote.twilio import (
-            DEFAULT_BASE_URL,
-            DEFAULT_PRICING_BASE_URL,
-            DEFAULT_RETRY,
-            DEFAULT_TIMEOUT,
-            TwilioClient,
-        )
+        from provisioner.remote.twilio import DEFAULT_RETRY
 
         cache_key = f"{account_sid}#prices" if for_prices else account_sid
         with self._lock:
             existing = self._clients.get(cache_key)
             if existing is not None:
                 return existing
-            env = self._settings.environ
-            token = token or self._tokens.get(account_sid) or env.get("TWILIO_AUTH_TOKEN")
-            if self._settings.sandbox:
-                base = pricing = SANDBOX_TWILIO_URL
-                token = token or SANDBOX_AUTH_TOKEN
-                transport = self._sandbox_transport()
-            else:
-                base = (env.get("TWILIO_BASE_URL") or "").strip() or DEFAULT_BASE_URL
-                pricing = (
-                    env.get("TWILIO_PRICING_BASE_URL") or ""
-                ).strip() or DEFAULT_PRICING_BASE_URL
-                transport = None
+            settings = self._settings
+            token = token or self._tokens.get(account_sid) or settings.twilio_auth_token
             if not token:
                 raise PurchaseError(f"no Twilio auth token for account {account_sid}")
+            retry, timeout = DEFAULT_RETRY, None
+            if for_prices:
+                retry = RetryPolicy(max_attempts=_PRICES_ATTEMPTS, max_delay=_PRICES_MAX_DELAY)
+                timeout = min(_PRICES_TIMEOUT, settings.timeout)
             try:
-                created = TwilioClient(
+                created = twilio_client(
+                    settings,
                     account_sid,
                     token,
-                    base_url=base,
-                    pricing_base_url=pricing,
-                    transport=transport,
-                    api_key=None if self._settings.sandbox else self._keys.get(account_sid),
-                    retry=RetryPolicy(max_attempts=_PRICES_ATTEMPTS, max_delay=_PRICES_MAX_DELAY)
-                    if for_prices
-                    else DEFAULT_RETRY,
-                    timeout=_PRICES_TIMEOUT if for_prices else DEFAULT_TIMEOUT,
+                    api_key=self._keys.get(account_sid),
+                    retry=retry,
+                    timeout=timeout,
+                    sandbox_transport=self._sandbox_transport() if settings.sandbox else None,
                 )
             except ValueError as exc:
                 raise PurchaseError(f"Twilio account {account_sid}: {exc}") from exc
@@ -164,18 +150,14 @@ class Twilio:
         return sid
 
     def _sandbox_transport(self) -> Any:
+        # One emulator per run: every account's client sees the same bought numbers.
         if self._transport is None:
-            import httpx
+            from provisioner.remote.factory import twilio_sandbox_transport
 
-            from provisioner.emulator.twilio import TwilioEmulator
-
-            data = self._settings.sandbox_twilio_data
-            data.parent.mkdir(parents=True, exist_ok=True)
             try:
-                app = TwilioEmulator(store_path=data)
+                self._transport = twilio_sandbox_transport(self._settings)
             except ValueError as exc:
                 raise PurchaseError(f"cannot use the Twilio sandbox data ({exc})") from exc
-            self._transport = httpx.WSGITransport(app=app)
         return self._transport
 
     def close(self) -> None:

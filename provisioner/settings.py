@@ -1,20 +1,33 @@
 """Run settings, built once by the CLI from flags and the environment.
 
 Nothing else in the package reads `os.environ`: the environment is captured here and
-passed down explicitly (manifests' `${env:...}` resolve against `Settings.environ`).
+passed down explicitly (manifests' `${env:...}` resolve against `Settings.environ`). The
+settings that come from it (Vapi's and Twilio's base URLs and credentials, the HTTP
+timeout) are read here, once, when Settings is built.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+
+from provisioner.errors import ProvisionerError
 
 DEFAULT_BASE_URL = "https://api.vapi.ai"
 SANDBOX_BASE_URL = "http://sandbox.vapi.local"
 SANDBOX_TOKEN = "sandbox"
 STATE_DIR = Path("state")
 SANDBOX_DIR = STATE_DIR / ".sandbox"
+DEFAULT_TIMEOUT = 10.0
+# Seconds each HTTP request may wait for an answer (a short one makes a dead endpoint
+# fail fast; tests use it).
+TIMEOUT_VAR = "PROVISIONER_HTTP_TIMEOUT"
+# The Twilio sandbox: an in-process emulator that takes any AC SID and this token.
+SANDBOX_TWILIO_URL = "http://twilio.sandbox.local"
+SANDBOX_TWILIO_ACCOUNT_SID = "AC" + "0" * 32
+SANDBOX_TWILIO_TOKEN = "sandbox"
 
 
 @dataclass(frozen=True, slots=True)
@@ -25,9 +38,42 @@ class Settings:
     lock_timeout: float = 0.0
     parallelism: int = 10
     max_rps: float | None = None
-    timeout: float = 10.0
+    timeout: float = DEFAULT_TIMEOUT
     # The sandbox's data folder (emulated Vapi objects persist here between runs).
     sandbox_dir: Path = SANDBOX_DIR
+    # Twilio: read from TWILIO_ACCOUNT_SID, TWILIO_AUTH_TOKEN, TWILIO_BASE_URL and
+    # TWILIO_PRICING_BASE_URL unless given (an empty variable counts as unset); the
+    # sandbox's own under `sandbox`. None base URLs mean Twilio's public ones.
+    twilio_account_sid: str | None = None
+    twilio_auth_token: str | None = None
+    twilio_base_url: str | None = None
+    twilio_pricing_base_url: str | None = None
+
+    def __post_init__(self) -> None:
+        env = self.environ
+        if self.sandbox:
+            given = {
+                "twilio_account_sid": SANDBOX_TWILIO_ACCOUNT_SID,
+                "twilio_auth_token": SANDBOX_TWILIO_TOKEN,
+                "twilio_base_url": SANDBOX_TWILIO_URL,
+                "twilio_pricing_base_url": SANDBOX_TWILIO_URL,
+            }
+        else:
+            given = {
+                "twilio_account_sid": (env.get("TWILIO_ACCOUNT_SID") or "").strip(),
+                # Not stripped: a token with whitespace is refused, never silently changed.
+                "twilio_auth_token": env.get("TWILIO_AUTH_TOKEN") or "",
+                "twilio_base_url": (env.get("TWILIO_BASE_URL") or "").strip().rstrip("/"),
+                "twilio_pricing_base_url": (env.get("TWILIO_PRICING_BASE_URL") or "")
+                .strip()
+                .rstrip("/"),
+            }
+        for name, value in given.items():
+            if getattr(self, name) is None and value:
+                object.__setattr__(self, name, value)
+        text = env.get(TIMEOUT_VAR)
+        if text and self.timeout == DEFAULT_TIMEOUT:
+            object.__setattr__(self, "timeout", _seconds(TIMEOUT_VAR, text))
 
     @property
     def base_url(self) -> str:
@@ -58,3 +104,13 @@ class Settings:
     def sandbox_twilio_data(self) -> Path:
         """The Twilio emulator's bought numbers."""
         return self.sandbox_dir / "emulator" / "twilio.json"
+
+
+def _seconds(name: str, text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = math.nan
+    if not math.isfinite(value) or value <= 0:
+        raise ProvisionerError(f"{name} must be a number of seconds above 0, not {text!r}")
+    return value

@@ -41,7 +41,7 @@ from provisioner.numbers.rules import (
     PURCHASE_TYPES,
     VAPI_FREE_NUMBER_LIMIT,
 )
-from provisioner.settings import SANDBOX_DIR
+from provisioner.settings import SANDBOX_DIR, Settings
 
 if TYPE_CHECKING:
     # Imported where used: registering the group must not slow every CLI start with httpx.
@@ -62,12 +62,8 @@ __all__ = [
 
 ACCOUNT_SID_VAR = "TWILIO_ACCOUNT_SID"
 AUTH_TOKEN_VAR = "TWILIO_AUTH_TOKEN"
-BASE_URL_VAR = "TWILIO_BASE_URL"
-PRICING_BASE_URL_VAR = "TWILIO_PRICING_BASE_URL"
 # The sandbox's fake account: any AC SID works with the emulator.
 SANDBOX_ACCOUNT_SID = purchasing.SANDBOX_ACCOUNT_SID
-SANDBOX_AUTH_TOKEN = purchasing.SANDBOX_AUTH_TOKEN
-SANDBOX_URL = purchasing.SANDBOX_TWILIO_URL
 SANDBOX_DATA = SANDBOX_DIR / "emulator" / "twilio.json"
 VAPI_FREE_NUMBERS = (
     "Vapi also provides free US numbers (choose an area code with numberDesiredAreaCode; "
@@ -406,14 +402,12 @@ def _report_retry(notice: RetryNotice) -> None:
 def _open_client(
     ctx: click.Context, sandbox: bool, manifest: Path | None = None
 ) -> Iterator[TwilioClient]:
-    if sandbox:
-        client = _sandbox_client()
-    elif manifest is not None:
+    if manifest is not None and not sandbox:
         with _manifest_client(ctx, manifest) as client:
             yield client
         return
-    else:
-        client = _live_client(_environ(ctx))
+    settings = Settings(environ=dict(_environ(ctx)), sandbox=sandbox)
+    client = _sandbox_client(settings) if sandbox else _live_client(settings)
     with client:
         yield client
 
@@ -450,15 +444,11 @@ def _manifest_client(ctx: click.Context, manifest: Path) -> Iterator[TwilioClien
         twilio.close()
 
 
-def _live_client(environ: Mapping[str, str]) -> TwilioClient:
-    from provisioner.remote.twilio import (
-        DEFAULT_BASE_URL,
-        DEFAULT_PRICING_BASE_URL,
-        TwilioClient,
-    )
+def _live_client(settings: Settings) -> TwilioClient:
+    from provisioner.remote.factory import twilio_client
 
-    sid = (environ.get(ACCOUNT_SID_VAR) or "").strip()
-    token = (environ.get(AUTH_TOKEN_VAR) or "").strip()
+    sid = settings.twilio_account_sid or ""
+    token = settings.twilio_auth_token or ""
     if not sid or not token:
         unset = " and ".join(
             n for n, v in ((ACCOUNT_SID_VAR, sid), (AUTH_TOKEN_VAR, token)) if not v
@@ -472,36 +462,21 @@ def _live_client(environ: Mapping[str, str]) -> TwilioClient:
         raise MissingCredentialsError(
             f"{ACCOUNT_SID_VAR} must be an Account SID: AC followed by 32 hexadecimal digits"
         )
-    return TwilioClient(
-        sid,
-        token,
-        base_url=(environ.get(BASE_URL_VAR) or "").strip() or DEFAULT_BASE_URL,
-        pricing_base_url=(environ.get(PRICING_BASE_URL_VAR) or "").strip()
-        or DEFAULT_PRICING_BASE_URL,
-        on_retry=_report_retry,
-    )
+    try:
+        return twilio_client(settings, on_retry=_report_retry)
+    except ValueError as exc:  # a token HTTP cannot carry (the message never shows it)
+        raise MissingCredentialsError(f"{exc} ({AUTH_TOKEN_VAR})") from exc
 
 
-def _sandbox_client() -> TwilioClient:
-    import httpx
-
-    from provisioner.emulator.twilio import TwilioEmulator
-    from provisioner.remote.twilio import TwilioClient
+def _sandbox_client(settings: Settings) -> TwilioClient:
+    from provisioner.remote.factory import twilio_client
 
     try:
-        emulator = TwilioEmulator(store_path=SANDBOX_DATA)
+        return twilio_client(settings, on_retry=_report_retry)
     except ValueError as exc:
         raise SandboxDataError(
             f"cannot use the Twilio sandbox data ({exc}); move the file away to start afresh"
         ) from exc
-    return TwilioClient(
-        SANDBOX_ACCOUNT_SID,
-        SANDBOX_AUTH_TOKEN,
-        base_url=SANDBOX_URL,
-        pricing_base_url=SANDBOX_URL,
-        transport=httpx.WSGITransport(app=emulator),
-        on_retry=_report_retry,
-    )
 
 
 def _monthly_price(

@@ -1,51 +1,47 @@
-"""The one HTTP client for the Vapi REST API.
+"""The client for the Vapi REST API: a thin wrapper over `remote.http`.
 
-Owns: every request the tool sends to Vapi. CRUD per resource kind and complete listings
-(bare-array lists paged backwards by `createdAt`, `{results, metadata}` lists paged by
-`page`), the retry loop (rules in `remote.retry`), pacing through the shared adaptive
-`RateLimiter`, turning secrets into clear text on the wire (`values.to_wire`), and turning
-every failure into a `RemoteError` with a readable message. No `httpx` exception leaves
-this module.
+Owns: what each Vapi request is and what its answer means. CRUD per resource kind and
+complete listings (bare-array lists paged backwards by `createdAt`, `{results, metadata}`
+lists paged by `page`), turning secrets into clear text on the wire (`values.to_wire`), and
+Vapi's error bodies into readable `RemoteError`s. Retries, pacing through the shared
+`RateLimiter`, Ctrl-C (`VapiClient.interruptible`) and transport failures are the HTTP
+layer's (`remote.http.HttpSession`). No `httpx` exception leaves this module.
 
 Must not touch: plans, state, the manifest, the environment, or the terminal. Progress
 worth showing (waits and retries) goes to the `on_event` callback.
 
 Safe to share between threads: `httpx.Client` is thread-safe, and the counters, the
 random source and the limiter are guarded by locks.
-
-Interruptible (`VapiClient.interruptible`): after Ctrl-C no request that has not left
-yet is sent, and waits before retries end at once; requests on the wire finish.
 """
 
 from __future__ import annotations
 
-import http
 import json
 import math
 import random
-import re
-import threading
 import time
-from collections.abc import Callable, Iterator, Mapping
-from contextlib import contextmanager
-from dataclasses import dataclass, field
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from types import TracebackType
-from typing import Any, Literal
+from typing import Any
 from urllib.parse import quote
 
 import httpx
 
-from provisioner import __version__
-from provisioner.errors import (
-    AmbiguousCreateError,
-    RemoteError,
-    RemoteTransportError,
-    RequestInterrupted,
-)
+from provisioner.errors import AmbiguousCreateError, RemoteError
 from provisioner.kinds import KINDS, ListStyle, ResourceKind
-from provisioner.remote.limiter import Cancelled, RateLimiter
-from provisioner.remote.retry import RetryPolicy, Verdict, never_sent, parse_retry_after
+from provisioner.remote.answers import (
+    Answer,
+    check_credential,
+    clip,
+    decode,
+    phrase,
+    shape_error,
+    snippet,
+)
+from provisioner.remote.http import ClientStats, Count, HttpSession, RequestEvent, SessionClient
+from provisioner.remote.limiter import RateLimiter
+from provisioner.remote.retry import RetryPolicy
 from provisioner.values import to_wire
 
 __all__ = [
@@ -67,12 +63,9 @@ LIST_LIMIT = 1000
 # Safety stop for paging loops (a million objects of one kind).
 _MAX_PAGES = 1000
 # Limiter waits shorter than this are routine pacing, not worth an event.
-_WAIT_EVENT_MIN = 1.0
 # How much of a non-JSON error body goes into a message.
-_SNIPPET = 200
 _TOKEN_HINT = "check VAPI_TOKEN"
 
-EventKind = Literal["retry", "wait"]
 # Asked by `list_all` after each page but the last, with the objects found so far by ID:
 # True stops paging.
 StopPaging = Callable[[Mapping[str, dict[str, Any]]], bool]
@@ -90,79 +83,7 @@ class ListResult:
     complete: bool
 
 
-@dataclass(frozen=True, slots=True)
-class RequestEvent:
-    """Something worth telling the user while a request is held up.
-
-    kind: "retry" before sleeping between attempts, "wait" before the shared limiter
-        holds a request back for a while (e.g. a `Retry-After` pause).
-    status: the HTTP status that caused a retry, None for transport failures and waits.
-    reason: short words: "rate limited", "server error 503", "timeout", ...
-    delay: seconds about to be waited.
-    attempt: number of the attempt the wait precedes (2 for the first retry).
-    """
-
-    kind: EventKind
-    method: str
-    path: str
-    status: int | None
-    reason: str
-    delay: float
-    attempt: int
-
-    def describe(self) -> str:
-        """One line for people: "rate limited, retrying in 2 s (POST /assistant)",
-        "rate limited, waiting 30 s (GET /assistant)"."""
-        wait = f"{self.delay:.0f}" if self.delay >= 10 else f"{self.delay:.2g}"
-        verb = "retrying in" if self.kind == "retry" else "waiting"
-        return f"{self.reason}, {verb} {wait} s ({self.method} {self.path})"
-
-
-@dataclass(frozen=True, slots=True)
-class ClientStats:
-    """A snapshot of the client's counters."""
-
-    requests: int  # HTTP requests sent (every attempt counts)
-    by_method: Mapping[str, int] = field(default_factory=dict)
-    rate_limited: int = 0  # 429 answers seen
-    retries: int = 0  # attempts that were repeats
-    ambiguous_creates: int = 0  # POSTs whose outcome is unknown
-    server_errors: int = 0  # 5xx answers seen
-    transport_errors: int = 0  # attempts that got no usable answer
-
-
-@dataclass(frozen=True, slots=True)
-class _Answer:
-    response: httpx.Response
-    attempts: int
-    # An earlier attempt may have been carried out by the server although its answer
-    # was lost or an error (so a DELETE answered 404 now may be our own doing).
-    maybe_applied: bool
-
-
-class _VirtualClock:
-    """A clock that moves when an injected fake `sleep` is called.
-
-    Used for the default limiter when a test injects `sleep` but no limiter, so a
-    `Retry-After` pause ends when the fake sleep says so instead of spinning in real time.
-    """
-
-    def __init__(self, sleep: Callable[[float], None]) -> None:
-        self._inner = sleep
-        self._offset = 0.0
-        self._lock = threading.Lock()
-
-    def now(self) -> float:
-        with self._lock:
-            return time.monotonic() + self._offset
-
-    def sleep(self, seconds: float) -> None:
-        self._inner(seconds)
-        with self._lock:
-            self._offset += max(0.0, seconds)
-
-
-class VapiClient:
+class VapiClient(SessionClient):
     """Client for one Vapi API (one base URL and token), shared by all threads of a run.
 
     Args:
@@ -191,92 +112,35 @@ class VapiClient:
         sleep: Callable[[float], None] = time.sleep,
         rng: random.Random | None = None,
     ) -> None:
-        self._base_url = base_url.rstrip("/")
-        self._timeout = timeout
-        self._retry = retry
-        self._on_event = on_event
-        self._sleep = sleep
-        # A real sleep can be cut short by an interrupt; an injected one (tests) cannot.
-        self._real_sleep = sleep is time.sleep
-        self._interrupt: threading.Event | None = None
-        if limiter is None:
-            if sleep is time.sleep:
-                limiter = RateLimiter()
-            else:
-                virtual = _VirtualClock(sleep)
-                self._sleep = virtual.sleep
-                limiter = RateLimiter(clock=virtual.now, sleep=virtual.sleep)
-        self._limiter = limiter
-        self._rng = rng if rng is not None else random.Random()
-        self._lock = threading.Lock()
-        self._requests = 0
-        self._by_method: dict[str, int] = {}
-        self._rate_limited = 0
-        self._retries = 0
-        self._ambiguous = 0
-        self._server_errors = 0
-        self._transport_errors = 0
-        self._http = httpx.Client(
-            base_url=self._base_url,
-            headers={
-                "Authorization": f"Bearer {token}",
-                "User-Agent": f"provisioner/{__version__}",
-                "Accept": "application/json",
-            },
-            timeout=timeout,
+        check_credential(token, "the Vapi API key (VAPI_TOKEN or VAPI_API_KEY)")
+        self._session = HttpSession(
+            base_url,
+            setting="VAPI_BASE_URL",
+            headers={"Authorization": f"Bearer {token}"},
+            secrets=(token,),
             transport=transport,
-            follow_redirects=False,
+            timeout=timeout,
+            retry=retry,
+            limiter=limiter,
+            on_event=on_event,
+            sleep=sleep,
+            rng=rng,
+            describe=lambda response: f"server error {describe_status(response)[0]}",
+            virtual_limiter=True,
         )
 
     @property
     def base_url(self) -> str:
-        return self._base_url
+        return self._session.base_url
 
     @property
     def limiter(self) -> RateLimiter:
-        return self._limiter
+        assert self._session.limiter is not None  # made in __init__ when not given
+        return self._session.limiter
 
     @property
     def stats(self) -> ClientStats:
-        with self._lock:
-            return ClientStats(
-                requests=self._requests,
-                by_method=dict(self._by_method),
-                rate_limited=self._rate_limited,
-                retries=self._retries,
-                ambiguous_creates=self._ambiguous,
-                server_errors=self._server_errors,
-                transport_errors=self._transport_errors,
-            )
-
-    def close(self) -> None:
-        self._http.close()
-
-    @contextmanager
-    def interruptible(self, event: threading.Event) -> Iterator[None]:
-        """While the block runs, a set `event` (Ctrl-C) stops every request not yet sent.
-
-        A request waiting for the limiter or about to make its first attempt raises
-        `RequestInterrupted` with `sent=False` instead of going out; a wait before a
-        retry ends at once and the request raises `RequestInterrupted` (`sent` says
-        whether an earlier attempt may have had an effect). Requests on the wire finish.
-        """
-        previous, self._interrupt = self._interrupt, event
-        try:
-            yield
-        finally:
-            self._interrupt = previous
-
-    def __enter__(self) -> VapiClient:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()
+        return self._session.stats
 
     # -- CRUD ------------------------------------------------------------------------
 
@@ -295,26 +159,23 @@ class VapiClient:
         if not response.is_success:
             raise self._status_error("POST", kind.api_path, answer)
         try:
-            obj = _decode(response)
-        except ValueError as exc:
-            self._count(ambiguous=1)
+            obj = decode(response)
+            problem = (
+                None if isinstance(obj, dict) and isinstance(obj.get("id"), str) else "has no id"
+            )
+        except ValueError:
+            obj, problem = response.text, f"is not JSON: {snippet(response)}"
+        if problem is not None:
+            # The server accepted the create: it may exist although we cannot name it.
+            self._session.count(Count.AMBIGUOUS)
             raise AmbiguousCreateError(
-                f"{response.status_code} answer to the create is not JSON: {_snippet(response)}",
-                method="POST",
-                path=kind.api_path,
-                status=response.status_code,
-                body=response.text,
-            ) from exc
-        if not isinstance(obj, dict) or not isinstance(obj.get("id"), str):
-            self._count(ambiguous=1)
-            raise AmbiguousCreateError(
-                f"{response.status_code} answer to the create has no id",
+                f"{response.status_code} answer to the create {problem}",
                 method="POST",
                 path=kind.api_path,
                 status=response.status_code,
                 body=obj,
             )
-        return obj
+        return dict(obj)
 
     def check_access(self) -> None:
         """One cheap read (the newest assistant) that fails with the API's own message
@@ -410,7 +271,7 @@ class VapiClient:
             elif isinstance(data, list):
                 results = data
             else:
-                raise _shape_error("GET", kind.api_path, answer, "a {results, metadata} page")
+                raise shape_error("GET", answer, "a {results, metadata} page")
             new = _merge(found, results)
             if len(results) < LIST_LIMIT or meta.get("hasNextPage") is False:
                 return ListResult(list(found.values()), complete=True)
@@ -425,41 +286,39 @@ class VapiClient:
         answer = self._send("GET", path, params=params)
         data = self._json("GET", path, answer)
         if not isinstance(data, list):
-            raise _shape_error("GET", path, answer, "a JSON array")
+            raise shape_error("GET", answer, "a JSON array")
         return data
 
     # -- answers ---------------------------------------------------------------------
 
-    def _object(self, method: str, path: str, answer: _Answer) -> dict[str, Any]:
+    def _object(self, method: str, path: str, answer: Answer) -> dict[str, Any]:
         data = self._json(method, path, answer)
         if not isinstance(data, dict):
-            raise _shape_error(method, path, answer, "a JSON object")
+            raise shape_error(method, answer, "a JSON object")
         return data
 
-    def _json(self, method: str, path: str, answer: _Answer) -> Any:
+    def _json(self, method: str, path: str, answer: Answer) -> Any:
         response = answer.response
         if not response.is_success:
             raise self._status_error(method, path, answer)
         try:
-            return _decode(response)
+            return decode(response)
         except ValueError as exc:
             raise RemoteError(
-                f"{response.status_code} answer is not JSON: {_snippet(response)}",
+                f"{response.status_code} answer is not JSON: {snippet(response)}",
                 method=method,
                 path=path,
                 status=response.status_code,
                 body=response.text,
             ) from exc
 
-    def _status_error(self, method: str, path: str, answer: _Answer) -> RemoteError:
+    def _status_error(self, method: str, path: str, answer: Answer) -> RemoteError:
         message, body = describe_status(answer.response)
         if answer.attempts > 1:
             message += f" (gave up after {answer.attempts} attempts)"
         return RemoteError(
             message, method=method, path=path, status=answer.response.status_code, body=body
         )
-
-    # -- the retry loop --------------------------------------------------------------
 
     def _send(
         self,
@@ -468,198 +327,20 @@ class VapiClient:
         *,
         params: Mapping[str, str | int] | None = None,
         body: Mapping[str, Any] | None = None,
-    ) -> _Answer:
-        """Send until an answer that is final under the retry policy.
-
-        Returns the last answer (any status; callers decide what 404 means) or raises
-        `AmbiguousCreateError` / `RemoteTransportError`.
-        """
-        content: bytes | None = None
-        headers: dict[str, str] = {}
-        if body is not None:
-            wire = to_wire(body)
-            content = json.dumps(wire, ensure_ascii=False, allow_nan=False).encode("utf-8")
-            headers["Content-Type"] = "application/json"
-        maybe_applied = False
-        attempt = 0
-        last: str | None = None  # why the previous attempt failed
-        while True:
-            attempt += 1
-            if self._interrupt is not None and self._interrupt.is_set():
-                raise self._interrupted(method, path, maybe_applied, last)
-            try:
-                self._limiter.acquire(
-                    on_wait=self._wait_reporter(method, path, attempt), cancel=self._interrupt
-                )
-            except Cancelled:
-                raise self._interrupted(method, path, maybe_applied, last) from None
-            if attempt > 1:
-                self._count(retries=1)
-            self._count_sent(method)
-            try:
-                response = self._http.request(
-                    method, path, params=params, content=content, headers=headers
-                )
-            except (httpx.HTTPError, httpx.InvalidURL) as exc:
-                self._count(transport_errors=1)
-                message, reason = self._transport_message(method, path, exc)
-                verdict = self._retry.error_verdict(method, exc)
-                if verdict is Verdict.AMBIGUOUS:
-                    self._count(ambiguous=1)
-                    raise AmbiguousCreateError(message, method=method, path=path) from exc
-                if verdict is Verdict.RETRY and self._retry.can_retry(attempt):
-                    maybe_applied = maybe_applied or not never_sent(exc)
-                    delay = self._backoff(attempt, None)
-                    last = reason
-                    if not self._pause("retry", method, path, None, reason, delay, attempt + 1):
-                        raise self._interrupted(method, path, maybe_applied, last) from exc
-                    continue
-                if attempt > 1:
-                    message += f" (gave up after {attempt} attempts)"
-                raise RemoteTransportError(
-                    message, method=method, path=path, sent=not never_sent(exc)
-                ) from exc
-
-            status = response.status_code
-            retry_after = self._retry_after(response)
-            if status == 429:
-                self._count(rate_limited=1)
-                self._limiter.record_rate_limited(retry_after)
-            elif status >= 500:
-                self._count(server_errors=1)
-            else:
-                self._limiter.record_success()
-            if response.is_success:
-                return _Answer(response, attempt, maybe_applied)
-            verdict = self._retry.status_verdict(method, status)
-            if verdict is Verdict.AMBIGUOUS:
-                self._count(ambiguous=1)
-                message, parsed = describe_status(response)
-                raise AmbiguousCreateError(
-                    f"server error {message}", method=method, path=path, status=status, body=parsed
-                )
-            if verdict is Verdict.RETRY and self._retry.can_retry(attempt):
-                # A 429 was turned away before any work; anything else may have run.
-                maybe_applied = maybe_applied or status != 429
-                reason = "rate limited" if status == 429 else f"server error {status}"
-                delay = self._backoff(attempt, retry_after)
-                last = reason
-                if not self._pause("retry", method, path, status, reason, delay, attempt + 1):
-                    raise self._interrupted(method, path, maybe_applied, last)
-                continue
-            return _Answer(response, attempt, maybe_applied)
-
-    def _backoff(self, attempt: int, retry_after: float | None) -> float:
-        with self._lock:  # random.Random is not meant to be shared across threads
-            return self._retry.delay(attempt, retry_after, self._rng)
-
-    def _pause(
-        self,
-        kind: EventKind,
-        method: str,
-        path: str,
-        status: int | None,
-        reason: str,
-        delay: float,
-        attempt: int,
-    ) -> bool:
-        """Report and wait before a retry; False if an interrupt came first or meanwhile."""
-        if self._on_event is not None:
-            self._on_event(RequestEvent(kind, method, path, status, reason, delay, attempt))
-        event = self._interrupt
-        if event is not None and self._real_sleep:
-            return not event.wait(delay) if delay > 0 else not event.is_set()
-        if delay > 0:
-            self._sleep(delay)
-        return event is None or not event.is_set()
-
-    @staticmethod
-    def _interrupted(
-        method: str, path: str, maybe_applied: bool, last: str | None
-    ) -> RequestInterrupted:
-        if last is None:
-            message = f"interrupted before {method} {path} was sent"
-        else:
-            message = f"interrupted while waiting to retry {method} {path} (last attempt: {last})"
-        return RequestInterrupted(message, method=method, path=path, sent=maybe_applied)
-
-    def _wait_reporter(self, method: str, path: str, attempt: int) -> Callable[[float, str], None]:
-        def report(delay: float, why: str) -> None:
-            if self._on_event is None:
-                return
-            if why == "paused" or delay >= _WAIT_EVENT_MIN:
-                reason = "rate limited" if why == "paused" else "throttled"
-                self._on_event(RequestEvent("wait", method, path, None, reason, delay, attempt))
-
-        return report
-
-    @staticmethod
-    def _retry_after(response: httpx.Response) -> float | None:
-        value = response.headers.get("Retry-After")
-        if value is None:
-            return None
-        return parse_retry_after(value, datetime.now(UTC))
-
-    def _transport_message(self, method: str, path: str, exc: Exception) -> tuple[str, str]:
-        """(message, short reason) for a request that got no usable answer."""
-        url = self._url_of(exc, path)
-        origin = _origin(url)
-        t = self._timeout
-        if isinstance(exc, httpx.ConnectTimeout):
-            return f"cannot connect to {origin}: timed out after {_seconds(t.connect)}", "timeout"
-        if isinstance(exc, httpx.PoolTimeout):
-            return (
-                f"timed out after {_seconds(t.pool)} waiting for a free connection: {method} {url}",
-                "timeout",
-            )
-        if isinstance(exc, httpx.WriteTimeout):
-            return f"timed out after {_seconds(t.write)} sending: {method} {url}", "timeout"
-        if isinstance(exc, httpx.TimeoutException):
-            return f"timed out after {_seconds(t.read)}: {method} {url}", "timeout"
-        if isinstance(exc, httpx.ConnectError):
-            return f"cannot connect to {origin}: {_connect_reason(exc)}", "cannot connect"
-        if isinstance(exc, httpx.RemoteProtocolError):
-            return (
-                f"connection dropped before a complete answer: {method} {url} ({exc})",
-                "connection dropped",
-            )
-        if isinstance(exc, httpx.NetworkError):
-            return f"connection error: {method} {url} ({exc})", "connection error"
-        if isinstance(exc, httpx.UnsupportedProtocol | httpx.InvalidURL):
-            return f"invalid URL {url}: {exc}", "invalid URL"
-        detail = str(exc) or type(exc).__name__
-        return f"request failed: {method} {url} ({detail})", "request failed"
-
-    def _url_of(self, exc: Exception, path: str) -> str:
-        if isinstance(exc, httpx.RequestError):
-            try:
-                return str(exc.request.url)
-            except RuntimeError:  # the error was raised without a request attached
-                pass
-        return f"{self._base_url}{path}"
-
-    # -- counters --------------------------------------------------------------------
-
-    def _count_sent(self, method: str) -> None:
-        with self._lock:
-            self._requests += 1
-            self._by_method[method] = self._by_method.get(method, 0) + 1
-
-    def _count(
-        self,
-        *,
-        retries: int = 0,
-        rate_limited: int = 0,
-        ambiguous: int = 0,
-        server_errors: int = 0,
-        transport_errors: int = 0,
-    ) -> None:
-        with self._lock:
-            self._retries += retries
-            self._rate_limited += rate_limited
-            self._ambiguous += ambiguous
-            self._server_errors += server_errors
-            self._transport_errors += transport_errors
+    ) -> Answer:
+        """Send through the shared HTTP layer (retries, limiter, interrupt); the body goes
+        as JSON with its secrets in clear text."""
+        if body is None:
+            return self._session.send(method, path, params=params)
+        wire = to_wire(body)
+        content = json.dumps(wire, ensure_ascii=False, allow_nan=False).encode("utf-8")
+        return self._session.send(
+            method,
+            path,
+            params=params,
+            content=content,
+            headers={"Content-Type": "application/json"},
+        )
 
 
 # -- helpers (pure) ----------------------------------------------------------------------
@@ -673,9 +354,9 @@ def describe_status(response: httpx.Response) -> tuple[str, Any]:
     rejected. Non-JSON bodies are quoted briefly (HTML pages are only named).
     """
     status = response.status_code
-    phrase = _phrase(response)
+    reason = _phrase(response)
     try:
-        body: Any = _decode(response)
+        body: Any = decode(response)
     except ValueError:
         body = response.text
     words = ""
@@ -683,18 +364,18 @@ def describe_status(response: httpx.Response) -> tuple[str, Any]:
     if isinstance(body, dict):
         words = _api_words(body.get("message"))
         error = body.get("error")
-        if isinstance(error, str) and error and error.lower() != phrase.lower():
+        if isinstance(error, str) and error and error.lower() != reason.lower():
             if " " in error or error[:1].isupper():
-                phrase = error  # a reason phrase of its own ("Bad Request")
+                reason = error  # a reason phrase of its own ("Bad Request")
             else:
                 code = error  # a machine code ("assistant_pinned")
         if not words and not code and body:
-            words = _clip(json.dumps(body, ensure_ascii=False))
+            words = clip(json.dumps(body, ensure_ascii=False))
     elif isinstance(body, str):
-        words = _snippet(response)
+        words = snippet(response)
     elif body is not None:
-        words = _clip(json.dumps(body, ensure_ascii=False))
-    head = f"{status} {phrase}" if phrase else str(status)
+        words = clip(json.dumps(body, ensure_ascii=False))
+    head = f"{status} {reason}" if reason else str(status)
     if code:
         head += f" ({code})"
     if status == 401:
@@ -710,47 +391,11 @@ def _api_words(message: Any) -> str:
         return "; ".join(str(m).strip() for m in message if str(m).strip())
     if message is None:
         return ""
-    return _clip(json.dumps(message, ensure_ascii=False))
+    return clip(json.dumps(message, ensure_ascii=False))
 
 
 def _phrase(response: httpx.Response) -> str:
-    try:
-        return http.HTTPStatus(response.status_code).phrase
-    except ValueError:
-        return response.reason_phrase
-
-
-def _decode(response: httpx.Response) -> Any:
-    """The JSON body, None when empty; ValueError when it is not JSON."""
-    if not response.content.strip():
-        return None
-    return json.loads(response.content)
-
-
-def _snippet(response: httpx.Response) -> str:
-    text = response.text.strip()
-    if not text:
-        return "(empty body)"
-    if text.startswith("<"):
-        kind = response.headers.get("Content-Type", "markup").split(";")[0]
-        return f"({kind} page of {len(response.content)} bytes)"
-    return _clip(text)
-
-
-def _clip(text: str) -> str:
-    text = re.sub(r"\s+", " ", text).strip()
-    return text if len(text) <= _SNIPPET else text[: _SNIPPET - 3] + "..."
-
-
-def _shape_error(method: str, path: str, answer: _Answer, expected: str) -> RemoteError:
-    response = answer.response
-    return RemoteError(
-        f"{response.status_code} answer is not {expected}: {_snippet(response)}",
-        method=method,
-        path=path,
-        status=response.status_code,
-        body=response.text,
-    )
+    return phrase(response.status_code, response.reason_phrase)
 
 
 def _merge(found: dict[str, dict[str, Any]], page: list[Any]) -> int:
@@ -793,50 +438,3 @@ def _page_numbers(meta: Mapping[str, Any], requested: int) -> tuple[int, int | N
 
 def _quote_id(resource_id: str) -> str:
     return quote(resource_id, safe="")
-
-
-def _origin(url: str) -> str:
-    try:
-        parsed = httpx.URL(url)
-    except (httpx.InvalidURL, TypeError):
-        return url
-    if not parsed.scheme or not parsed.host:
-        return url
-    port = f":{parsed.port}" if parsed.port is not None else ""
-    return f"{parsed.scheme}://{parsed.host}{port}"
-
-
-def _seconds(value: float | None) -> str:
-    if value is None:
-        return "no limit"
-    return f"{value:g} s"
-
-
-_CONNECT_REASONS: tuple[tuple[tuple[str, ...], str], ...] = (
-    (("refused",), "connection refused"),
-    (
-        (
-            "name or service not known",
-            "nodename nor servname",
-            "getaddrinfo",
-            "name resolution",
-            "no address associated",
-        ),
-        "host not found",
-    ),
-    (("network is unreachable",), "network unreachable"),
-    (("no route to host",), "no route to host"),
-    (("timed out",), "timed out"),
-    (("reset by peer",), "connection reset"),
-)
-
-
-def _connect_reason(exc: Exception) -> str:
-    text = str(exc)
-    low = text.lower()
-    for needles, reason in _CONNECT_REASONS:
-        if any(n in low for n in needles):
-            return reason
-    if "ssl" in low or "certificate" in low or "tls" in low:
-        return f"TLS error ({text})"
-    return text or "connection failed"

@@ -1,4 +1,4 @@
-"""The retry policy for calls to the Vapi API, as data and pure functions.
+"""The retry policy for calls to Vapi and Twilio, as data and pure functions.
 
 Owns: how long to wait before attempt N+1 (exponential backoff with full jitter, capped;
 `Retry-After` wins when the server sends it), parsing `Retry-After`, and the per-method
@@ -13,6 +13,9 @@ create from being sent twice:
   sending (5xx, read timeout, dropped connection) is *ambiguous*: the caller must look for
   the resource before creating it again.
 * Other 4xx answers are never retried.
+
+Each request also has time budgets (`RetryPolicy.budget`, `connect_budget`), which the send
+loop in `remote.http` keeps: a dead endpoint fails in seconds, not after every attempt.
 
 Must not touch: the network, the clock or sleeping (the client does that), plans, state.
 """
@@ -75,6 +78,10 @@ class RetryPolicy:
         max_retry_after: cap on a server-sent `Retry-After` (seconds); larger than
             `max_delay` because the server knows better than our guess.
         retry_statuses: statuses worth another attempt (subject to the method rules).
+        budget: seconds one request may spend on failed attempts and the waits after
+            them before it gives up (429 waits, ridden out, are not counted).
+        connect_budget: the same for connections that could not be opened: a closed
+            port or a wrong host fails fast.
     """
 
     max_attempts: int = 8
@@ -82,11 +89,14 @@ class RetryPolicy:
     max_delay: float = 30.0
     max_retry_after: float = 120.0
     retry_statuses: frozenset[int] = RETRYABLE_STATUSES
+    budget: float = 30.0
+    connect_budget: float = 3.0
 
     def __post_init__(self) -> None:
         if self.max_attempts < 1:
             raise ValueError("max_attempts must be at least 1")
-        if self.base_delay < 0 or self.max_delay < 0 or self.max_retry_after < 0:
+        delays = (self.base_delay, self.max_delay, self.max_retry_after)
+        if any(d < 0 for d in (*delays, self.budget, self.connect_budget)):
             raise ValueError("delays must not be negative")
 
     def delay(self, attempt: int, retry_after: float | None, rng: random.Random) -> float:

@@ -1,44 +1,35 @@
-"""The HTTP client for Twilio phone numbers: search, monthly prices, buy, fetch, list, release.
+"""The client for Twilio phone numbers (search, prices, buy, fetch, list, release): a thin
+wrapper over `remote.http`.
 
-Owns: every request the tool sends to Twilio's 2010 API (`AvailablePhoneNumbers`,
-`IncomingPhoneNumbers`) and to Pricing v1 (`/v1/PhoneNumbers/Countries`), HTTP Basic auth,
-the retry loop (rules from `remote.retry.RetryPolicy`), parsing Twilio's loosely typed
-answers into frozen dataclasses (capability keys in any case, latitude/longitude kept as
-strings, prices as `Decimal`), and turning every failure into a `RemoteError` whose
-message carries Twilio's code and words ("Twilio 21452: No phone numbers found for area
-code 533"). No `httpx` exception leaves this module.
+Owns: every request to Twilio's 2010 API (`AvailablePhoneNumbers`, `IncomingPhoneNumbers`)
+and to Pricing v1 (`/v1/PhoneNumbers/Countries`), HTTP Basic auth, and Twilio's errors
+("Twilio 21452: No phone numbers found for area code 533"); answers become the typed
+values of `remote.twilio_values`. Retries, Ctrl-C and transport failures are the HTTP
+layer's. No `httpx` exception leaves this module.
 
 Buying costs money and Twilio has no idempotency keys, so the purchase POST is retried
-only when Twilio provably did nothing: a 429 (20429, refused before any work) or a
-connection that could not be opened. Any other failure after sending (5xx, timeout,
-dropped connection, an unreadable 201) raises `AmbiguousPurchaseError`: the caller must
-look with `list_owned(phone_number=...)` before buying again.
+only when Twilio provably did nothing (a 429, a connection that could not be opened). Any
+other failure after sending raises `AmbiguousPurchaseError`: the caller must look with
+`list_owned(phone_number=...)` before buying again.
 
-Must not touch: the environment (the CLI passes credentials and base URLs in; it reads
-`TWILIO_ACCOUNT_SID`, `TWILIO_AUTH_TOKEN`, `TWILIO_BASE_URL`, `TWILIO_PRICING_BASE_URL`),
-the terminal, plans, state, the Vapi API.
+Must not touch: the environment (`remote.factory` builds clients from `Settings`), the
+terminal, plans, state, the Vapi API.
 """
 
 from __future__ import annotations
 
-import http
-import json
 import random
-import re
 import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime
-from decimal import Decimal, InvalidOperation
-from types import TracebackType
+from decimal import Decimal
 from typing import Any
-from urllib.parse import quote, urlsplit
+from urllib.parse import quote
 
 import httpx
 
-from provisioner import __version__
-from provisioner.errors import AmbiguousCreateError, RemoteError, RemoteTransportError
+from provisioner.errors import AmbiguousCreateError
 from provisioner.numbers.rules import ACCOUNT_SID as _ACCOUNT_SID
 from provisioner.numbers.rules import API_KEY_SID as _API_KEY_SID
 from provisioner.numbers.rules import AREA_CODE as _AREA_CODE
@@ -46,7 +37,33 @@ from provisioner.numbers.rules import COUNTRY_ANY_CASE as _COUNTRY
 from provisioner.numbers.rules import E164 as _E164
 from provisioner.numbers.rules import NUMBER_SID as _NUMBER_SID
 from provisioner.numbers.rules import NUMBER_TYPES
-from provisioner.remote.retry import RetryPolicy, Verdict, never_sent, parse_retry_after
+from provisioner.remote.answers import (
+    Answer,
+    check_credential,
+    decode,
+)
+from provisioner.remote.http import HttpSession, RequestEvent, SessionClient
+from provisioner.remote.retry import RetryPolicy
+from provisioner.remote.twilio_values import (
+    AmbiguousPurchaseError,
+    AvailableNumber,
+    Capabilities,
+    NumberPrice,
+    PricingCountry,
+    PurchasedNumber,
+    RetryNotice,
+    TwilioError,
+    available,
+    opt_str,
+    price_key,
+    price_row,
+    purchased,
+    purchased_or_none,
+    read_twilio_error,
+    relative,
+    twilio_shape_error,
+    wire_bool,
+)
 
 __all__ = [
     "DEFAULT_BASE_URL",
@@ -74,101 +91,10 @@ DEFAULT_RETRY = RetryPolicy(max_attempts=5)
 API = "/2010-04-01"
 MAX_PAGE_SIZE = 1000
 _MAX_PAGES = 1000
-_SNIPPET = 200
 _CREDENTIALS_HINT = "check TWILIO_ACCOUNT_SID and TWILIO_AUTH_TOKEN"
 
 
-# -- errors ------------------------------------------------------------------------------
-
-
-class TwilioError(RemoteError):
-    """Twilio answered with an error; `code` is Twilio's error code when it sent one."""
-
-    def __init__(
-        self,
-        message: str,
-        *,
-        method: str = "",
-        path: str = "",
-        status: int | None = None,
-        body: Any = None,
-        code: int | None = None,
-        more_info: str | None = None,
-    ) -> None:
-        super().__init__(message, method=method, path=path, status=status, body=body)
-        self.code = code
-        self.more_info = more_info
-
-
-class AmbiguousPurchaseError(AmbiguousCreateError):
-    """A purchase was sent, but whether Twilio carried it out is unknown.
-
-    Never buy again blindly: look with `TwilioClient.list_owned(phone_number=...)` (or,
-    for an area-code purchase, the numbers owned in that area code) first.
-    """
-
-    def __init__(
-        self,
-        message: str,
-        *,
-        path: str = "",
-        status: int | None = None,
-        body: Any = None,
-        phone_number: str | None = None,
-        area_code: str | None = None,
-    ) -> None:
-        super().__init__(message, method="POST", path=path, status=status, body=body)
-        self.phone_number = phone_number
-        self.area_code = area_code
-
-
 # -- values ------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True, slots=True)
-class Capabilities:
-    """What a number can do. `fax` is None when Twilio left the key out."""
-
-    voice: bool
-    sms: bool
-    mms: bool
-    fax: bool | None = None
-
-    def labels(self) -> tuple[str, ...]:
-        """("voice", "SMS", "MMS", "fax"), only those the number has."""
-        pairs = (("voice", self.voice), ("SMS", self.sms), ("MMS", self.mms))
-        return tuple(n for n, on in (*pairs, ("fax", bool(self.fax))) if on)
-
-
-@dataclass(frozen=True, slots=True)
-class AvailableNumber:
-    """A number Twilio offers for sale (one AvailablePhoneNumbers item).
-
-    Geography is None outside US/CA; latitude and longitude stay strings as sent.
-    """
-
-    phone_number: str
-    friendly_name: str
-    iso_country: str
-    capabilities: Capabilities
-    locality: str | None = None
-    region: str | None = None
-    postal_code: str | None = None
-    rate_center: str | None = None
-    lata: str | None = None
-    latitude: str | None = None
-    longitude: str | None = None
-    address_requirements: str | None = None
-    beta: bool = False
-
-
-@dataclass(frozen=True, slots=True)
-class NumberPrice:
-    """One Pricing v1 row: monthly prices for one number type, as Twilio names it."""
-
-    number_type: str  # "local", "toll free", "mobile", "national", ...
-    base_price: Decimal
-    current_price: Decimal  # what this account pays (after discounts)
 
 
 @dataclass(frozen=True, slots=True)
@@ -183,9 +109,9 @@ class CountryPricing:
     def price_for(self, number_type: str) -> NumberPrice | None:
         """The row for a search type (`local`, `toll-free`, `mobile`, `national`) or a
         Pricing v1 name (`toll free`), compared without regard to case; None if absent."""
-        wanted = _price_key(NUMBER_TYPES.get(number_type.lower(), ("", number_type))[1])
+        wanted = price_key(NUMBER_TYPES.get(number_type.lower(), ("", number_type))[1])
         for row in self.prices:
-            if _price_key(row.number_type) == wanted:
+            if price_key(row.number_type) == wanted:
                 return row
         return None
 
@@ -195,70 +121,10 @@ class CountryPricing:
         return row.current_price if row is not None else None
 
 
-@dataclass(frozen=True, slots=True)
-class PricingCountry:
-    """One entry of the Pricing v1 country list."""
-
-    iso_country: str
-    country: str
-
-
-@dataclass(frozen=True, slots=True)
-class PurchasedNumber:
-    """A number the account owns (an IncomingPhoneNumber)."""
-
-    sid: str
-    account_sid: str
-    phone_number: str
-    friendly_name: str
-    capabilities: Capabilities
-    status: str | None = None
-    number_type: str | None = None  # Twilio's `type`, e.g. "local"
-    origin: str | None = None
-    address_requirements: str | None = None
-    voice_url: str | None = None
-    sms_url: str | None = None
-    date_created: str | None = None  # RFC 2822, as sent
-    uri: str | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class RetryNotice:
-    """Told to `on_retry` before the client sleeps and sends a request again."""
-
-    method: str
-    path: str
-    reason: str  # "rate limited", "server error 503", "cannot connect", ...
-    delay: float
-    attempt: int  # number of the attempt about to be made (2 for the first retry)
-
-    def describe(self) -> str:
-        return f"{self.reason}, retrying in {self.delay:.1f} s ({self.method} {self.path})"
-
-
-@dataclass(frozen=True, slots=True)
-class _Answer:
-    response: httpx.Response
-    path: str
-    attempts: int
-    # An earlier attempt may have been carried out although its answer was lost.
-    maybe_applied: bool
-
-
-class _Ambiguous(Exception):
-    """A POST whose outcome is unknown (raised by `_send`, turned into a purchase error)."""
-
-    def __init__(self, message: str, status: int | None = None, body: Any = None) -> None:
-        super().__init__(message)
-        self.message = message
-        self.status = status
-        self.body = body
-
-
 # -- the client --------------------------------------------------------------------------
 
 
-class TwilioClient:
+class TwilioClient(SessionClient):
     """Client for one Twilio account's phone numbers; safe to share between threads.
 
     Args:
@@ -298,23 +164,27 @@ class TwilioClient:
             raise ValueError("a Twilio Account SID is AC followed by 32 hexadecimal digits")
         if api_key is not None and not _API_KEY_SID.match(api_key):
             raise ValueError("a Twilio API key SID is SK followed by 32 hexadecimal digits")
-        if not auth_token:
-            raise ValueError("the Twilio auth token is empty")
+        check_credential(auth_token, "the Twilio auth token")
         self._account_sid = account_sid
         self._base_url = base_url.rstrip("/")
         self._pricing_base_url = pricing_base_url.rstrip("/")
-        self._retry = retry
         self._on_retry = on_retry
-        self._sleep = sleep
-        self._rng = rng if rng is not None else random.Random()
         self._lock = threading.Lock()
         self._pricing_cache: dict[str, CountryPricing] = {}
-        self._http = httpx.Client(
+        self._session = HttpSession(
+            self._base_url,
+            setting="TWILIO_BASE_URL",
+            headers={},
             auth=(api_key or account_sid, auth_token),
-            headers={"User-Agent": f"provisioner/{__version__}", "Accept": "application/json"},
-            timeout=timeout,
+            secrets=(auth_token,),
             transport=transport,
-            follow_redirects=False,
+            timeout=timeout if isinstance(timeout, httpx.Timeout) else httpx.Timeout(timeout),
+            retry=retry,
+            limiter=None,  # Twilio's limits are per account, and a run asks little of it
+            on_event=self._notice,
+            sleep=sleep,
+            rng=rng,
+            describe=lambda response: describe_twilio_error(response)[0],
         )
 
     @property
@@ -329,19 +199,10 @@ class TwilioClient:
     def pricing_base_url(self) -> str:
         return self._pricing_base_url
 
-    def close(self) -> None:
-        self._http.close()
-
-    def __enter__(self) -> TwilioClient:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()
+    def _notice(self, event: RequestEvent) -> None:
+        if self._on_retry is not None and event.kind == "retry":
+            notice = RetryNotice(event.method, event.path, event.reason, event.delay, event.attempt)
+            self._on_retry(notice)
 
     # -- search and prices -----------------------------------------------------------
 
@@ -383,27 +244,15 @@ class TwilioClient:
         if contains:
             params["Contains"] = contains
         if sms is not None:
-            params["SmsEnabled"] = _wire_bool(sms)
+            params["SmsEnabled"] = wire_bool(sms)
         if voice is not None:
-            params["VoiceEnabled"] = _wire_bool(voice)
+            params["VoiceEnabled"] = wire_bool(voice)
         path = f"{self._account_path()}/AvailablePhoneNumbers/{iso}/{segment}.json"
-        answer = self._send("GET", self._base_url, path, params=params)
-        if answer.response.status_code == 404:
-            error = self._status_error("GET", answer)
-            raise TwilioError(
-                f"Twilio offers no {type} numbers in {iso} ({error.message})",
-                method="GET",
-                path=path,
-                status=404,
-                body=error.body,
-                code=error.code,
-                more_info=error.more_info,
-            )
-        data = self._object("GET", answer)
-        items = data.get("available_phone_numbers")
-        if not isinstance(items, list):
-            raise _shape_error(answer, "an `available_phone_numbers` list")
-        return [_available(item) for item in items if isinstance(item, dict)][:limit]
+        missing = f"Twilio offers no {type} numbers in {iso}"
+        _, _, items = self._listing(
+            self._base_url, path, "available_phone_numbers", missing, params
+        )
+        return [available(item) for item in items if isinstance(item, dict)][:limit]
 
     def pricing(self, country: str) -> CountryPricing:
         """Monthly number prices in `country` (cached for the life of this client).
@@ -417,27 +266,15 @@ class TwilioClient:
         if cached is not None:
             return cached
         path = f"/v1/PhoneNumbers/Countries/{iso}"
-        answer = self._send("GET", self._pricing_base_url, path)
-        if answer.response.status_code == 404:
-            error = self._status_error("GET", answer)
-            raise TwilioError(
-                f"Twilio has no phone-number prices for {iso} ({error.message})",
-                method="GET",
-                path=path,
-                status=404,
-                body=error.body,
-                code=error.code,
-                more_info=error.more_info,
-            )
-        data = self._object("GET", answer)
-        rows = data.get("phone_number_prices")
-        if not isinstance(rows, list):
-            raise _shape_error(answer, "a `phone_number_prices` list")
-        prices = tuple(_price_row(answer, row) for row in rows if isinstance(row, dict))
+        missing = f"Twilio has no phone-number prices for {iso}"
+        answer, data, rows = self._listing(
+            self._pricing_base_url, path, "phone_number_prices", missing
+        )
+        prices = tuple(price_row(answer, row) for row in rows if isinstance(row, dict))
         unit = data.get("price_unit")
         result = CountryPricing(
-            iso_country=_opt_str(data.get("iso_country")) or iso,
-            country=_opt_str(data.get("country")) or iso,
+            iso_country=opt_str(data.get("iso_country")) or iso,
+            country=opt_str(data.get("country")) or iso,
             currency=unit.strip().upper() if isinstance(unit, str) and unit.strip() else None,
             prices=prices,
         )
@@ -448,25 +285,49 @@ class TwilioClient:
     def pricing_countries(self) -> list[PricingCountry]:
         """Every country Pricing v1 has phone-number prices for (all pages)."""
         found: list[PricingCountry] = []
-        path: str | None = "/v1/PhoneNumbers/Countries"
-        params: dict[str, str] | None = {"PageSize": str(MAX_PAGE_SIZE)}
-        for _ in range(_MAX_PAGES):
-            if path is None:
-                break
-            answer = self._send("GET", self._pricing_base_url, path, params=params)
-            data = self._object("GET", answer)
-            countries = data.get("countries")
-            if not isinstance(countries, list):
-                raise _shape_error(answer, "a `countries` list")
-            for item in countries:
-                if isinstance(item, dict) and isinstance(item.get("iso_country"), str):
-                    iso = str(item["iso_country"])
-                    found.append(PricingCountry(iso, _opt_str(item.get("country")) or iso))
-            meta = data.get("meta")
-            next_url = meta.get("next_page_url") if isinstance(meta, dict) else None
-            path = _relative(next_url, self._pricing_base_url) if next_url else None
-            params = None  # the next page URL carries its own query
+        path = "/v1/PhoneNumbers/Countries"
+        for item in self._pages(self._pricing_base_url, path, {}, "countries"):
+            if isinstance(item.get("iso_country"), str):
+                iso = str(item["iso_country"])
+                found.append(PricingCountry(iso, opt_str(item.get("country")) or iso))
         return found
+
+    def _listing(
+        self,
+        base: str,
+        path: str,
+        key: str,
+        missing: str | None,
+        params: Mapping[str, str] | None = None,
+    ) -> tuple[Answer, dict[str, Any], list[Any]]:
+        """(answer, object, its list `key`) of one GET; `missing` words a 404 if given."""
+        answer = self._send("GET", base, path, params=params)
+        if missing is not None and answer.response.status_code == 404:
+            raise self._status_error("GET", answer, missing)
+        data = self._object("GET", answer)
+        items = data.get(key)
+        if not isinstance(items, list):
+            article = "an" if key[0] in "aeiou" else "a"
+            raise twilio_shape_error(answer, f"{article} `{key}` list")
+        return answer, data, items
+
+    def _pages(
+        self, base: str, path: str, params: dict[str, str], key: str
+    ) -> Iterator[dict[str, Any]]:
+        """The objects of list `key` on every page, following Twilio's next-page links
+        (`meta.next_page_url` in Pricing v1, `next_page_uri` in the 2010 API)."""
+        query: dict[str, str] | None = {"PageSize": str(MAX_PAGE_SIZE), **params}
+        at: str | None = path
+        for _ in range(_MAX_PAGES):
+            if at is None:
+                break
+            _, data, items = self._listing(base, at, key, None, query)
+            yield from (item for item in items if isinstance(item, dict))
+            meta = data.get("meta")
+            link = meta.get("next_page_url") if isinstance(meta, dict) else None
+            link = link or data.get("next_page_uri")
+            at = relative(link, base) if isinstance(link, str) and link else None
+            query = None  # the next page's link carries its own query
 
     # -- owned numbers ---------------------------------------------------------------
 
@@ -510,38 +371,37 @@ class TwilioClient:
             if phone_number
             else f"list_owned(phone_number='+1{code}')"
         )
-        try:
-            answer = self._send("POST", self._base_url, path, data=form)
-        except _Ambiguous as exc:
-            raise AmbiguousPurchaseError(
-                f"the purchase of {what} may or may not have gone through ({exc.message}); "
-                f"check the numbers the account owns ({check}) before buying again",
+
+        def unsure(why: str, status: int | None, body: Any) -> AmbiguousPurchaseError:
+            return AmbiguousPurchaseError(
+                f"{why}; check the numbers the account owns ({check}) before buying again",
                 path=path,
-                status=exc.status,
-                body=exc.body,
+                status=status,
+                body=body,
                 phone_number=phone_number,
                 area_code=code,
-            ) from exc
+            )
+
+        try:
+            answer = self._send("POST", self._base_url, path, data=form)
+        except AmbiguousCreateError as exc:
+            why = f"the purchase of {what} may or may not have gone through ({exc.message})"
+            raise unsure(why, exc.status, exc.body) from exc
         response = answer.response
         if not response.is_success:
             raise self._status_error("POST", answer)
         try:
-            data = _decode(response)
+            data = decode(response)
             if not isinstance(data, dict):
                 raise ValueError("not a JSON object")
-            return _purchased(data)
+            return purchased(data)
         except ValueError as exc:
             # Twilio said yes, so a number was most likely bought: do not buy blindly.
-            raise AmbiguousPurchaseError(
+            why = (
                 f"Twilio accepted the purchase of {what} ({response.status_code}) but its "
-                f"answer is unreadable ({exc}); check the numbers the account owns "
-                f"({check}) before buying again",
-                path=path,
-                status=response.status_code,
-                body=response.text,
-                phone_number=phone_number,
-                area_code=code,
-            ) from exc
+                f"answer is unreadable ({exc})"
+            )
+            raise unsure(why, response.status_code, response.text) from exc
 
     def get(self, sid: str) -> PurchasedNumber | None:
         """The owned number with this `PN…` SID, or None if the account has no such number."""
@@ -554,30 +414,15 @@ class TwilioClient:
     def list_owned(self, phone_number: str | None = None) -> list[PurchasedNumber]:
         """Every number the account owns, all pages; `phone_number` filters (partial,
         `*` for any digit), e.g. "+14155550100" to check whether that number is owned."""
-        params: dict[str, str] | None = {"PageSize": str(MAX_PAGE_SIZE)}
-        if phone_number:
-            assert params is not None
-            params["PhoneNumber"] = phone_number
-        path: str | None = f"{self._account_path()}/IncomingPhoneNumbers.json"
+        params = {"PhoneNumber": phone_number} if phone_number else {}
+        path = f"{self._account_path()}/IncomingPhoneNumbers.json"
         found: list[PurchasedNumber] = []
         seen: set[str] = set()
-        for _ in range(_MAX_PAGES):
-            if path is None:
-                break
-            answer = self._send("GET", self._base_url, path, params=params)
-            data = self._object("GET", answer)
-            items = data.get("incoming_phone_numbers")
-            if not isinstance(items, list):
-                raise _shape_error(answer, "an `incoming_phone_numbers` list")
-            for item in items:
-                if isinstance(item, dict):
-                    number = _purchased_or_none(item)
-                    if number is not None and number.sid not in seen:
-                        seen.add(number.sid)
-                        found.append(number)
-            next_uri = data.get("next_page_uri")
-            path = _relative(next_uri, self._base_url) if isinstance(next_uri, str) else None
-            params = None  # the next page URI carries its own query
+        for item in self._pages(self._base_url, path, params, "incoming_phone_numbers"):
+            number = purchased_or_none(item)
+            if number is not None and number.sid not in seen:
+                seen.add(number.sid)
+                found.append(number)
         return found
 
     def release(self, sid: str) -> bool:
@@ -602,27 +447,30 @@ class TwilioClient:
             raise ValueError(f"{sid!r} is not a phone-number SID (PN followed by 32 hex digits)")
         return f"{self._account_path()}/IncomingPhoneNumbers/{quote(sid, safe='')}.json"
 
-    def _purchased(self, method: str, answer: _Answer) -> PurchasedNumber:
+    def _purchased(self, method: str, answer: Answer) -> PurchasedNumber:
         data = self._object(method, answer)
         try:
-            return _purchased(data)
+            return purchased(data)
         except ValueError as exc:
-            raise _shape_error(answer, f"a phone number ({exc})") from exc
+            raise twilio_shape_error(answer, f"a phone number ({exc})") from exc
 
-    def _object(self, method: str, answer: _Answer) -> dict[str, Any]:
+    def _object(self, method: str, answer: Answer) -> dict[str, Any]:
         response = answer.response
         if not response.is_success:
             raise self._status_error(method, answer)
         try:
-            data = _decode(response)
+            data = decode(response)
         except ValueError as exc:
-            raise _shape_error(answer, "JSON") from exc
+            raise twilio_shape_error(answer, "JSON") from exc
         if not isinstance(data, dict):
-            raise _shape_error(answer, "a JSON object")
+            raise twilio_shape_error(answer, "a JSON object")
         return data
 
-    def _status_error(self, method: str, answer: _Answer) -> TwilioError:
+    def _status_error(self, method: str, answer: Answer, context: str = "") -> TwilioError:
+        """Twilio's error; `context` puts its words in brackets after words of our own."""
         message, body, code, more_info = describe_twilio_error(answer.response)
+        if context:
+            message = f"{context} ({message})"
         if answer.attempts > 1:
             message += f" (gave up after {answer.attempts} attempts)"
         return TwilioError(
@@ -635,8 +483,6 @@ class TwilioClient:
             more_info=more_info,
         )
 
-    # -- the retry loop --------------------------------------------------------------
-
     def _send(
         self,
         method: str,
@@ -645,213 +491,26 @@ class TwilioClient:
         *,
         params: Mapping[str, str] | None = None,
         data: Mapping[str, str] | None = None,
-    ) -> _Answer:
-        """Send until an answer that is final under the retry policy; return it (any status).
-
-        Raises `_Ambiguous` for a POST whose outcome is unknown, `RemoteTransportError`
-        when no usable answer came.
-        """
-        url = f"{base}{path}"
-        maybe_applied = False
-        attempt = 0
-        while True:
-            attempt += 1
-            try:
-                response = self._http.request(method, url, params=params, data=data)
-            except (httpx.HTTPError, httpx.InvalidURL) as exc:
-                message, reason = _transport_message(method, url, exc)
-                verdict = self._retry.error_verdict(method, exc)
-                if verdict is Verdict.AMBIGUOUS:
-                    raise _Ambiguous(message) from exc
-                if verdict is Verdict.RETRY and self._retry.can_retry(attempt):
-                    maybe_applied = maybe_applied or not never_sent(exc)
-                    self._pause(method, path, reason, attempt, None)
-                    continue
-                if attempt > 1:
-                    message += f" (gave up after {attempt} attempts)"
-                raise RemoteTransportError(
-                    message, method=method, path=path, sent=not never_sent(exc)
-                ) from exc
-            status = response.status_code
-            if response.is_success:
-                return _Answer(response, path, attempt, maybe_applied)
-            verdict = self._retry.status_verdict(method, status)
-            if verdict is Verdict.AMBIGUOUS:
-                message, body, _, _ = describe_twilio_error(response)
-                raise _Ambiguous(message, status, body)
-            if verdict is Verdict.RETRY and self._retry.can_retry(attempt):
-                # A 429 was turned away before any work; a 5xx may have run.
-                maybe_applied = maybe_applied or status != 429
-                reason = "rate limited" if status == 429 else f"server error {status}"
-                self._pause(method, path, reason, attempt, _retry_after(response))
-                continue
-            return _Answer(response, path, attempt, maybe_applied)
-
-    def _pause(
-        self, method: str, path: str, reason: str, attempt: int, retry_after: float | None
-    ) -> None:
-        with self._lock:  # random.Random is not meant to be shared across threads
-            delay = self._retry.delay(attempt, retry_after, self._rng)
-        if self._on_retry is not None:
-            self._on_retry(RetryNotice(method, path, reason, delay, attempt + 1))
-        if delay > 0:
-            self._sleep(delay)
+    ) -> Answer:
+        """Send through the shared HTTP layer; return the final answer (any status)."""
+        pricing = base == self._pricing_base_url and base != self._base_url
+        return self._session.send(
+            method,
+            path,
+            base=base,
+            params=params,
+            data=data,
+            setting="TWILIO_PRICING_BASE_URL" if pricing else None,
+        )
 
 
 # -- parsing (pure) ----------------------------------------------------------------------
 
 
 def describe_twilio_error(response: httpx.Response) -> tuple[str, Any, int | None, str | None]:
-    """(message, parsed body, Twilio code, more_info) for an error answer.
-
-    Twilio's body `{"code": 21452, "message": "...", "more_info": ..., "status": 400}`
-    becomes "Twilio 21452: ..."; a 401 adds which credentials to check; anything else
-    (a proxy's HTML page, an empty body) is named with the HTTP status.
-    """
-    status = response.status_code
-    try:
-        body: Any = _decode(response)
-    except ValueError:
-        body = response.text
-    code: int | None = None
-    more_info: str | None = None
-    words = ""
-    if isinstance(body, dict):
-        raw_code = body.get("code")
-        if isinstance(raw_code, int) and not isinstance(raw_code, bool):
-            code = raw_code
-        elif isinstance(raw_code, str) and raw_code.strip().isdigit():
-            code = int(raw_code)
-        if isinstance(body.get("message"), str):
-            words = str(body["message"]).strip()
-        if isinstance(body.get("more_info"), str):
-            more_info = str(body["more_info"])
-        detail = body.get("detail") or body.get("details")
-        if detail and isinstance(detail, str | dict | list):
-            extra = detail if isinstance(detail, str) else json.dumps(detail)
-            words = f"{words} ({_clip(extra)})" if words else _clip(extra)
-    if code is not None or words:
-        message = f"Twilio {code if code is not None else status}: {words or _phrase(status)}"
-    else:
-        message = f"Twilio API answered {status} {_phrase(status)}: {_snippet(response)}"
-    if status == 401:
-        message += f" ({_CREDENTIALS_HINT})"
-    return message, body, code, more_info
-
-
-def _available(item: Mapping[str, Any]) -> AvailableNumber:
-    number = _opt_str(item.get("phone_number")) or ""
-    return AvailableNumber(
-        phone_number=number,
-        friendly_name=_opt_str(item.get("friendly_name")) or number,
-        iso_country=_opt_str(item.get("iso_country")) or "",
-        capabilities=_capabilities(item.get("capabilities")),
-        locality=_opt_str(item.get("locality")),
-        region=_opt_str(item.get("region")),
-        postal_code=_opt_str(item.get("postal_code")),
-        rate_center=_opt_str(item.get("rate_center")),
-        lata=_opt_str(item.get("lata")),
-        latitude=_opt_str(item.get("latitude")),
-        longitude=_opt_str(item.get("longitude")),
-        address_requirements=_opt_str(item.get("address_requirements")),
-        beta=_flag(item.get("beta")) is True,
-    )
-
-
-def _purchased(item: Mapping[str, Any]) -> PurchasedNumber:
-    sid = item.get("sid")
-    number = item.get("phone_number")
-    if not isinstance(sid, str) or not sid:
-        raise ValueError("no `sid`")
-    if not isinstance(number, str) or not number:
-        raise ValueError("no `phone_number`")
-    return PurchasedNumber(
-        sid=sid,
-        account_sid=_opt_str(item.get("account_sid")) or "",
-        phone_number=number,
-        friendly_name=_opt_str(item.get("friendly_name")) or number,
-        capabilities=_capabilities(item.get("capabilities")),
-        status=_opt_str(item.get("status")),
-        number_type=_opt_str(item.get("type")),
-        origin=_opt_str(item.get("origin")),
-        address_requirements=_opt_str(item.get("address_requirements")),
-        voice_url=_opt_str(item.get("voice_url")) or None,
-        sms_url=_opt_str(item.get("sms_url")) or None,
-        date_created=_opt_str(item.get("date_created")),
-        uri=_opt_str(item.get("uri")),
-    )
-
-
-def _purchased_or_none(item: Mapping[str, Any]) -> PurchasedNumber | None:
-    try:
-        return _purchased(item)
-    except ValueError:
-        return None
-
-
-def _capabilities(raw: Any) -> Capabilities:
-    """Capability flags; keys in any case (`SMS` in search results, `sms` elsewhere)."""
-    flags: dict[str, bool | None] = {}
-    if isinstance(raw, Mapping):
-        flags = {str(k).lower(): _flag(v) for k, v in raw.items()}
-    return Capabilities(
-        voice=flags.get("voice") is True,
-        sms=flags.get("sms") is True,
-        mms=flags.get("mms") is True,
-        fax=flags.get("fax"),
-    )
-
-
-def _flag(value: Any) -> bool | None:
-    if isinstance(value, bool):
-        return value
-    if isinstance(value, str) and value.strip().lower() in ("true", "false"):
-        return value.strip().lower() == "true"
-    return None
-
-
-def _opt_str(value: Any) -> str | None:
-    """Strings as sent; numbers (a latitude sent as a JSON number) as their text."""
-    if value is None or isinstance(value, bool):
-        return None
-    if isinstance(value, str):
-        return value
-    if isinstance(value, int | float | Decimal):
-        return str(value)
-    return None
-
-
-def _price_row(answer: _Answer, row: Mapping[str, Any]) -> NumberPrice:
-    number_type = _opt_str(row.get("number_type"))
-    if not number_type:
-        raise _shape_error(answer, "price rows with a `number_type`")
-    base = _decimal(answer, row.get("base_price"))
-    current = _decimal(answer, row.get("current_price"), default=base)
-    if base is None:
-        base = current
-    if base is None or current is None:
-        raise _shape_error(answer, f"a price for {number_type!r}")
-    return NumberPrice(number_type=number_type, base_price=base, current_price=current)
-
-
-def _decimal(answer: _Answer, value: Any, default: Decimal | None = None) -> Decimal | None:
-    """A price as Decimal: strings as written; a JSON number through its shortest text."""
-    if value is None or value == "":
-        return default
-    if isinstance(value, bool):
-        raise _shape_error(answer, "prices as numbers")
-    text = repr(value) if isinstance(value, float) else str(value).strip()
-    try:
-        price = Decimal(text)
-    except InvalidOperation:
-        raise _shape_error(answer, f"a price, not {value!r}") from None
-    if not price.is_finite():
-        raise _shape_error(answer, f"a finite price, not {value!r}")
-    return price
-
-
-def _price_key(name: str) -> str:
-    return " ".join(name.lower().replace("_", " ").replace("-", " ").split())
+    """(message, parsed body, Twilio code, more_info) for an error answer; a 401 says
+    which credentials to check (`twilio_values.read_twilio_error`)."""
+    return read_twilio_error(response, _CREDENTIALS_HINT)
 
 
 def _country(country: str) -> str:
@@ -872,78 +531,3 @@ def _area_code(area_code: str | int) -> str:
     if not _AREA_CODE.match(text):
         raise ValueError(f"{area_code!r} is not a US/CA area code (three digits, not 0 or 1 first)")
     return text
-
-
-def _wire_bool(value: bool) -> str:
-    return "true" if value else "false"
-
-
-def _relative(url: str, base: str) -> str:
-    """A next-page URL as a path under `base` (credentials never go to another origin)."""
-    if url.startswith(base + "/"):
-        return url[len(base) :]
-    parts = urlsplit(url)
-    return parts.path + (f"?{parts.query}" if parts.query else "")
-
-
-def _retry_after(response: httpx.Response) -> float | None:
-    value = response.headers.get("Retry-After")
-    return parse_retry_after(value, datetime.now(UTC)) if value is not None else None
-
-
-def _decode(response: httpx.Response) -> Any:
-    """The JSON body, None when empty; ValueError when it is not JSON."""
-    if not response.content.strip():
-        return None
-    return json.loads(response.content)
-
-
-def _phrase(status: int) -> str:
-    try:
-        return http.HTTPStatus(status).phrase
-    except ValueError:
-        return "Error"
-
-
-def _snippet(response: httpx.Response) -> str:
-    text = response.text.strip()
-    if not text:
-        return "(empty body)"
-    if text.startswith("<"):
-        kind = response.headers.get("Content-Type", "markup").split(";")[0]
-        return f"({kind} page of {len(response.content)} bytes)"
-    return _clip(text)
-
-
-def _clip(text: str) -> str:
-    text = re.sub(r"\s+", " ", text).strip()
-    return text if len(text) <= _SNIPPET else text[: _SNIPPET - 3] + "..."
-
-
-def _shape_error(answer: _Answer, expected: str) -> RemoteError:
-    response = answer.response
-    return RemoteError(
-        f"Twilio's {response.status_code} answer is not {expected}: {_snippet(response)}",
-        method=response.request.method,
-        path=answer.path,
-        status=response.status_code,
-        body=response.text,
-    )
-
-
-def _transport_message(method: str, url: str, exc: Exception) -> tuple[str, str]:
-    """(message, short reason) for a request that got no usable answer."""
-    origin = urlsplit(url)._replace(path="", query="", fragment="").geturl()
-    if isinstance(exc, httpx.ConnectTimeout):
-        return f"cannot connect to {origin}: timed out", "timeout"
-    if isinstance(exc, httpx.TimeoutException):
-        return f"timed out waiting for Twilio: {method} {url}", "timeout"
-    if isinstance(exc, httpx.ConnectError):
-        return f"cannot connect to {origin}: {exc or type(exc).__name__}", "cannot connect"
-    if isinstance(exc, httpx.RemoteProtocolError):
-        return f"connection dropped before a complete answer: {method} {url}", "connection dropped"
-    if isinstance(exc, httpx.NetworkError):
-        return f"connection error: {method} {url} ({exc})", "connection error"
-    if isinstance(exc, httpx.UnsupportedProtocol | httpx.InvalidURL):
-        return f"invalid URL {url}: {exc}", "invalid URL"
-    return f"request failed: {method} {url} ({exc or type(exc).__name__})", "request failed"

@@ -23,6 +23,7 @@ from provisioner.cli.numbers import (
 from provisioner.emulator.twilio import TwilioEmulator
 from provisioner.errors import ProvisionerError
 from provisioner.remote.twilio import TwilioClient, TwilioError
+from provisioner.settings import Settings
 
 AC = "AC" + "4d" * 16
 NO_TWILIO_ENV: dict[str, str | None] = {
@@ -211,18 +212,21 @@ def test_a_malformed_account_sid_is_an_error(runner: CliRunner, root: click.Grou
 
 def test_the_environment_sets_credentials_and_base_urls() -> None:
     client = _live_client(
-        {
-            "TWILIO_ACCOUNT_SID": AC,
-            "TWILIO_AUTH_TOKEN": "secret",
-            "TWILIO_BASE_URL": "http://127.0.0.1:8788/",
-            "TWILIO_PRICING_BASE_URL": "http://127.0.0.1:8788/pricing",
-        }
+        Settings(
+            environ={
+                "TWILIO_ACCOUNT_SID": AC,
+                "TWILIO_AUTH_TOKEN": "secret",
+                "TWILIO_BASE_URL": "http://127.0.0.1:8788/",
+                "TWILIO_PRICING_BASE_URL": "http://127.0.0.1:8788/pricing",
+            }
+        )
     )
     with client:
         assert client.account_sid == AC
         assert client.base_url == "http://127.0.0.1:8788"
         assert client.pricing_base_url == "http://127.0.0.1:8788/pricing"
-    with _live_client({"TWILIO_ACCOUNT_SID": AC, "TWILIO_AUTH_TOKEN": "secret"}) as default:
+    environ = {"TWILIO_ACCOUNT_SID": AC, "TWILIO_AUTH_TOKEN": "secret"}
+    with _live_client(Settings(environ=environ)) as default:
         assert default.base_url == "https://api.twilio.com"
         assert default.pricing_base_url == "https://pricing.twilio.com"
 

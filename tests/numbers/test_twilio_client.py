@@ -516,6 +516,9 @@ def test_a_non_twilio_error_body_is_quoted_with_its_status() -> None:
 
 def test_a_non_json_success_is_an_error_not_a_crash() -> None:
     client, _ = mock(lambda r: httpx.Response(200, text="<html></html>"))
+    with pytest.raises(RemoteError, match="HTML page .* not the API's JSON: check TWILIO_BASE_URL"):
+        client.search("US")
+    client, _ = mock(lambda r: httpx.Response(200, text="{oops"))
     with pytest.raises(RemoteError, match="not JSON"):
         client.search("US")
 

@@ -297,7 +297,8 @@ def test_post_connect_failure_gives_up_with_sent_false() -> None:
     assert not isinstance(info.value, AmbiguousCreateError)
     assert info.value.sent is False
     assert info.value.message == (
-        "cannot connect to https://api.test: connection refused (gave up after 2 attempts)"
+        "cannot connect to https://api.test: connection refused; check VAPI_BASE_URL "
+        "(gave up after 2 attempts)"
     )
 
 
@@ -424,7 +425,9 @@ def test_401_says_the_token_was_rejected() -> None:
                 text="<html><body>Cloudflare</body></html>",
                 headers={"Content-Type": "text/html"},
             ),
-            "403 Forbidden: (text/html page of 36 bytes)",
+            # Not the API at all (a proxy, a login page): the URL and the setting to check.
+            "PATCH https://api.test/assistant/a1 was answered 403 Forbidden with an HTML "
+            "page (36 bytes), not the API's JSON: check VAPI_BASE_URL",
         ),
         (err(418), "418 I'm a Teapot"),
         (err(400, {"weird": True}), '400 Bad Request: {"weird": true}'),
@@ -442,7 +445,9 @@ def test_timeout_message_names_the_request() -> None:
     h = Harness(sequence(httpx.ReadTimeout), retry=RetryPolicy(max_attempts=1))
     with pytest.raises(RemoteTransportError) as info:
         h.client.get(ASSISTANT, "a1")
-    assert info.value.message == "timed out after 10 s: GET https://api.test/assistant/a1"
+    assert info.value.message == (
+        "timed out after 10 s: GET https://api.test/assistant/a1; check VAPI_BASE_URL"
+    )
     assert info.value.sent is True
     assert isinstance(info.value.__cause__, httpx.ReadTimeout)
 
@@ -679,7 +684,29 @@ def test_refused_connection_on_a_real_socket() -> None:
         with pytest.raises(RemoteTransportError) as info:
             client.create(ASSISTANT, {"name": "x"})
     assert info.value.message == (
-        f"cannot connect to http://127.0.0.1:{port}: connection refused (gave up after 2 attempts)"
+        f"cannot connect to http://127.0.0.1:{port}: connection refused; check VAPI_BASE_URL "
+        "(gave up after 2 attempts)"
     )
     assert info.value.sent is False
     assert len(slept) == 1
+
+
+@pytest.mark.parametrize(
+    "error", [httpx.ConnectError, httpx.LocalProtocolError, httpx.ReadError, httpx.ProxyError]
+)
+def test_no_header_value_is_ever_echoed(error: type[Exception]) -> None:
+    # httpx quotes header values in some errors ("Illegal header value b'Bearer ...'").
+    token = "sk-live-0123456789"
+
+    def leak(request: httpx.Request) -> httpx.Response:
+        raise error(f"Illegal header value b'Bearer {token}'", request=request)  # type: ignore[call-arg]
+
+    client = VapiClient(
+        "https://api.test",
+        token,
+        transport=httpx.MockTransport(leak),
+        retry=RetryPolicy(max_attempts=1),
+    )
+    with client, pytest.raises(RemoteError) as info:
+        client.get(ASSISTANT, "a1")
+    assert token not in str(info.value) and "Bearer" not in str(info.value)
