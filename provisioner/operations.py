@@ -7,7 +7,10 @@ plus Diagnostics, or raises a ProvisionerError for aborts.
 from __future__ import annotations
 
 import dataclasses
+import json
+import os
 import socket
+import sys
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -30,7 +33,8 @@ from provisioner.refresh import adopt_found, refresh_state
 from provisioner.remote.client import RequestEvent, VapiClient
 from provisioner.resolve import bind
 from provisioner.settings import Settings
-from provisioner.state.lock import LockInfo
+from provisioner.state.identity import Owner, locate, old_default
+from provisioner.state.lock import LockInfo, lock_path_for
 from provisioner.state.model import STATE_KEY_ENV, ResourceState, StateFile
 from provisioner.state.store import FileStateStore
 from provisioner.validation import Validated, validate
@@ -53,11 +57,57 @@ class PlanResult:
     diagnostics: Diagnostics = field(default_factory=Diagnostics)
 
 
-def open_state(settings: Settings, manifest_path: Path) -> FileStateStore:
+def open_state(
+    settings: Settings, manifest_path: Path, notify: Callable[[str], None] | None = None
+) -> FileStateStore:
+    """The state of `manifest_path` (`--state`, else its default path): a state recording
+    another manifest is refused when read. A state at the old default (`state/<stem>.json`
+    in the current directory) is moved to the new one first, with a notice (`notify`,
+    default stderr), if it records this manifest or none."""
     # Empty counts as unset: CI systems expand a secret nobody defined to "". A state
     # that uses an external key still refuses to run without it (its key_check).
     external_key = settings.environ.get(STATE_KEY_ENV) or None
-    return FileStateStore(settings.state_file_for(manifest_path), external_key=external_key)
+    owner = locate(manifest_path).owner
+    path = settings.state_file_for(manifest_path)
+    if settings.state_path is None:
+        old = old_default(manifest_path, sandbox=settings.sandbox)
+        if _move_old_state(old, path, owner):
+            (notify or _to_stderr)(
+                f"Moved the state of {manifest_path} from {old} to {path}: states are now "
+                "kept by the manifest's path in its repository, not by the current folder."
+            )
+    return FileStateStore(path, external_key=external_key, owner=owner)
+
+
+def _to_stderr(message: str) -> None:
+    sys.stderr.write(f"Note: {message}\n")
+
+
+def _move_old_state(old: Path, new: Path, owner: Owner) -> bool:
+    """Move a state from its old default path to its new one, with its backup, when it is
+    this manifest's (or records none), the new one does not exist yet and no run holds
+    its lock. Returns whether it moved."""
+    if not old.is_file() or new.exists() or old.resolve() == new.resolve():
+        return False
+    if lock_path_for(old).exists():
+        return False  # a run (of an older provisioner, say) is using it there
+    try:
+        recorded = json.loads(old.read_text(encoding="utf-8")).get("manifest")
+    except (OSError, ValueError, AttributeError) as exc:
+        # Whose it is cannot be told: starting afresh beside it could duplicate it all.
+        raise StateCorruptError(
+            f"{old}, where earlier versions kept the state of this manifest, cannot be read "
+            f"({exc}): repair it (or restore {old}.backup), or move it away if it is not "
+            f"this manifest's. Its new place is {new}"
+        ) from None
+    if recorded is not None and recorded != owner.manifest:
+        return False
+    new.parent.mkdir(parents=True, exist_ok=True)
+    os.replace(old, new)
+    backup = old.with_name(old.name + ".backup")
+    if backup.is_file():
+        os.replace(backup, new.with_name(new.name + ".backup"))
+    return True
 
 
 @contextmanager

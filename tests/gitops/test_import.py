@@ -25,7 +25,7 @@ from tests.gitops import (
 )
 
 SMALL = "examples/small.yaml"
-SMALL_STATE = Path("state/.sandbox/small.json")
+SMALL_STATE = Path("state/.sandbox/examples/small.json")
 
 
 def _dashboard_create(path: str, body: dict[str, Any]) -> str:

@@ -48,7 +48,7 @@ def test_a_changed_token_is_planned_as_sensitive_and_never_shown(run: Cli, proje
     again = run("plan", FULL, "--sandbox", "--detailed-exitcode", env=rotated)
     assert again.exit_code == 0, again.output
 
-    state = (project / "state/.sandbox/full.json").read_text()
+    state = (project / "state/.sandbox/examples/full.json").read_text()
     for text in (plan.output, json.dumps(doc), markdown, applied.output, again.output, state):
         assert OTHER_SECRET not in text
         assert SECRET not in text

@@ -14,7 +14,7 @@ from tests.reliability.harness import Sandbox, census, cli, kill_at, start_cli, 
 
 FULL = "examples/full.yaml"
 EXPECTED = 14  # resources in examples/full.yaml
-STATE = Path("state/full.json")
+STATE = Path("state/examples/full.json")
 # Seeds whose faulty apply of the full example sees 429s, 5xx and ambiguous POSTs alike
 # (at parallelism 1 and 10), so every fault is exercised.
 FAULT_SEEDS = (3, 6, 8)
@@ -173,7 +173,7 @@ def corrupt_state(sandbox: Sandbox, base: Path) -> Figures:
     }
     for label, content in variants.items():
         cwd = workdir(base / f"corrupt-{label.replace(' ', '-')}")
-        (cwd / "state").mkdir()
+        (cwd / STATE).parent.mkdir(parents=True)
         (cwd / STATE).write_text(content)
         before = _writes(sandbox.stats())
         run = cli(sandbox, cwd, "apply", FULL, "--auto-approve")
@@ -340,7 +340,7 @@ def dead_lock_taken_over(sandbox: Sandbox, base: Path) -> Figures:
 
     _reset(sandbox)
     cwd = workdir(base / "dead-lock")
-    (cwd / "state").mkdir()
+    (cwd / STATE).parent.mkdir(parents=True)
     dead = subprocess.Popen([sys.executable, "-c", "pass"])
     dead.wait()
     lock = {
@@ -352,7 +352,7 @@ def dead_lock_taken_over(sandbox: Sandbox, base: Path) -> Figures:
         "command": "provisioner apply examples/full.yaml",
         "operation": "apply",
     }
-    lock_file = cwd / "state" / "full.json.lock"
+    lock_file = cwd / "state" / "examples" / "full.json.lock"
     lock_file.write_text(json.dumps(lock))
     taken = cli(sandbox, cwd, "apply", FULL, "--auto-approve")
     warned = "took over the state lock of a run that is no longer running" in taken.stderr
@@ -386,7 +386,7 @@ def dead_lock_taken_over(sandbox: Sandbox, base: Path) -> Figures:
 
 
 BUY = "examples/buy-a-number.yaml"
-BUY_STATE = Path("state/buy-a-number.json")
+BUY_STATE = Path("state/examples/buy-a-number.json")
 BUY_ACCOUNT = "AC0123456789abcdef0123456789abcdef"
 
 
