@@ -318,9 +318,8 @@ def test_external_state_key_is_never_stored(run: Cli, project: Path) -> None:
 
     wrong = run("plan", FULL, "--sandbox", env={"PROVISIONER_STATE_KEY": "x" * 32})
     assert wrong.exit_code == 1
-    assert "PROVISIONER_STATE_KEY is not the key state/.sandbox/examples/full.json was written with" in (
-        wrong.output
-    )
+    where = "state/.sandbox/examples/full.json"
+    assert f"PROVISIONER_STATE_KEY is not the key {where} was written with" in wrong.output
     missing = run("plan", FULL, "--sandbox")
     assert missing.exit_code == 1
     assert "written with an external hash key: set PROVISIONER_STATE_KEY" in missing.output
