@@ -20,7 +20,7 @@ from typing import Any, Protocol
 
 from provisioner import costs, importer
 from provisioner.diagnostics import Diagnostics
-from provisioner.errors import ProvisionerError, RemoteError, StateCorruptError
+from provisioner.errors import ProvisionerError, RemoteError, StateCorruptError, StateError
 from provisioner.kinds import KINDS, OWNER_MARKER_KEY
 from provisioner.manifest.model import Manifest
 from provisioner.moves import apply_moves
@@ -29,7 +29,7 @@ from provisioner.plan.differ import LiveSnapshot, make_plan
 from provisioner.plan.model import Action, Plan, PlanMode
 from provisioner.plan.normalize import comparable, live_view
 from provisioner.purchasing import UNSET_FOR_DESTROY, PurchaseError, Twilio
-from provisioner.refresh import adopt_found, refresh_state
+from provisioner.refresh import adopt_found, find_existing, identity, refresh_state
 from provisioner.remote.client import RequestEvent, VapiClient
 from provisioner.resolve import bind
 from provisioner.settings import Settings
@@ -156,6 +156,8 @@ class Prepared:
     state: StateFile
     live: LiveSnapshot
     moves: tuple[str, ...] = ()
+    # What was adopted before creating (docs/state-identity.md), for the plan's warnings.
+    notes: tuple[str, ...] = ()
 
 
 def prepare(
@@ -165,8 +167,10 @@ def prepare(
     *,
     store: StateWriter | None = None,
     checked: tuple[Validated, Diagnostics] | None = None,
+    look_for_existing: bool = True,
 ) -> tuple[Prepared | None, Diagnostics]:
-    """Validate, read state, re-key `moved` entries, refresh, adopt interrupted creates.
+    """Validate, read state, re-key `moved` entries, refresh, adopt interrupted creates,
+    and (`look_for_existing`) look for what the plan would create (`_look_before_creating`).
 
     Without `store` (a plan) the state is read without a lock and changes stay in memory;
     with it (an apply holding the lock) they are saved first, so the plan's serial is the
@@ -193,11 +197,86 @@ def prepare(
     live = refresh_state(client, state, parallelism=settings.parallelism)
     _check_lineage(state, live, reader, client)
     state, live = adopt_found(state, live)
+    notes: tuple[str, ...] = ()
+    if look_for_existing:
+        state, live, notes = _look_before_creating(path, validated, state, live, client, settings)
     state = record_protection(state, validated.manifest)
     # Compare with what was read (not a fresh read: a missing file reads as a new lineage).
     if store is not None and (moves or not state.content_equal(original)):
         state = store.write(state)
-    return Prepared(validated, state, live, tuple(moves)), diags
+    return Prepared(validated, state, live, tuple(moves), notes), diags
+
+
+def _look_before_creating(
+    manifest: Path,
+    validated: Validated,
+    state: StateFile,
+    live: LiveSnapshot,
+    client: VapiClient,
+    settings: Settings,
+) -> tuple[StateFile, LiveSnapshot, tuple[str, ...]]:
+    """Before anything is created (docs/state-identity.md): adopt what this lineage's
+    marker names at the address (a state restored from an older copy forgot it), refuse
+    what another lineage of the same manifest marks there, and name unmarked lookalikes.
+
+    Raises:
+        StateError: another deployment of this manifest owns an object to be created.
+    """
+    wanted = {
+        a: (r.kind, r.body)
+        for a, r in validated.resolved.resources.items()
+        if a not in state.resources
+    }
+    if not wanted:
+        return state, live, ()
+    found = find_existing(client, state, wanted, parallelism=settings.parallelism)
+    if found.foreign:
+        lines = [
+            f"  {addr}: {KINDS[wanted[addr][0].name].label} {obj.get('id')}"
+            + (f" ({obj['name']})" if isinstance(obj.get("name"), str) else "")
+            + f", lineage {importer.marker_lineage(obj)}"
+            for addr, obj in found.foreign
+        ]
+        addr, obj = found.foreign[0]
+        raise StateError(
+            f"another state of {state.manifest} owns what this plan would create, so creating "
+            f"it again would duplicate it (this state's lineage is {state.lineage}):\n"
+            + "\n".join(lines)
+            + "\nUse the state that manages them (the committed one, or a copy of it), or "
+            f"take one over on purpose with `provisioner import {manifest} {addr} "
+            f"{obj.get('id')}`."
+        )
+    notes: list[str] = []
+    if found.adopted:
+        state = state.copy()
+        objects = dict(live.objects)
+        for addr, obj in found.adopted.items():
+            kind = wanted[addr][0]
+            state.resources[addr] = ResourceState(
+                kind=kind.name, id=str(obj["id"]), remote_updated_at=obj.get("updatedAt")
+            )
+            objects[addr] = obj
+            notes.append(
+                f"{addr}: adopted {kind.label} {obj['id']}, which this state created (its "
+                "ownership marker says so) but no longer recorded (a state restored from an "
+                "older copy?): it is not created again"
+            )
+        live = dataclasses.replace(live, objects=objects)
+    lookalikes: dict[str, tuple[str, ...]] = {}
+    for addr, objs in found.lookalikes.items():
+        kind, body = wanted[addr]
+        ident = identity(kind, body)
+        assert ident is not None
+        ids = ", ".join(str(o.get("id")) for o in objs)
+        lookalikes[addr] = (
+            f"{addr}: a {kind.label} with {ident[0]} {ident[1]!r} already exists ({ids}) and "
+            "this state does not manage it: if it is the one meant, adopt it with "
+            f"`provisioner import {manifest} {addr} {objs[0].get('id')}` instead of creating "
+            "another",
+        )
+    if lookalikes:
+        live = dataclasses.replace(live, lookalikes=lookalikes)
+    return state, live, tuple(notes)
 
 
 def plan(
@@ -212,12 +291,21 @@ def plan(
 ) -> tuple[PlanResult | None, Diagnostics]:
     """Prepare, then compute the plan (and check lifecycle rules). With `numbers`, the
     plan carries what its phone numbers cost per month (Twilio's prices)."""
-    prepared, diags = prepare(settings, path, client, store=store, checked=checked)
+    prepared, diags = prepare(
+        settings,
+        path,
+        client,
+        store=store,
+        checked=checked,
+        look_for_existing=mode is PlanMode.NORMAL,
+    )
     if prepared is None:
         return None, diags
     validated, state, live = prepared.validated, prepared.state, prepared.live
     result = make_plan(validated.resolved.resources, state, live, mode=mode)
-    result = dataclasses.replace(result, moved=prepared.moves)
+    result = dataclasses.replace(
+        result, moved=prepared.moves, warnings=(*prepared.notes, *result.warnings)
+    )
     if numbers is not None:
         result = price_plan(result, validated, numbers)
     _check_prevent_destroy(result, validated, state, diags)

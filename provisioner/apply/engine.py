@@ -260,7 +260,9 @@ class _Runner:
             # release fails the change, so the next run (a create again) retries it.
             self._finish_replaced(change)
         lineage = self.recorder.state.lineage
-        send = _with_marker(body, change.address, lineage) if kind.owner_marker else body
+        send = (
+            _with_marker(body, change.address, self.recorder.state) if kind.owner_marker else body
+        )
         intent = creation_intent(
             kind,
             send,
@@ -367,7 +369,7 @@ class _Runner:
             keys.add(kind.discriminator)
         patch = {k: body[k] for k in body if k in keys}
         if kind.owner_marker and "metadata" in patch:
-            patch = _with_marker(patch, change.address, self.recorder.state.lineage)
+            patch = _with_marker(patch, change.address, self.recorder.state)
         obj = self.client.update(kind, change.id, patch)
         rid = change.id
 
@@ -623,9 +625,9 @@ def _still_unknown(first: AmbiguousCreateError, why: str) -> AmbiguousCreateErro
     )
 
 
-def _with_marker(body: Mapping[str, Any], address: str, lineage: str) -> dict[str, Any]:
+def _with_marker(body: Mapping[str, Any], address: str, state: StateFile) -> dict[str, Any]:
     meta = dict(body.get("metadata") or {})
-    meta[OWNER_MARKER_KEY] = owner_marker(address, lineage)
+    meta[OWNER_MARKER_KEY] = owner_marker(address, state.lineage, state.owner)
     return {**body, "metadata": meta}
 
 
