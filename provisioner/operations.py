@@ -7,8 +7,6 @@ plus Diagnostics, or raises a ProvisionerError for aborts.
 from __future__ import annotations
 
 import dataclasses
-import json
-import os
 import socket
 import sys
 from collections.abc import Callable, Iterator, Mapping
@@ -20,21 +18,22 @@ from typing import Any, Protocol
 
 from provisioner import costs, importer
 from provisioner.diagnostics import Diagnostics
-from provisioner.errors import ProvisionerError, RemoteError, StateCorruptError, StateError
+from provisioner.errors import ProvisionerError, RemoteError, StateCorruptError
 from provisioner.kinds import KINDS, OWNER_MARKER_KEY
 from provisioner.manifest.model import Manifest
 from provisioner.moves import apply_moves
+from provisioner.ownership import look_before_creating
 from provisioner.plan import saved
 from provisioner.plan.differ import LiveSnapshot, make_plan
 from provisioner.plan.model import Action, Plan, PlanMode
 from provisioner.plan.normalize import comparable, live_view
 from provisioner.purchasing import UNSET_FOR_DESTROY, PurchaseError, Twilio
-from provisioner.refresh import adopt_found, find_existing, identity, refresh_state
+from provisioner.refresh import adopt_found, refresh_state
 from provisioner.remote.client import RequestEvent, VapiClient
 from provisioner.resolve import bind
 from provisioner.settings import Settings
-from provisioner.state.identity import Owner, locate, old_default
-from provisioner.state.lock import LockInfo, lock_path_for
+from provisioner.state.identity import locate, move_old_state, old_default
+from provisioner.state.lock import LockInfo
 from provisioner.state.model import STATE_KEY_ENV, ResourceState, StateFile
 from provisioner.state.store import FileStateStore
 from provisioner.validation import Validated, validate
@@ -71,7 +70,7 @@ def open_state(
     path = settings.state_file_for(manifest_path)
     if settings.state_path is None:
         old = old_default(manifest_path, sandbox=settings.sandbox)
-        if _move_old_state(old, path, owner):
+        if move_old_state(old, path, owner):
             (notify or _to_stderr)(
                 f"Moved the state of {manifest_path} from {old} to {path}: states are now "
                 "kept by the manifest's path in its repository, not by the current folder."
@@ -81,33 +80,6 @@ def open_state(
 
 def _to_stderr(message: str) -> None:
     sys.stderr.write(f"Note: {message}\n")
-
-
-def _move_old_state(old: Path, new: Path, owner: Owner) -> bool:
-    """Move a state from its old default path to its new one, with its backup, when it is
-    this manifest's (or records none), the new one does not exist yet and no run holds
-    its lock. Returns whether it moved."""
-    if not old.is_file() or new.exists() or old.resolve() == new.resolve():
-        return False
-    if lock_path_for(old).exists():
-        return False  # a run (of an older provisioner, say) is using it there
-    try:
-        recorded = json.loads(old.read_text(encoding="utf-8")).get("manifest")
-    except (OSError, ValueError, AttributeError) as exc:
-        # Whose it is cannot be told: starting afresh beside it could duplicate it all.
-        raise StateCorruptError(
-            f"{old}, where earlier versions kept the state of this manifest, cannot be read "
-            f"({exc}): repair it (or restore {old}.backup), or move it away if it is not "
-            f"this manifest's. Its new place is {new}"
-        ) from None
-    if recorded is not None and recorded != owner.manifest:
-        return False
-    new.parent.mkdir(parents=True, exist_ok=True)
-    os.replace(old, new)
-    backup = old.with_name(old.name + ".backup")
-    if backup.is_file():
-        os.replace(backup, new.with_name(new.name + ".backup"))
-    return True
 
 
 @contextmanager
@@ -170,7 +142,7 @@ def prepare(
     look_for_existing: bool = True,
 ) -> tuple[Prepared | None, Diagnostics]:
     """Validate, read state, re-key `moved` entries, refresh, adopt interrupted creates,
-    and (`look_for_existing`) look for what the plan would create (`_look_before_creating`).
+    and (`look_for_existing`) look for what the plan would create (`look_before_creating`).
 
     Without `store` (a plan) the state is read without a lock and changes stay in memory;
     with it (an apply holding the lock) they are saved first, so the plan's serial is the
@@ -199,84 +171,12 @@ def prepare(
     state, live = adopt_found(state, live)
     notes: tuple[str, ...] = ()
     if look_for_existing:
-        state, live, notes = _look_before_creating(path, validated, state, live, client, settings)
+        state, live, notes = look_before_creating(path, validated, state, live, client, settings)
     state = record_protection(state, validated.manifest)
     # Compare with what was read (not a fresh read: a missing file reads as a new lineage).
     if store is not None and (moves or not state.content_equal(original)):
         state = store.write(state)
     return Prepared(validated, state, live, tuple(moves), notes), diags
-
-
-def _look_before_creating(
-    manifest: Path,
-    validated: Validated,
-    state: StateFile,
-    live: LiveSnapshot,
-    client: VapiClient,
-    settings: Settings,
-) -> tuple[StateFile, LiveSnapshot, tuple[str, ...]]:
-    """Before anything is created (docs/state-identity.md): adopt what this lineage's
-    marker names at the address (a state restored from an older copy forgot it), refuse
-    what another lineage of the same manifest marks there, and name unmarked lookalikes.
-
-    Raises:
-        StateError: another deployment of this manifest owns an object to be created.
-    """
-    wanted = {
-        a: (r.kind, r.body)
-        for a, r in validated.resolved.resources.items()
-        if a not in state.resources
-    }
-    if not wanted:
-        return state, live, ()
-    found = find_existing(client, state, wanted, parallelism=settings.parallelism)
-    if found.foreign:
-        lines = [
-            f"  {addr}: {KINDS[wanted[addr][0].name].label} {obj.get('id')}"
-            + (f" ({obj['name']})" if isinstance(obj.get("name"), str) else "")
-            + f", lineage {importer.marker_lineage(obj)}"
-            for addr, obj in found.foreign
-        ]
-        addr, obj = found.foreign[0]
-        raise StateError(
-            f"another state of {state.manifest} owns what this plan would create, so creating "
-            f"it again would duplicate it (this state's lineage is {state.lineage}):\n"
-            + "\n".join(lines)
-            + "\nUse the state that manages them (the committed one, or a copy of it), or "
-            f"take one over on purpose with `provisioner import {manifest} {addr} "
-            f"{obj.get('id')}`."
-        )
-    notes: list[str] = []
-    if found.adopted:
-        state = state.copy()
-        objects = dict(live.objects)
-        for addr, obj in found.adopted.items():
-            kind = wanted[addr][0]
-            state.resources[addr] = ResourceState(
-                kind=kind.name, id=str(obj["id"]), remote_updated_at=obj.get("updatedAt")
-            )
-            objects[addr] = obj
-            notes.append(
-                f"{addr}: adopted {kind.label} {obj['id']}, which this state created (its "
-                "ownership marker says so) but no longer recorded (a state restored from an "
-                "older copy?): it is not created again"
-            )
-        live = dataclasses.replace(live, objects=objects)
-    lookalikes: dict[str, tuple[str, ...]] = {}
-    for addr, objs in found.lookalikes.items():
-        kind, body = wanted[addr]
-        ident = identity(kind, body)
-        assert ident is not None
-        ids = ", ".join(str(o.get("id")) for o in objs)
-        lookalikes[addr] = (
-            f"{addr}: a {kind.label} with {ident[0]} {ident[1]!r} already exists ({ids}) and "
-            "this state does not manage it: if it is the one meant, adopt it with "
-            f"`provisioner import {manifest} {addr} {objs[0].get('id')}` instead of creating "
-            "another",
-        )
-    if lookalikes:
-        live = dataclasses.replace(live, lookalikes=lookalikes)
-    return state, live, tuple(notes)
 
 
 def plan(

@@ -1,5 +1,5 @@
 """Which manifest a state belongs to, and where its state lives by default. Pure, except
-for looking for `.git` above the manifest. See docs/state-identity.md.
+for looking for `.git` above the manifest and `move_old_state`. See docs/state-identity.md.
 
 The owner of a state is the manifest's path relative to its repository root (plus, once
 environments exist, the environment): never the current directory, so two manifests never
@@ -8,12 +8,14 @@ share a state and the same manifest finds its state from any folder.
 
 from __future__ import annotations
 
+import json
 import os
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
-from provisioner.errors import StateError
+from provisioner.errors import StateCorruptError, StateError
 from provisioner.resolve import repository_root
+from provisioner.state.lock import lock_path_for
 
 STATE_FOLDER = "state"
 SANDBOX_FOLDER = ".sandbox"
@@ -92,3 +94,30 @@ def check_owner(recorded: Owner | None, expected: Owner, where: str) -> None:
         f"{recorded.manifest} manages. Use that manifest, or leave out --state to use the "
         f"state of {expected.manifest}"
     )
+
+
+def move_old_state(old: Path, new: Path, owner: Owner) -> bool:
+    """Move a state from its old default path to its new one, with its backup, when it is
+    this manifest's (or records none), the new one does not exist yet and no run holds
+    its lock. Returns whether it moved."""
+    if not old.is_file() or new.exists() or old.resolve() == new.resolve():
+        return False
+    if lock_path_for(old).exists():
+        return False  # a run (of an older provisioner, say) is using it there
+    try:
+        recorded = json.loads(old.read_text(encoding="utf-8")).get("manifest")
+    except (OSError, ValueError, AttributeError) as exc:
+        # Whose it is cannot be told: starting afresh beside it could duplicate it all.
+        raise StateCorruptError(
+            f"{old}, where earlier versions kept the state of this manifest, cannot be read "
+            f"({exc}): repair it (or restore {old}.backup), or move it away if it is not "
+            f"this manifest's. Its new place is {new}"
+        ) from None
+    if recorded is not None and recorded != owner.manifest:
+        return False
+    new.parent.mkdir(parents=True, exist_ok=True)
+    os.replace(old, new)
+    backup = old.with_name(old.name + ".backup")
+    if backup.is_file():
+        os.replace(backup, new.with_name(new.name + ".backup"))
+    return True
