@@ -91,9 +91,10 @@ def look_before_creating(
         ident = identity(kind, body)
         assert ident is not None
         ids = ", ".join(str(o.get("id")) for o in objs)
+        article = "an" if kind.label[0] in "aeiou" else "a"
         lookalikes[addr] = (
-            f"{addr}: a {kind.label} with {ident[0]} {ident[1]!r} already exists ({ids}) and "
-            "this state does not manage it: if it is the one meant, adopt it with "
+            f"{addr}: {article} {kind.label} with {ident[0]} {ident[1]!r} already exists "
+            f"({ids}) and this state does not manage it: if it is the one meant, adopt it with "
             f"`provisioner import {manifest} {addr} {objs[0].get('id')}` instead of creating "
             "another",
         )

@@ -89,7 +89,7 @@ def check_owner(recorded: Owner | None, expected: Owner, where: str) -> None:
     if recorded is None or recorded == expected:
         return
     raise StateError(
-        f"{where} belongs to {recorded.describe()}, not {expected.describe()}: refusing to "
+        f"{where} belongs to {recorded.describe()}, not to {expected.describe()}: refusing to "
         f"use it, since planning {expected.manifest} against it would delete or change what "
         f"{recorded.manifest} manages. Use that manifest, or leave out --state to use the "
         f"state of {expected.manifest}"
