@@ -276,12 +276,20 @@ def interrupted_rate_limited_apply(sandbox: Sandbox, base: Path, parallelism: in
     import signal
 
     _reset(sandbox)
-    sandbox.set_faults({"rate_limit_rps": 0.1})
+    # The plan's reads (it looks for what exists before creating) go at full speed: the
+    # limit starts with the first create (slowed down meanwhile, so the limit finds the
+    # first wave of creates on the wire and the rest to come).
+    sandbox.set_faults({"latency_ms": 300})
     cwd = workdir(base / "sigint-rate-limited")
     proc = start_cli(
         sandbox, cwd, "apply", FULL, "--auto-approve", "--parallelism", str(parallelism)
     )
     deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and proc.poll() is None:
+        if int(sandbox.stats()["by_method"].get("POST", 0)) >= 1:
+            break
+        time.sleep(0.01)
+    sandbox.set_faults({"rate_limit_rps": 0.1})
     while time.monotonic() < deadline and proc.poll() is None:
         if int(sandbox.stats().get("rate_limited", 0)) >= 1:
             break
