@@ -304,9 +304,16 @@ def find_existing(
     }
     if not kinds:
         return Existing()
-    with ThreadPoolExecutor(max_workers=max(1, min(parallelism, len(kinds)))) as pool:
-        lists = pool.map(lambda k: client.list_all(k).items, kinds.values())
-        listed = dict(zip(kinds, lists, strict=True))
+    pool = ThreadPoolExecutor(max_workers=max(1, min(parallelism, len(kinds))))
+    futures = {name: pool.submit(client.list_all, kind) for name, kind in kinds.items()}
+    try:
+        listed = {name: fut.result().items for name, fut in futures.items()}
+    except BaseException:
+        for fut in futures.values():
+            fut.cancel()
+        raise
+    finally:
+        pool.shutdown(wait=True)
     managed = {rs.id for rs in state.resources.values() if rs.id}
     found = Existing()
     for addr, (kind, body) in wanted.items():

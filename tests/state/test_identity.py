@@ -100,6 +100,9 @@ def test_two_folders_holding_vapi_yaml_keep_their_own_states(
         assert state["manifest"] == f"teams/{team}/vapi.yaml"
         assert list(state["resources"]) == ["assistant.support"]
     assert not (root / "state/vapi.json").exists()
+    markers = {o["name"]: o["metadata"]["provisioner"] for o in sandbox.objects()["assistant"]}
+    assert markers["Team A"]["manifest"] == "teams/a/vapi.yaml"
+    assert markers["Team A"]["address"] == "assistant.support"
 
     # Each plans clean, and so does the same manifest run from its own folder.
     assert "No changes." in ok(run(sandbox, root, "plan", "teams/a/vapi.yaml"))
@@ -249,3 +252,31 @@ def test_a_state_restored_from_an_older_copy_duplicates_nothing_silently(
     assert sum(1 for n in numbers if n.get("number") == bought[0]["phone_number"]) == 1
     recorded = json.loads(state.read_text())["resources"]
     assert recorded["assistant.sales"]["id"] == sales["id"]
+
+
+def test_default_state_paths(tmp_path: Path) -> None:
+    from provisioner.settings import Settings
+
+    outside = tmp_path / "loose" / "vapi.yaml"  # no git work tree: the manifest's folder
+    outside.parent.mkdir()
+    assert Settings().state_file_for(outside) == tmp_path / "loose/state/vapi.json"
+    root = repo(tmp_path / "acme")
+    nested = root / "teams/a/vapi.yml"
+    assert Settings().state_file_for(nested) == root / "state/teams/a/vapi.json"
+    sandboxed = Settings(sandbox=True).state_file_for(nested)
+    assert sandboxed == root / "state/.sandbox/teams/a/vapi.json"
+    given = tmp_path / "mine.json"
+    assert Settings(state_path=given).state_file_for(nested) == given
+
+
+def test_an_unreadable_state_at_the_old_default_is_not_passed_over(
+    sandbox: Sandbox, tmp_path: Path
+) -> None:
+    root = repo(tmp_path / "acme")
+    manifest(root / "vapi.yaml", assistant("support", "Acme Support"))
+    (root / "work/state").mkdir(parents=True)
+    (root / "work/state/vapi.json").write_text("{not json")
+    sent = writes(sandbox)
+    out = ok(run(sandbox, root / "work", "apply", "../vapi.yaml", "--auto-approve"), 1)
+    assert "Error: state/vapi.json, where earlier versions kept the state of this manifest" in out
+    assert writes(sandbox) == sent and not (root / "state/vapi.json").exists()
