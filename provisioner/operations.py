@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import socket
+import sys
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -21,6 +22,7 @@ from provisioner.errors import ProvisionerError, RemoteError, StateCorruptError
 from provisioner.kinds import KINDS, OWNER_MARKER_KEY
 from provisioner.manifest.model import Manifest
 from provisioner.moves import apply_moves
+from provisioner.ownership import look_before_creating
 from provisioner.plan import saved
 from provisioner.plan.differ import LiveSnapshot, make_plan
 from provisioner.plan.model import Action, Plan, PlanMode
@@ -31,6 +33,7 @@ from provisioner.refresh import adopt_found, refresh_state
 from provisioner.remote.client import RequestEvent, VapiClient
 from provisioner.resolve import bind
 from provisioner.settings import Settings
+from provisioner.state.identity import locate, move_old_state, old_default
 from provisioner.state.lock import LockInfo
 from provisioner.state.model import STATE_KEY_ENV, ResourceState, StateFile
 from provisioner.state.store import FileStateStore
@@ -54,11 +57,30 @@ class PlanResult:
     diagnostics: Diagnostics = field(default_factory=Diagnostics)
 
 
-def open_state(settings: Settings, manifest_path: Path) -> FileStateStore:
+def open_state(
+    settings: Settings, manifest_path: Path, notify: Callable[[str], None] | None = None
+) -> FileStateStore:
+    """The state of `manifest_path` (`--state`, else its default path): a state recording
+    another manifest is refused when read. A state at the old default (`state/<stem>.json`
+    in the current directory) is moved to the new one first, with a notice (`notify`,
+    default stderr), if it records this manifest or none."""
     # Empty counts as unset: CI systems expand a secret nobody defined to "". A state
     # that uses an external key still refuses to run without it (its key_check).
     external_key = settings.environ.get(STATE_KEY_ENV) or None
-    return FileStateStore(settings.state_file_for(manifest_path), external_key=external_key)
+    owner = locate(manifest_path).owner
+    path = settings.state_file_for(manifest_path)
+    if settings.state_path is None:
+        old = old_default(manifest_path, sandbox=settings.sandbox)
+        if move_old_state(old, path, owner):
+            (notify or _to_stderr)(
+                f"Moved the state of {manifest_path} from {old} to {path}: states are now "
+                "kept by the manifest's path in its repository, not by the current folder."
+            )
+    return FileStateStore(path, external_key=external_key, owner=owner)
+
+
+def _to_stderr(message: str) -> None:
+    sys.stderr.write(f"Note: {message}\n")
 
 
 @contextmanager
@@ -107,6 +129,8 @@ class Prepared:
     state: StateFile
     live: LiveSnapshot
     moves: tuple[str, ...] = ()
+    # What was adopted before creating (docs/state-identity.md), for the plan's warnings.
+    notes: tuple[str, ...] = ()
 
 
 def prepare(
@@ -116,8 +140,10 @@ def prepare(
     *,
     store: StateWriter | None = None,
     checked: tuple[Validated, Diagnostics] | None = None,
+    look_for_existing: bool = True,
 ) -> tuple[Prepared | None, Diagnostics]:
-    """Validate, read state, re-key `moved` entries, refresh, adopt interrupted creates.
+    """Validate, read state, re-key `moved` entries, refresh, adopt interrupted creates,
+    and (`look_for_existing`) look for what the plan would create (`look_before_creating`).
 
     Without `store` (a plan) the state is read without a lock and changes stay in memory;
     with it (an apply holding the lock) they are saved first, so the plan's serial is the
@@ -144,11 +170,14 @@ def prepare(
     live = refresh_state(client, state, parallelism=settings.parallelism)
     _check_lineage(state, live, reader, client)
     state, live = adopt_found(state, live)
+    notes: tuple[str, ...] = ()
+    if look_for_existing:
+        state, live, notes = look_before_creating(path, validated, state, live, client, settings)
     state = record_protection(state, validated.manifest)
     # Compare with what was read (not a fresh read: a missing file reads as a new lineage).
     if store is not None and (moves or not state.content_equal(original)):
         state = store.write(state)
-    return Prepared(validated, state, live, tuple(moves)), diags
+    return Prepared(validated, state, live, tuple(moves), notes), diags
 
 
 def plan(
@@ -163,12 +192,21 @@ def plan(
 ) -> tuple[PlanResult | None, Diagnostics]:
     """Prepare, then compute the plan (and check lifecycle rules). With `numbers`, the
     plan carries what its phone numbers cost per month (Twilio's prices)."""
-    prepared, diags = prepare(settings, path, client, store=store, checked=checked)
+    prepared, diags = prepare(
+        settings,
+        path,
+        client,
+        store=store,
+        checked=checked,
+        look_for_existing=mode is PlanMode.NORMAL,
+    )
     if prepared is None:
         return None, diags
     validated, state, live = prepared.validated, prepared.state, prepared.live
     result = make_plan(validated.resolved.resources, state, live, mode=mode)
-    result = dataclasses.replace(result, moved=prepared.moves)
+    result = dataclasses.replace(
+        result, moved=prepared.moves, warnings=(*prepared.notes, *result.warnings)
+    )
     if numbers is not None:
         result = price_plan(result, validated, numbers)
     _check_prevent_destroy(result, validated, state, diags)

@@ -13,12 +13,14 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor, as_completed
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
 
 from provisioner.errors import ProvisionerError
 from provisioner.kinds import KINDS, OWNER_MARKER_KEY, ResourceKind
 from provisioner.plan.differ import LiveSnapshot
+from provisioner.state.identity import Owner
 from provisioner.state.model import ResourceState, ResourceStatus, StateFile
 
 # Clock skew allowed between our record of "about to create" and the server's createdAt.
@@ -178,12 +180,32 @@ def creation_intent(
         "depends_on": list(depends_on),
     }
     if kind.owner_marker:
-        intent["marker"] = owner_marker(address, lineage)
+        # The marker as sent (it names the owner too), else the bare one.
+        sent = read_marker(wire_body)
+        intent["marker"] = sent if sent is not None else owner_marker(address, lineage)
     return intent
 
 
-def owner_marker(address: str, lineage: str) -> dict[str, str]:
-    return {"address": address, "lineage": lineage}
+def owner_marker(address: str, lineage: str, owner: Owner | None = None) -> dict[str, str]:
+    """The ownership marker an object gets where its kind has room (an assistant's
+    `metadata`): its address, the state lineage and the state's owner (manifest and
+    environment; docs/state-identity.md)."""
+    marker = {"address": address, "lineage": lineage}
+    if owner is not None:
+        marker["manifest"] = owner.manifest
+        if owner.environment is not None:
+            marker["environment"] = owner.environment
+    return marker
+
+
+def read_marker(obj: Mapping[str, Any]) -> dict[str, str] | None:
+    """A live object's ownership marker, if it carries a well-formed one."""
+    meta = obj.get("metadata")
+    marker = meta.get(OWNER_MARKER_KEY) if isinstance(meta, Mapping) else None
+    if not isinstance(marker, Mapping):
+        return None
+    out = {str(k): v for k, v in marker.items() if isinstance(v, str)}
+    return out if out.get("address") and out.get("lineage") else None
 
 
 def find_created(
@@ -230,3 +252,103 @@ def _parse_time(value: Any) -> datetime | None:
 
 
 Clock = Callable[[], datetime]
+
+
+# -- before creating: what already exists (docs/state-identity.md) -------------------------
+
+# For kinds with no room for a marker: the fields that say "this is the same object".
+_IDENTITY_FIELDS = {
+    "structuredOutput": ("name",),
+    "insight": ("name",),
+    "board": ("name",),
+    "phoneNumber": ("number", "sipUri"),
+}
+
+
+@dataclass(frozen=True, slots=True)
+class Existing:
+    """What refresh found for addresses the state has no entry for."""
+
+    # Objects this lineage's marker names at that very address: adopted, not created again.
+    adopted: dict[str, dict[str, Any]] = field(default_factory=dict)
+    # Objects of kinds without a marker, not managed by the state, with the same identity.
+    lookalikes: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
+    # Objects another lineage of the same owner marks at that address: (address, object).
+    foreign: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
+
+
+def identity(kind: ResourceKind, body: Mapping[str, Any]) -> tuple[str, str] | None:
+    """(field, value) identifying an object of a kind without a marker, from its body."""
+    for name in _IDENTITY_FIELDS.get(kind.name, ()):
+        value = body.get(name)
+        if isinstance(value, str) and value:
+            return name, value
+    return None
+
+
+def find_existing(
+    client: ReadClient,
+    state: StateFile,
+    wanted: Mapping[str, tuple[ResourceKind, Mapping[str, Any]]],
+    *,
+    parallelism: int = 8,
+) -> Existing:
+    """For each address about to be created (`wanted`: address -> kind and desired body),
+    the objects that already exist: one this lineage owns at that address (adopted), one
+    another lineage of the same owner marks (foreign), or unmarked lookalikes. Lists each
+    kind concerned once, all kinds at once."""
+    kinds = {
+        kind.name: kind
+        for kind, body in wanted.values()
+        if kind.owner_marker or identity(kind, body) is not None
+    }
+    if not kinds:
+        return Existing()
+    pool = ThreadPoolExecutor(max_workers=max(1, min(parallelism, len(kinds))))
+    futures = {name: pool.submit(client.list_all, kind) for name, kind in kinds.items()}
+    try:
+        listed = {name: fut.result().items for name, fut in futures.items()}
+    except BaseException:
+        for fut in futures.values():
+            fut.cancel()
+        raise
+    finally:
+        pool.shutdown(wait=True)
+    managed = {rs.id for rs in state.resources.values() if rs.id}
+    found = Existing()
+    for addr, (kind, body) in wanted.items():
+        candidates = [o for o in listed.get(kind.name, ()) if str(o.get("id")) not in managed]
+        if kind.owner_marker:
+            ours, theirs = _marked_at(addr, state, candidates)
+            if ours is not None:
+                found.adopted[addr] = ours
+                managed.add(str(ours.get("id")))
+            found.foreign.extend((addr, obj) for obj in theirs)
+            continue
+        ident = identity(kind, body)
+        same = [o for o in candidates if ident is not None and o.get(ident[0]) == ident[1]]
+        if same:
+            found.lookalikes[addr] = same
+    return found
+
+
+def _marked_at(
+    address: str, state: StateFile, candidates: Iterable[Mapping[str, Any]]
+) -> tuple[dict[str, Any] | None, list[dict[str, Any]]]:
+    """(the oldest object this lineage marks at `address`, objects another lineage of the
+    same owner marks there). Markers of other owners are not this state's business."""
+    ours: list[dict[str, Any]] = []
+    theirs: list[dict[str, Any]] = []
+    for obj in candidates:
+        marker = read_marker(obj)
+        if marker is None or marker["address"] != address:
+            continue
+        same_owner = marker.get("manifest") == state.manifest and marker.get("environment") == (
+            state.environment
+        )
+        if marker["lineage"] == state.lineage and (same_owner or "manifest" not in marker):
+            ours.append(dict(obj))
+        elif marker["lineage"] != state.lineage and same_owner and state.manifest:
+            theirs.append(dict(obj))
+    oldest = min(ours, key=lambda o: str(o.get("createdAt", ""))) if ours else None
+    return oldest, theirs

@@ -88,11 +88,24 @@ class Settings:
         return self.environ.get("VAPI_TOKEN") or self.environ.get("VAPI_API_KEY") or None
 
     def state_file_for(self, manifest: Path) -> Path:
-        """`--state` if given, else `state/<manifest stem>.json`; sandbox runs keep their own."""
+        """`--state` if given, else `<repository root>/state/<manifest's repository path,
+        extension dropped>.json`; sandbox runs keep their own under `state/.sandbox/`
+        (docs/state-identity.md). Shown relative to the current directory when inside it."""
         if self.state_path is not None:
             return self.state_path
-        base = self.sandbox_dir if self.sandbox else STATE_DIR
-        return base / f"{manifest.stem}.json"
+        from provisioner.errors import StateError
+        from provisioner.state.identity import locate, shown
+
+        path = shown(locate(manifest).state_file(sandbox=self.sandbox))
+        if self.sandbox and path.resolve() in (
+            self.sandbox_data.resolve(),
+            self.sandbox_twilio_data.resolve(),
+        ):
+            raise StateError(
+                f"the state of {manifest} would be {path}, where the sandbox keeps its "
+                "emulated objects: give another state file with --state"
+            )
+        return path
 
     @property
     def sandbox_data(self) -> Path:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import shutil
+import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -27,8 +28,10 @@ def own_cache(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.Monk
 
 @pytest.fixture
 def project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
-    """A working directory holding a copy of examples/, as a user's repository would."""
+    """A working directory holding a copy of examples/, as a user's repository would (a
+    git work tree: states are kept by the manifest's path in it, state/examples/...)."""
     shutil.copytree(EXAMPLES, tmp_path / "examples")
+    subprocess.run(["git", "init", "-q", str(tmp_path)], check=True)
     monkeypatch.chdir(tmp_path)
     yield tmp_path
 

@@ -253,7 +253,9 @@ class _Runner:
     def _create(self, change: ResourceChange, kind: ResourceKind) -> dict[str, Any]:
         body = self.hook.create_body(self.fx, change, self._bound(change))
         lineage = self.recorder.state.lineage
-        send = _with_marker(body, change.address, lineage) if kind.owner_marker else body
+        send = (
+            _with_marker(body, change.address, self.recorder.state) if kind.owner_marker else body
+        )
         intent = creation_intent(
             kind,
             send,
@@ -361,7 +363,7 @@ class _Runner:
             keys.add(kind.discriminator)
         patch = {k: body[k] for k in body if k in keys}
         if kind.owner_marker and "metadata" in patch:
-            patch = _with_marker(patch, change.address, self.recorder.state.lineage)
+            patch = _with_marker(patch, change.address, self.recorder.state)
         obj = self.client.update(kind, change.id, patch)
         rid = change.id
 
@@ -417,9 +419,9 @@ def _still_unknown(first: AmbiguousCreateError, why: str) -> AmbiguousCreateErro
     )
 
 
-def _with_marker(body: Mapping[str, Any], address: str, lineage: str) -> dict[str, Any]:
+def _with_marker(body: Mapping[str, Any], address: str, state: StateFile) -> dict[str, Any]:
     meta = dict(body.get("metadata") or {})
-    meta[OWNER_MARKER_KEY] = owner_marker(address, lineage)
+    meta[OWNER_MARKER_KEY] = owner_marker(address, state.lineage, state.owner)
     return {**body, "metadata": meta}
 
 

@@ -146,7 +146,7 @@ def _common(fn: F) -> F:
         "--state",
         "state_path",
         type=click.Path(dir_okay=False, path_type=Path),
-        help="State file (default: state/<manifest stem>.json).",
+        help="State file (default: state/<manifest path in its repository>.json).",
     )(fn)
     return fn
 

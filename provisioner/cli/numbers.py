@@ -149,7 +149,7 @@ COUNTRY = click.option(
     "--state",
     "state_path",
     type=click.Path(dir_okay=False, path_type=Path),
-    help="State file of MANIFEST (default: state/<manifest stem>.json).",
+    help="State file of MANIFEST (default: state/<manifest path in its repository>.json).",
 )
 @AS_JSON
 @click.pass_context

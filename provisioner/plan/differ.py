@@ -51,6 +51,9 @@ class LiveSnapshot:
     objects: Mapping[str, Mapping[str, Any] | None] = field(default_factory=dict)
     # Interrupted creates (state status CREATING) found remotely, by address.
     adopted: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
+    # For an address about to be created: warnings naming existing objects that look the
+    # same but that the state does not manage (kinds without an ownership marker).
+    lookalikes: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
 
 
 def make_plan(
@@ -145,7 +148,12 @@ def _plan_resource(
             after = {**after, "number": Unknown("number")}
         fields = tuple(FieldChange((k,), MISSING, v) for k, v in after.items())
         return ResourceChange(
-            action=Action.CREATE, reason=reason, after=after, fields=fields, **common
+            action=Action.CREATE,
+            reason=reason,
+            after=after,
+            fields=fields,
+            warnings=tuple(live.lookalikes.get(addr, ())),
+            **common,
         )
 
     key = state.hash_key

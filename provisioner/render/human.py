@@ -81,6 +81,9 @@ class Renderer:
             lines.append("")
         pending = plan.pending()
         if not pending:
+            # Warnings stand with no change too (an object adopted by refresh, say).
+            for w in plan.warnings:
+                lines.append(self.style("Warning: ", fg="yellow", bold=True) + w)
             lines.append(
                 self.style("No changes.", fg="green", bold=True)
                 + " The remote matches the manifest."

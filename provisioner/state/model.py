@@ -26,6 +26,7 @@ from enum import StrEnum
 from typing import Any
 
 from provisioner.errors import StateError
+from provisioner.state.identity import Owner
 
 FORMAT_VERSION = 1
 # The environment variable holding an external key for the state's keyed hashes.
@@ -102,10 +103,25 @@ class StateFile:
     resources: dict[str, ResourceState] = field(default_factory=dict)
     # Set when the key is external: a short check of it (written instead of the key).
     key_check: str | None = None
+    # The owner (docs/state-identity.md): the manifest's repository path and environment.
+    # None in a state written before states recorded it (claimed by its next write).
+    manifest: str | None = None
+    environment: str | None = None
 
     @classmethod
-    def new(cls) -> StateFile:
-        return cls(lineage=str(uuid.uuid4()), hash_key=secrets.token_hex(32))
+    def new(cls, owner: Owner | None = None) -> StateFile:
+        return cls(
+            lineage=str(uuid.uuid4()),
+            hash_key=secrets.token_hex(32),
+            manifest=owner.manifest if owner else None,
+            environment=owner.environment if owner else None,
+        )
+
+    @property
+    def owner(self) -> Owner | None:
+        if self.manifest is None:
+            return None
+        return Owner(self.manifest, self.environment)
 
     def copy(self) -> StateFile:
         out = StateFile.from_dict(self.to_dict())
@@ -119,6 +135,10 @@ class StateFile:
             "lineage": self.lineage,
             "serial": self.serial,
         }
+        if self.manifest is not None:
+            out["manifest"] = self.manifest
+        if self.environment is not None:
+            out["environment"] = self.environment
         if self.key_check is None:
             out["hash_key"] = self.hash_key
         else:
@@ -137,6 +157,8 @@ class StateFile:
                 a: ResourceState.from_dict(r) for a, r in (data.get("resources") or {}).items()
             },
             key_check=data.get("key_check"),
+            manifest=data.get("manifest"),
+            environment=data.get("environment"),
         )
 
     def content_equal(self, other: StateFile) -> bool:

@@ -39,6 +39,7 @@ from typing import Any, Protocol
 
 from provisioner.errors import StateCorruptError, StateError
 from provisioner.kinds import KINDS
+from provisioner.state.identity import Owner, check_owner
 from provisioner.state.lock import (
     FileLock,
     Lock,
@@ -188,13 +189,21 @@ class FileStateStore:
             crashed process loses nothing either way.
         external_key: `PROVISIONER_STATE_KEY`, if set: the hash key is derived from it
             and never written (see `StateFile.with_external_key`).
+        owner: the manifest (and environment) being run: a state recording another is
+            refused on read; one recording none is claimed (docs/state-identity.md).
     """
 
     def __init__(
-        self, path: Path, *, durable: bool = True, external_key: str | None = None
+        self,
+        path: Path,
+        *,
+        durable: bool = True,
+        external_key: str | None = None,
+        owner: Owner | None = None,
     ) -> None:
         self.path = Path(path)
         self.external_key = external_key
+        self.owner = owner
         self.backup_path = self.path.with_name(self.path.name + ".backup")
         self.lock_path = lock_path_for(self.path)
         self.durable = durable
@@ -223,8 +232,15 @@ class FileStateStore:
             loaded = self._load()
             if loaded is None:
                 self._stored = None
-                return StateFile.new().with_external_key(self.external_key, str(self.path))
+                new = StateFile.new(self.owner)
+                return new.with_external_key(self.external_key, str(self.path))
             state, self._stored = loaded
+            if self.owner is not None:
+                check_owner(state.owner, self.owner, str(self.path))
+                if state.owner is None:
+                    state = replace(
+                        state, manifest=self.owner.manifest, environment=self.owner.environment
+                    )
             return state.with_external_key(self.external_key, str(self.path))
 
     def _load(self) -> tuple[StateFile, _Stored] | None:
@@ -309,6 +325,10 @@ class FileStateStore:
         key_check = doc.get("key_check")
         if key_check is not None and not isinstance(key_check, str):
             raise self._corrupt(f"{path} has an invalid key_check")
+        owner = {k: doc.get(k) for k in ("manifest", "environment")}
+        for name, value in owner.items():
+            if value is not None and (not isinstance(value, str) or not value):
+                raise self._corrupt(f"{path} has an invalid {name} {value!r}")
         return StateFile(
             lineage=lineage,
             serial=serial,
@@ -316,6 +336,8 @@ class FileStateStore:
             hash_key=hash_key,
             resources=parsed,
             key_check=key_check,
+            manifest=owner["manifest"],
+            environment=owner["environment"],
         )
 
     def _corrupt(self, problem: str) -> StateCorruptError:

@@ -37,7 +37,7 @@ def test_apply_full_then_plan_is_empty(run: Cli, project: Path) -> None:
     assert again.exit_code == 0, again.output
     assert "No changes." in again.output
 
-    state = json.loads((project / "state/.sandbox/full.json").read_text())
+    state = json.loads((project / "state/.sandbox/examples/full.json").read_text())
     assert len(state["resources"]) == 14
     assert all(r["id"] for r in state["resources"].values())
 
@@ -91,7 +91,7 @@ def test_remote_edit_is_reported_as_drift(run: Cli, project: Path) -> None:
     from provisioner.emulator import EmulatorStore
 
     apply_full(run)
-    state = json.loads((project / "state/.sandbox/full.json").read_text())
+    state = json.loads((project / "state/.sandbox/examples/full.json").read_text())
     assistant_id = state["resources"]["assistant.sales"]["id"]
     _edit_in_sandbox(project, "assistant", assistant_id, {"firstMessage": "Edited in dashboard"})
     result = run("plan", FULL, "--sandbox", "--detailed-exitcode")
@@ -221,7 +221,7 @@ def test_destroy_removes_everything(run: Cli, project: Path) -> None:
     result = run("destroy", FULL, "--sandbox", "--auto-approve")
     assert result.exit_code == 0, result.output
     assert "14 done" in result.output
-    state = json.loads((project / "state/.sandbox/full.json").read_text())
+    state = json.loads((project / "state/.sandbox/examples/full.json").read_text())
     assert state["resources"] == {}
 
 
@@ -229,7 +229,7 @@ def test_apply_without_tty_or_auto_approve_refuses(run: Cli, project: Path) -> N
     result = run("apply", FULL, "--sandbox")
     assert result.exit_code == 1
     assert "--auto-approve" in result.output
-    assert not (project / "state/.sandbox/full.json").exists()
+    assert not (project / "state/.sandbox/examples/full.json").exists()
 
 
 def test_no_request_is_rejected_by_the_spec_validation(run: Cli, project: Path) -> None:
@@ -305,7 +305,7 @@ def test_external_state_key_is_never_stored(run: Cli, project: Path) -> None:
     again = run("plan", FULL, "--sandbox", "--detailed-exitcode", env=env)
     assert again.exit_code == 0, again.output
 
-    path = project / "state/.sandbox/full.json"
+    path = project / "state/.sandbox/examples/full.json"
     state = json.loads(path.read_text())
     assert "hash_key" not in state and len(state["key_check"]) == 16
     assert STATE_KEY not in path.read_text()
@@ -318,9 +318,8 @@ def test_external_state_key_is_never_stored(run: Cli, project: Path) -> None:
 
     wrong = run("plan", FULL, "--sandbox", env={"PROVISIONER_STATE_KEY": "x" * 32})
     assert wrong.exit_code == 1
-    assert "PROVISIONER_STATE_KEY is not the key state/.sandbox/full.json was written with" in (
-        wrong.output
-    )
+    where = "state/.sandbox/examples/full.json"
+    assert f"PROVISIONER_STATE_KEY is not the key {where} was written with" in wrong.output
     missing = run("plan", FULL, "--sandbox")
     assert missing.exit_code == 1
     assert "written with an external hash key: set PROVISIONER_STATE_KEY" in missing.output
@@ -345,7 +344,7 @@ def test_external_state_key_on_a_state_with_its_own_key(run: Cli, project: Path)
     assert refused.exit_code == 1
     assert "keeps its own hash key, but PROVISIONER_STATE_KEY is set" in refused.output
 
-    path = project / "state/.sandbox/full.json"
+    path = project / "state/.sandbox/examples/full.json"
     state = json.loads(path.read_text())
     del state["hash_key"]
     path.write_text(json.dumps(state))
@@ -370,4 +369,4 @@ def test_a_wrong_api_key_fails_the_first_plan(run: Cli, project: Path) -> None:
         assert "401" in wrong.output and "Invalid Key" in wrong.output
         right = run("plan", "examples/small.yaml", env={**env, "VAPI_TOKEN": "the-right-key"})
         assert right.exit_code == 0, right.output
-    assert not Path("state/small.json").exists()
+    assert not Path("state/examples/small.json").exists()

@@ -20,7 +20,7 @@ from tests.conftest import Cli
 
 FULL = "examples/full.yaml"
 SANDBOX_DATA = Path("state/.sandbox/emulator/vapi.json")
-FULL_STATE = Path("state/.sandbox/full.json")
+FULL_STATE = Path("state/.sandbox/examples/full.json")
 GOLDEN = Path(__file__).resolve().parent / "golden"
 UPDATE_GOLDEN = os.environ.get("UPDATE_GOLDEN") == "1"
 ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")

@@ -163,6 +163,8 @@ class Runner:
         repo.mkdir()
         shutil.copy(EXAMPLES / "full.yaml", repo / "vapi.yaml")
         shutil.copytree(EXAMPLES / "prompts", repo / "prompts")
+        # A git work tree of its own, as a checkout is: its state is <repo>/state/vapi.json.
+        git(repo, "init", "-q", "-b", "main")
         return repo
 
     def run(

@@ -25,7 +25,7 @@ from tests.gitops import (
 )
 
 SMALL = "examples/small.yaml"
-SMALL_STATE = Path("state/.sandbox/small.json")
+SMALL_STATE = Path("state/.sandbox/examples/small.json")
 
 
 def _dashboard_create(path: str, body: dict[str, Any]) -> str:
@@ -161,7 +161,9 @@ def test_generate_round_trips_the_full_example(
     (fresh / SANDBOX_DATA.parent).mkdir(parents=True)
     shutil.copy(SANDBOX_DATA, fresh / SANDBOX_DATA)
     monkeypatch.chdir(fresh)
-    before = Snapshot(Path("state/.sandbox/adopted.json"))
+    # Its state goes where the project's repository keeps that manifest's.
+    adopted_state = project / "state/.sandbox/adopt/adopted.json"
+    before = Snapshot(adopted_state)
 
     out = ok(run("import", "--generate", "adopted.yaml", "--sandbox"))
     assert "Wrote adopted.yaml with 14 resources and 2 prompt files." in out
@@ -171,7 +173,7 @@ def test_generate_round_trips_the_full_example(
     assert prompts == {
         (project / "examples/prompts" / n).read_text() for n in ("support.md", "sales.md")
     }
-    assert len(read_state(Path("state/.sandbox/adopted.json"))["resources"]) == 14
+    assert len(read_state(adopted_state)["resources"]) == 14
 
     plan = run("plan", "adopted.yaml", "--sandbox", "--detailed-exitcode")
     assert plan.exit_code == 0, plan.output
@@ -234,14 +236,15 @@ def test_foreign_state_without_assistant_entries_is_refused(run: Cli, project: P
 
 
 def test_own_state_without_assistant_entries_is_not_refused(run: Cli, project: Path) -> None:
-    """The same state under its own lineage is this deployment's: plan goes on (and creates
-    the assistants it no longer knows about)."""
+    """The same state under its own lineage is this deployment's: plan goes on, and adopts
+    the assistants it no longer knows about (their markers name this lineage there)."""
     from tests.gitops import FULL_STATE
 
     apply_full(run)
     FULL_STATE.write_text(json.dumps(_without_assistants(json.loads(FULL_STATE.read_text()))))
     planned = ok(run("plan", FULL, "--sandbox"))
-    assert "Plan: 2 to create" in planned
+    assert "No changes." in planned
+    assert "Warning: assistant.support: adopted assistant " in planned
 
 
 def test_generate_writes_echoed_secrets_as_env_references(run: Cli, project: Path) -> None:

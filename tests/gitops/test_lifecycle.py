@@ -193,7 +193,7 @@ def test_moved_rekeys_state_without_remote_writes(
 ) -> None:
     env = live_api.env
     ok(run("apply", FULL, "--auto-approve", env=env))
-    before = read_state(Path("state/full.json"))
+    before = read_state(Path("state/examples/full.json"))
     text = Path(FULL).read_text()
     text = text.replace("  support:\n    name: Acme Support", "  helpdesk:\n    name: Acme Support")
     text = text.replace("${assistant.support.id}", "${assistant.helpdesk.id}")
@@ -205,7 +205,7 @@ def test_moved_rekeys_state_without_remote_writes(
     planned = ok(run("plan", FULL, "--detailed-exitcode", env=env), 2)
     assert "assistant.support has moved to assistant.helpdesk" in planned
     assert "No changes." in planned
-    assert read_state(Path("state/full.json")) == before  # a plan writes nothing
+    assert read_state(Path("state/examples/full.json")) == before  # a plan writes nothing
     applied = ok(run("apply", FULL, "--auto-approve", env=env))
     assert "No changes." in applied
     after = live_api.requests()
@@ -213,7 +213,7 @@ def test_moved_rekeys_state_without_remote_writes(
     assert writes == {"POST": 0, "PATCH": 0, "DELETE": 0}
     assert after.get("GET", 0) > requests.get("GET", 0)
 
-    state = read_state(Path("state/full.json"))
+    state = read_state(Path("state/examples/full.json"))
     assert "assistant.support" not in state["resources"]
     assert (
         state["resources"]["assistant.helpdesk"]["id"]

@@ -18,7 +18,7 @@ from tests.conftest import SECRET, Cli
 
 BUY = "examples/buy-a-number.yaml"
 FULL = "examples/full.yaml"
-STATE = Path("state/.sandbox/buy-a-number.json")
+STATE = Path("state/.sandbox/examples/buy-a-number.json")
 TWILIO_DATA = Path("state/.sandbox/emulator/twilio.json")
 
 

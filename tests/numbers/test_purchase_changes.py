@@ -37,7 +37,7 @@ from tests.numbers.test_secrets_and_kills import (
 )
 from tests.reliability.harness import cli
 
-STATE = Path("state/buy-a-number.json")
+STATE = Path("state/examples/buy-a-number.json")
 ADDRESS = "phoneNumber.sf-line"
 
 

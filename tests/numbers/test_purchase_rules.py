@@ -154,7 +154,7 @@ def test_no_purchase_when_the_plan_could_not_show_the_price(
             else []
         )
         assert owned == []
-        state = json.loads((project / "state/buy-a-number.json").read_text())
+        state = json.loads((project / "state/examples/buy-a-number.json").read_text())
         assert "phoneNumber.sf-line" not in state["resources"]
 
 

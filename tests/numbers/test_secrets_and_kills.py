@@ -48,7 +48,7 @@ def test_a_changed_token_is_planned_as_sensitive_and_never_shown(run: Cli, proje
     again = run("plan", FULL, "--sandbox", "--detailed-exitcode", env=rotated)
     assert again.exit_code == 0, again.output
 
-    state = (project / "state/.sandbox/full.json").read_text()
+    state = (project / "state/.sandbox/examples/full.json").read_text()
     for text in (plan.output, json.dumps(doc), markdown, applied.output, again.output, state):
         assert OTHER_SECRET not in text
         assert SECRET not in text
@@ -124,7 +124,7 @@ def test_kill_after_twilio_sold_the_number_buys_it_once(tmp_path: Path) -> None:
         twilio, sandbox, cwd = box.twilio, box.sandbox, box.cwd
         kill_while_held(hook, sandbox, cwd, "apply", BUY, "--auto-approve")
         # Twilio sold it; the state holds only the wish (with the name it was bought under).
-        state = json.loads((cwd / "state/buy-a-number.json").read_text())
+        state = json.loads((cwd / "state/examples/buy-a-number.json").read_text())
         wish = state["resources"]["phoneNumber.sf-line"]["extra"]["purchase"]
         assert "number" not in wish and wish["marker"].endswith("phoneNumber.sf-line")
         assert len(twilio.owned()) == 1
@@ -134,7 +134,7 @@ def test_kill_after_twilio_sold_the_number_buys_it_once(tmp_path: Path) -> None:
         assert "bought earlier" in second.stdout
         owned = twilio.owned()
         assert [o["sid"] for o in owned] == hook.sold
-        state = json.loads((cwd / "state/buy-a-number.json").read_text())
+        state = json.loads((cwd / "state/examples/buy-a-number.json").read_text())
         record = state["resources"]["phoneNumber.sf-line"]["extra"]["purchase"]
         assert record["sid"] == owned[0]["sid"]
         assert cli(sandbox, cwd, "plan", BUY, "--detailed-exitcode").returncode == 0

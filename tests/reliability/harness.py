@@ -139,6 +139,8 @@ def workdir(base: Path) -> Path:
         shutil.rmtree(base)
     base.mkdir(parents=True)
     shutil.copytree(EXAMPLES, base / "examples")
+    # A git work tree, as a user's repository: states go to state/examples/<name>.json.
+    subprocess.run(["git", "init", "-q", str(base)], check=True)
     return base
 
 

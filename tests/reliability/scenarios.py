@@ -14,7 +14,7 @@ from tests.reliability.harness import Sandbox, census, cli, kill_at, start_cli, 
 
 FULL = "examples/full.yaml"
 EXPECTED = 14  # resources in examples/full.yaml
-STATE = Path("state/full.json")
+STATE = Path("state/examples/full.json")
 # Seeds whose faulty apply of the full example sees 429s, 5xx and ambiguous POSTs alike
 # (at parallelism 1 and 10), so every fault is exercised.
 FAULT_SEEDS = (3, 6, 8)
@@ -173,7 +173,7 @@ def corrupt_state(sandbox: Sandbox, base: Path) -> Figures:
     }
     for label, content in variants.items():
         cwd = workdir(base / f"corrupt-{label.replace(' ', '-')}")
-        (cwd / "state").mkdir()
+        (cwd / STATE).parent.mkdir(parents=True)
         (cwd / STATE).write_text(content)
         before = _writes(sandbox.stats())
         run = cli(sandbox, cwd, "apply", FULL, "--auto-approve")
@@ -276,12 +276,20 @@ def interrupted_rate_limited_apply(sandbox: Sandbox, base: Path, parallelism: in
     import signal
 
     _reset(sandbox)
-    sandbox.set_faults({"rate_limit_rps": 0.1})
+    # The plan's reads (it looks for what exists before creating) go at full speed: the
+    # limit starts with the first create (slowed down meanwhile, so the limit finds the
+    # first wave of creates on the wire and the rest to come).
+    sandbox.set_faults({"latency_ms": 300})
     cwd = workdir(base / "sigint-rate-limited")
     proc = start_cli(
         sandbox, cwd, "apply", FULL, "--auto-approve", "--parallelism", str(parallelism)
     )
     deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and proc.poll() is None:
+        if int(sandbox.stats()["by_method"].get("POST", 0)) >= 1:
+            break
+        time.sleep(0.01)
+    sandbox.set_faults({"rate_limit_rps": 0.1})
     while time.monotonic() < deadline and proc.poll() is None:
         if int(sandbox.stats().get("rate_limited", 0)) >= 1:
             break
@@ -340,7 +348,7 @@ def dead_lock_taken_over(sandbox: Sandbox, base: Path) -> Figures:
 
     _reset(sandbox)
     cwd = workdir(base / "dead-lock")
-    (cwd / "state").mkdir()
+    (cwd / STATE).parent.mkdir(parents=True)
     dead = subprocess.Popen([sys.executable, "-c", "pass"])
     dead.wait()
     lock = {
@@ -352,7 +360,7 @@ def dead_lock_taken_over(sandbox: Sandbox, base: Path) -> Figures:
         "command": "provisioner apply examples/full.yaml",
         "operation": "apply",
     }
-    lock_file = cwd / "state" / "full.json.lock"
+    lock_file = cwd / "state" / "examples" / "full.json.lock"
     lock_file.write_text(json.dumps(lock))
     taken = cli(sandbox, cwd, "apply", FULL, "--auto-approve")
     warned = "took over the state lock of a run that is no longer running" in taken.stderr
@@ -386,7 +394,7 @@ def dead_lock_taken_over(sandbox: Sandbox, base: Path) -> Figures:
 
 
 BUY = "examples/buy-a-number.yaml"
-BUY_STATE = Path("state/buy-a-number.json")
+BUY_STATE = Path("state/examples/buy-a-number.json")
 BUY_ACCOUNT = "AC0123456789abcdef0123456789abcdef"
 
 

@@ -16,7 +16,7 @@ from provisioner.state.lock import LockInfo
 from tests.conftest import Cli
 
 MANIFEST = "examples/small.yaml"
-LOCK = Path("state/.sandbox/small.json.lock")
+LOCK = Path("state/.sandbox/examples/small.json.lock")
 
 
 @pytest.fixture

@@ -1,0 +1,181 @@
+"""Before anything is created: what already exists that this state may own
+(docs/state-identity.md). Refresh-time I/O glue (GETs only, Vapi and Twilio); the
+matching rules are `refresh.find_existing`.
+
+- an assistant whose ownership marker names this lineage at the address is adopted (a
+  state restored from an older copy forgot it), one another lineage of the same manifest
+  marks is refused, naming it;
+- a number bought at Twilio by this lineage for the address (its FriendlyName says so)
+  is recorded as bought, not bought again, and its Vapi number adopted;
+- objects of kinds without a marker that look the same (name, number, SIP URI) and that
+  the state does not manage are named in the plan, with an `import` suggestion.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+from typing import Any
+
+from provisioner import importer
+from provisioner.errors import ProvisionerError, StateError
+from provisioner.kinds import KINDS, PHONE_NUMBER
+from provisioner.plan.differ import LiveSnapshot
+from provisioner.plan.purchase import purchase_marker
+from provisioner.refresh import ReadClient, find_existing, identity
+from provisioner.settings import Settings
+from provisioner.state.model import ResourceState, ResourceStatus, StateFile
+from provisioner.validation import Validated
+
+
+def look_before_creating(
+    manifest: Path,
+    validated: Validated,
+    state: StateFile,
+    live: LiveSnapshot,
+    client: ReadClient,
+    settings: Settings,
+) -> tuple[StateFile, LiveSnapshot, tuple[str, ...]]:
+    """Before anything is created (docs/state-identity.md): adopt what this lineage's
+    marker names at the address (a state restored from an older copy forgot it), refuse
+    what another lineage of the same manifest marks there, and name unmarked lookalikes.
+
+    Raises:
+        StateError: another deployment of this manifest owns an object to be created.
+    """
+    wanted = {
+        a: (r.kind, r.body)
+        for a, r in validated.resolved.resources.items()
+        if a not in state.resources
+    }
+    if not wanted:
+        return state, live, ()
+    state, live, bought_notes = _numbers_bought_before(validated, state, live, client, settings)
+    wanted = {a: w for a, w in wanted.items() if a not in state.resources}
+    found = find_existing(client, state, wanted, parallelism=settings.parallelism)
+    if found.foreign:
+        lines = [
+            f"  {addr}: {KINDS[wanted[addr][0].name].label} {obj.get('id')}"
+            + (f" ({obj['name']})" if isinstance(obj.get("name"), str) else "")
+            + f", lineage {importer.marker_lineage(obj)}"
+            for addr, obj in found.foreign
+        ]
+        addr, obj = found.foreign[0]
+        raise StateError(
+            f"another state of {state.manifest} owns what this plan would create, so creating "
+            f"it again would duplicate it (this state's lineage is {state.lineage}):\n"
+            + "\n".join(lines)
+            + "\nUse the state that manages them (the committed one, or a copy of it), or "
+            f"take one over on purpose with `provisioner import {manifest} {addr} "
+            f"{obj.get('id')}`."
+        )
+    notes = list(bought_notes)
+    if found.adopted:
+        state = state.copy()
+        objects = dict(live.objects)
+        for addr, obj in found.adopted.items():
+            kind = wanted[addr][0]
+            state.resources[addr] = ResourceState(
+                kind=kind.name, id=str(obj["id"]), remote_updated_at=obj.get("updatedAt")
+            )
+            objects[addr] = obj
+            notes.append(
+                f"{addr}: adopted {kind.label} {obj['id']}, which this state created (its "
+                "ownership marker says so) but no longer recorded (a state restored from an "
+                "older copy?): it is not created again"
+            )
+        live = dataclasses.replace(live, objects=objects)
+    lookalikes: dict[str, tuple[str, ...]] = {}
+    for addr, objs in found.lookalikes.items():
+        kind, body = wanted[addr]
+        ident = identity(kind, body)
+        assert ident is not None
+        ids = ", ".join(str(o.get("id")) for o in objs)
+        article = "an" if kind.label[0] in "aeiou" else "a"
+        lookalikes[addr] = (
+            f"{addr}: {article} {kind.label} with {ident[0]} {ident[1]!r} already exists "
+            f"({ids}) and this state does not manage it: if it is the one meant, adopt it with "
+            f"`provisioner import {manifest} {addr} {objs[0].get('id')}` instead of creating "
+            "another",
+        )
+    if lookalikes:
+        live = dataclasses.replace(live, lookalikes=lookalikes)
+    return state, live, tuple(notes)
+
+
+def _numbers_bought_before(
+    validated: Validated,
+    state: StateFile,
+    live: LiveSnapshot,
+    client: ReadClient,
+    settings: Settings,
+) -> tuple[StateFile, LiveSnapshot, list[str]]:
+    """Numbers this lineage bought for a `purchase:` entry the state no longer records: the
+    purchase is recorded again (nothing is bought twice), and the Vapi number holding those
+    digits, if any, is adopted (the digits are this entry's: Twilio's FriendlyName says so).
+
+    Twilio not reachable, or no credentials: nothing is found here, and apply still looks
+    for the number by its FriendlyName before buying."""
+    from provisioner.operations import open_twilio
+    from provisioner.purchasing import PurchaseError
+
+    entries = [
+        (address, r)
+        for address, r in validated.resolved.resources.items()
+        if r.purchase is not None and r.kind is PHONE_NUMBER and address not in state.resources
+    ]
+    if not entries:
+        return state, live, []
+    found: dict[str, dict[str, Any]] = {}
+    with open_twilio(settings) as numbers:
+        for address, r in entries:
+            wish = {k: v for k, v in (r.purchase or {}).items() if v is not None}
+            wish.setdefault("country", "US")
+            wish.setdefault("type", "local")
+            marker = purchase_marker(address, state.lineage, wish)
+            try:
+                account, token = numbers.credentials(r.body)
+                numbers.client(account, token)
+                bought = numbers.find_bought(account, marker)
+            except (PurchaseError, ProvisionerError):
+                continue
+            if bought is not None:
+                found[address] = {
+                    **wish,
+                    "account": account,
+                    "marker": marker,
+                    "number": bought.phone_number,
+                    "sid": bought.sid,
+                }
+    if not found:
+        return state, live, []
+    state = state.copy()
+    objects = dict(live.objects)
+    managed = {rs.id for rs in state.resources.values() if rs.id}
+    in_vapi = [o for o in client.list_all(PHONE_NUMBER).items if str(o.get("id")) not in managed]
+    notes: list[str] = []
+    for address, record in found.items():
+        obj = next((o for o in in_vapi if o.get("number") == record["number"]), None)
+        said = f"{address}: found {record['number']}, bought at Twilio by this state earlier"
+        if obj is None:
+            state.resources[address] = ResourceState(
+                kind=PHONE_NUMBER.name,
+                id=None,
+                status=ResourceStatus.CREATING,
+                extra={"purchase": record},
+            )
+            notes.append(f"{said}: it is not bought again, only imported into Vapi")
+            continue
+        state.resources[address] = ResourceState(
+            kind=PHONE_NUMBER.name,
+            id=str(obj["id"]),
+            remote_updated_at=obj.get("updatedAt"),
+            extra={"purchase": record},
+        )
+        objects[address] = obj
+        in_vapi.remove(obj)
+        notes.append(
+            f"{said}, and its Vapi phone number {obj['id']}: adopted (the state did not "
+            "record them: restored from an older copy?), not bought again"
+        )
+    return state, dataclasses.replace(live, objects=objects), notes
