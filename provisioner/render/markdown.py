@@ -24,6 +24,7 @@ from typing import Any
 
 from provisioner.costs import describe_purchase, format_cost
 from provisioner.plan.model import MISSING, Action, FieldChange, Plan, ResourceChange
+from provisioner.render.graph import markdown_section
 from provisioner.render.json import as_json_data
 from provisioner.values import KNOWN_AFTER_APPLY, SENSITIVE_TEXT, Sensitive, Unknown
 
@@ -133,6 +134,7 @@ def _render(plan: Plan, title: str | None, *, details: bool) -> str:
     if pending:
         out.extend(_table(pending))
         out.append("")
+        out.extend([*markdown_section(plan), ""])
         if details:
             for c in pending:
                 out.extend(_change_details(c))
