@@ -19,6 +19,7 @@ from provisioner.costs import describe_purchase, format_cost
 from provisioner.diagnostics import Diagnostic
 from provisioner.kinds import KINDS
 from provisioner.plan.model import MISSING, Action, FieldChange, Plan, ResourceChange
+from provisioner.render.blocks import create_lines
 from provisioner.values import KNOWN_AFTER_APPLY, SENSITIVE_TEXT, Sensitive, Unknown
 
 Styler = Callable[..., str]
@@ -130,8 +131,11 @@ class Renderer:
             lines.append(self.style(f"      $ {describe_purchase(c.purchase)}", fg="yellow"))
         sym = SYMBOLS[c.action]
         if c.action is Action.CREATE:
-            for f in c.fields:
-                lines.extend(self._value_lines("+", f.dotted, f.after, COLORS[c.action]))
+            plus = self.style("+", fg=COLORS[c.action])
+            for b in create_lines(c.fields):
+                lead = "      " + "    " * b.depth
+                line = f"{lead}{plus} {b.text}" if b.entry else f"{lead}  {b.text}"
+                lines.append(line if b.text else "")  # a blank line of a text, no spaces
         elif c.action is Action.DELETE:
             pass
         else:

@@ -24,6 +24,7 @@ from typing import Any
 
 from provisioner.costs import describe_purchase, format_cost
 from provisioner.plan.model import MISSING, Action, FieldChange, Plan, ResourceChange
+from provisioner.render.blocks import create_lines
 from provisioner.render.graph import markdown_section
 from provisioner.render.json import as_json_data
 from provisioner.values import KNOWN_AFTER_APPLY, SENSITIVE_TEXT, Sensitive, Unknown
@@ -201,7 +202,7 @@ def _change_details(c: ResourceChange) -> list[str]:
     if c.purchase is not None and c.action is not Action.UPDATE:
         out.append(f"**Phone number:** {_escape_text(describe_purchase(c.purchase))}")
         out.append("")
-    blocks = _diff_blocks(c.fields)
+    blocks = _create_block(c.fields) if c.action is Action.CREATE else _diff_blocks(c.fields)
     if blocks:
         out.extend(blocks)
     else:
@@ -229,6 +230,13 @@ def _drift_entry(c: ResourceChange, *, details: bool) -> list[str]:
         "</details>",
         "",
     ]
+
+
+def _create_block(fields: Iterable[FieldChange]) -> list[str]:
+    """A new resource's values in one ```diff block, nested values indented, multi-line
+    text as a heredoc (as the human plan shows them)."""
+    lines = [f"+ {'    ' * b.depth}{b.text}" if b.text else "+" for b in create_lines(fields)]
+    return _fenced("diff", lines) if lines else []
 
 
 def _diff_blocks(fields: Iterable[FieldChange], *, drift_section: bool = False) -> list[str]:
