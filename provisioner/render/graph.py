@@ -139,13 +139,14 @@ def around_changes(graph: DependencyGraph, max_nodes: int = MAX_NODES) -> Depend
     """The resources that change and their direct neighbours; when that is more than
     `max_nodes`, the changes alone, and at most `max_nodes` of them. `left_out` counts
     the resources not shown."""
-    changing = [n.address for n in graph.nodes if n.action is not None and n.action.is_change]
+    order = [n.address for n in graph.nodes if n.action is not None and n.action.is_change]
+    changing = set(order)
     keep = set(changing)
     for e in graph.edges:
-        if e.source in keep or e.target in keep:
+        if e.source in changing or e.target in changing:
             keep.update((e.source, e.target))
     if len(keep) > max_nodes:
-        keep = set(changing[:max_nodes])
+        keep = set(order[:max_nodes])
     nodes = tuple(n for n in graph.nodes if n.address in keep)
     edges = tuple(e for e in graph.edges if e.source in keep and e.target in keep)
     return DependencyGraph(nodes, edges, left_out=len(graph.nodes) - len(nodes))
