@@ -12,9 +12,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import click
-from click.shell_completion import CompletionItem
 
 if TYPE_CHECKING:
+    from click.shell_completion import CompletionItem
+
     from provisioner.cli.main import AppContext
 
 
@@ -105,6 +106,8 @@ def complete_address(
     """The addresses declared in the command's manifest (its MANIFEST argument, already
     typed), for an ADDRESS argument or an option such as `--target`. Quiet on any problem:
     completion must never print an error into the user's prompt."""
+    from click.shell_completion import CompletionItem
+
     manifest = ctx.params.get("manifest") or ctx.params.get("target")
     if manifest is None:
         return []
