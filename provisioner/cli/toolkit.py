@@ -108,7 +108,10 @@ def complete_address(
     completion must never print an error into the user's prompt."""
     from click.shell_completion import CompletionItem
 
-    manifest = ctx.params.get("manifest") or ctx.params.get("target")
+    # `apply` names its MANIFEST|PLANFILE argument `target`. While an option's value is
+    # being completed, click leaves the arguments before it unassigned, in `ctx.args`.
+    given = [ctx.params.get("manifest"), ctx.params.get("target"), *ctx.args]
+    manifest = next((g for g in given if isinstance(g, str | Path)), None)
     if manifest is None:
         return []
     try:
