@@ -22,7 +22,9 @@ def _copy_repo(dest: Path) -> None:
         return {
             n
             for n in names
-            if (top and n in SKIP_TOP) or n == "__pycache__" or n.endswith(".egg-info")
+            if (top and n in SKIP_TOP)
+            or n in ("__pycache__", "node_modules")  # node_modules: tests/mermaid's npm ci
+            or n.endswith(".egg-info")
         }
 
     shutil.copytree(REPO, dest, ignore=ignore)

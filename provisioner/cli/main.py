@@ -25,6 +25,7 @@ from typing import Any, TypeVar
 import click
 
 from provisioner import __version__
+from provisioner.cli.toolkit import complete_address, saved_plan_note
 from provisioner.diagnostics import Diagnostics
 from provisioner.errors import Aborted, ProvisionerError
 from provisioner.redact import forget_all, register_environment, scrub
@@ -297,7 +298,7 @@ def plan(
         operations.save_plan_file(settings, manifest, result, out)
     _show_plan(app, result.plan, fmt)
     if out is not None and fmt == "human":
-        app.out(f"\nSaved the plan to {out}. Apply exactly it with: provisioner apply {out}")
+        app.out(saved_plan_note(out))
     # A `moved` entry alone is pending too: applying the plan rewrites the state.
     if detailed_exitcode and (result.plan.has_changes or result.plan.moved):
         raise SystemExit(2)
@@ -843,7 +844,7 @@ def state_list(app: AppContext, manifest: Path, sandbox: bool, state_path: Path 
 
 @state.command("show")
 @MANIFEST
-@click.argument("address")
+@click.argument("address", shell_complete=complete_address)
 @_common
 @pass_app
 def state_show(
@@ -898,7 +899,7 @@ def force_unlock(
 
 @cli.command("import")
 @MANIFEST
-@click.argument("address", required=False)
+@click.argument("address", required=False, shell_complete=complete_address)
 @click.argument("resource_id", metavar="ID", required=False)
 @_common
 @click.option(
@@ -1006,6 +1007,15 @@ def _register_numbers() -> None:
 
 
 _register_numbers()
+
+
+def _register_toolkit() -> None:
+    from provisioner.cli.toolkit import register
+
+    register(cli)
+
+
+_register_toolkit()
 
 
 def _no_color_given(ctx: click.Context, param: click.Parameter, value: bool) -> None:

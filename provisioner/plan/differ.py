@@ -355,6 +355,8 @@ def _plan_delete(addr: str, state: StateFile, live: LiveSnapshot, mode: PlanMode
         id=rid,
         before=before,
         fields=tuple(FieldChange((k,), v, MISSING) for k, v in before.items()),
+        # What it referenced, for the plan's dependency graph.
+        references=tuple(sorted(rs.depends_on)),
         name=name,
     )
 

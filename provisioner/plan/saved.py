@@ -644,7 +644,10 @@ def save_plan(
     doc["plan"] = plan_to_dict(plan, secret_hashes)
     doc["checksum"] = digest_bytes(_canonical(doc))
     if compress:
-        data = gzip.compress(_canonical(doc), mtime=0)
+        # Keys in the plan's own order (the checksum is over the sorted form): `show`
+        # renders the objects exactly as `plan` did.
+        compact = json.dumps(doc, separators=(",", ":"), ensure_ascii=False).encode()
+        data = gzip.compress(compact, mtime=0)
     else:
         data = (json.dumps(doc, indent=2, ensure_ascii=False) + "\n").encode()
     target = Path(path)

@@ -18,6 +18,7 @@ from provisioner.apply.events import ChangeOutcome, Outcome
 from provisioner.diagnostics import Diagnostic
 from provisioner.kinds import KINDS
 from provisioner.plan.model import MISSING, Action, FieldChange, Plan, ResourceChange
+from provisioner.render.blocks import create_lines
 from provisioner.render.costs import describe_purchase, format_cost
 from provisioner.render.escape import visible
 from provisioner.values import KNOWN_AFTER_APPLY, SENSITIVE_TEXT, Sensitive, Unknown
@@ -139,8 +140,11 @@ class Renderer:
             lines.append(self.style(f"      $ {text}", fg="yellow"))
         sym = SYMBOLS[c.action]
         if c.action is Action.CREATE:
-            for f in c.fields:
-                lines.extend(self._value_lines("+", f.dotted, f.after, COLORS[c.action]))
+            plus = self.style("+", fg=COLORS[c.action])
+            for b in create_lines(c.fields):
+                lead = "      " + "    " * b.depth
+                line = f"{lead}{plus} {b.text}" if b.entry else f"{lead}  {b.text}"
+                lines.append(line if b.text else "")  # a blank line of a text, no spaces
         elif c.action in (Action.DELETE, Action.RELEASE):
             pass
         else:

@@ -23,8 +23,10 @@ from collections.abc import Iterable
 from typing import Any
 
 from provisioner.plan.model import MISSING, Action, FieldChange, Plan, ResourceChange
+from provisioner.render.blocks import create_lines
 from provisioner.render.costs import describe_purchase, format_cost
 from provisioner.render.escape import visible
+from provisioner.render.graph import markdown_section
 from provisioner.render.json import as_json_data
 from provisioner.values import KNOWN_AFTER_APPLY, SENSITIVE_TEXT, Sensitive, Unknown
 
@@ -136,6 +138,7 @@ def _render(plan: Plan, title: str | None, *, details: bool) -> str:
     if pending:
         out.extend(_table(pending))
         out.append("")
+        out.extend([*markdown_section(plan), ""])
         if details:
             for c in pending:
                 out.extend(_change_details(c))
@@ -205,7 +208,7 @@ def _change_details(c: ResourceChange) -> list[str]:
         text = describe_purchase(c.purchase, pending=c.action is Action.RELEASE)
         out.append(f"**Phone number:** {_escape_text(text)}")
         out.append("")
-    blocks = _diff_blocks(c.fields)
+    blocks = _create_block(c.fields) if c.action is Action.CREATE else _diff_blocks(c.fields)
     if blocks:
         out.extend(blocks)
     else:
@@ -233,6 +236,13 @@ def _drift_entry(c: ResourceChange, *, details: bool) -> list[str]:
         "</details>",
         "",
     ]
+
+
+def _create_block(fields: Iterable[FieldChange]) -> list[str]:
+    """A new resource's values in one ```diff block, nested values indented, multi-line
+    text as a heredoc (as the human plan shows them)."""
+    lines = [f"+ {'    ' * b.depth}{b.text}" if b.text else "+" for b in create_lines(fields)]
+    return _fenced("diff", lines) if lines else []
 
 
 def _diff_blocks(fields: Iterable[FieldChange], *, drift_section: bool = False) -> list[str]:

@@ -122,7 +122,7 @@ def test_workflow_shape() -> None:
 
 def test_every_command_exists_with_its_flags() -> None:
     found = all_commands(load())
-    assert {c[1] for c in found} == {"validate", "plan", "apply", "drift"}
+    assert {c[1] for c in found} == {"validate", "plan", "apply", "drift", "show"}
     for cmd in found:
         root = click.Context(cli, info_name="provisioner")
         sub = cli.get_command(root, cmd[1])

@@ -76,7 +76,8 @@ def test_each_line_diff_is_a_block_of_its_own() -> None:
 
 def test_changes_are_collapsible_diff_blocks() -> None:
     text = plan_to_markdown(sample_plan())
-    assert text.count("<details>") == text.count("</details>") == 6  # 5 changes + 1 drift
+    # 5 changes + 1 drift + the dependency graph
+    assert text.count("<details>") == text.count("</details>") == 7
     assert "<summary><code>+ assistant.intake</code> (Intake &#96;v2&#96; | new)" in text
     assert "```diff\n" in text
     assert '+ number: "+14155550111"  # forces replacement' in text
@@ -138,7 +139,9 @@ def test_stray_sensitive_value_still_redacted() -> None:
 def test_long_plans_drop_field_diffs() -> None:
     plan = sample_plan()
     short = plan_to_markdown(plan, max_chars=500)
-    assert "<details>" not in short and "too long for one comment" in short
+    # The dependency graph (bounded in size) stays; the changes' field diffs go.
+    assert short.count("<details>") == 1 and "too long for one comment" in short
+    assert "<summary><code>" not in short and "```mermaid" in short
     assert "**Plan:** 1 to create" in short and "`phoneNumber.main`" in short
     assert "- `assistant.sales` (Sales): 1 field(s) changed remotely" in short
     assert "<details>" in plan_to_markdown(plan, max_chars=None)
