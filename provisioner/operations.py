@@ -30,9 +30,10 @@ from provisioner.refresh import adopt_found, refresh_state
 from provisioner.remote.client import RequestEvent, VapiClient
 from provisioner.resolve import bind
 from provisioner.settings import Settings
+from provisioner.state import backend
+from provisioner.state.backend import Backend
 from provisioner.state.lock import LockInfo
 from provisioner.state.model import STATE_KEY_ENV, ResourceState, StateFile
-from provisioner.state.store import FileStateStore
 from provisioner.validation import Validated, validate
 
 
@@ -53,11 +54,20 @@ class PlanResult:
     diagnostics: Diagnostics = field(default_factory=Diagnostics)
 
 
-def open_state(settings: Settings, manifest_path: Path) -> FileStateStore:
+def open_state(settings: Settings, manifest_path: Path) -> Backend:
+    """The state store of `manifest_path`: `--state`, the manifest's `state:`, or the file."""
     # Empty counts as unset: CI systems expand a secret nobody defined to "". A state
     # that uses an external key still refuses to run without it (its key_check).
     external_key = settings.environ.get(STATE_KEY_ENV) or None
-    return FileStateStore(settings.state_file_for(manifest_path), external_key=external_key)
+    config = backend.configured(
+        manifest_path,
+        state_path=settings.state_path,
+        state_url=settings.state_url,
+        sandbox=settings.sandbox,
+        default=settings.state_file_for(manifest_path),
+        environ=settings.environ,
+    )
+    return backend.open_backend(config, environ=settings.environ, external_key=external_key)
 
 
 @contextmanager

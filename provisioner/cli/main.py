@@ -49,7 +49,7 @@ pass_app = click.make_pass_decorator(AppContext)
 
 
 @contextmanager
-def _locked(app: AppContext, store: Any, command: str, timeout: float) -> Iterator[None]:
+def _locked(app: AppContext, store: Any, command: str, timeout: float) -> Iterator[Any]:
     """Hold the state lock; say so when waiting for it, and when it was left by a run
     that died."""
     from provisioner import operations
@@ -64,7 +64,9 @@ def _locked(app: AppContext, store: Any, command: str, timeout: float) -> Iterat
                 f"({held.replaced.describe()}); it was probably killed. Anything it created "
                 f"was recorded and is picked up by this run."
             )
-        yield
+        yield held
+        # A lock that must be renewed (S3) may have been lost meanwhile: say so, exit 1.
+        getattr(held, "check", lambda: None)()
 
 
 def _use_color(no_color: bool) -> bool:
@@ -133,8 +135,9 @@ def _common(fn: F) -> F:
     fn = click.option(
         "--state",
         "state_path",
-        type=click.Path(dir_okay=False, path_type=Path),
-        help="State file (default: state/<manifest stem>.json).",
+        type=click.Path(dir_okay=False),
+        help="State file, s3://BUCKET/KEY or postgres://... (default: the manifest's `state:`, "
+        "else state/<manifest stem>.json).",
     )(fn)
     return fn
 
@@ -142,6 +145,11 @@ def _common(fn: F) -> F:
 def _settings(app: AppContext, **kw: Any) -> Any:
     from provisioner.settings import Settings
 
+    state = kw.pop("state_path", None)
+    if isinstance(state, str) and "://" in state:
+        kw["state_url"] = state  # s3:// or postgres:// (see state/backend.py)
+    elif state is not None:
+        kw["state_path"] = Path(state)
     return Settings(environ=app.environ, **{k: v for k, v in kw.items() if v is not None})
 
 
@@ -456,7 +464,7 @@ def _run_apply(
     with (
         operations.open_client(settings, _request_printer(app)) as client,
         operations.open_twilio(settings) as numbers,
-        _locked(app, store, command, lock_timeout),
+        _locked(app, store, command, lock_timeout) as held,
     ):
         if plan_file is not None:
             result, diags = operations.load_plan_file(settings, plan_file, client, store)
@@ -473,6 +481,8 @@ def _run_apply(
                 numbers=numbers,
                 checked=(validated, diags),
             )
+        for note in getattr(store, "notes", ()):
+            app.err(f"Recovered from a rescue copy of an earlier run: {note}")
         app.diagnostics(diags)
         if result is None or diags.has_errors():
             raise SystemExit(_fail(app, "Nothing was changed."))
@@ -501,6 +511,10 @@ def _run_apply(
             app.out("")
             events = _ProgressPrinter(app, total)
         with _interruptible() as interrupt:
+            from provisioner.state.remote import guard_interrupt
+
+            # A lost lock (not renewed in time) stops new changes like Ctrl-C does.
+            interrupt = guard_interrupt(interrupt, held)
             applied = apply_plan(
                 the_plan,
                 client=client,
