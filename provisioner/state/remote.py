@@ -280,7 +280,7 @@ class RemoteStore:
                 return StateFile.new().with_external_key(self.external_key, self.where)
             raw, version = got
             state = decode(raw, self.where)
-            self._stored = Stored(version, state)
+            self._stored = Stored(version, state.copy())
             rescues = self._rescues()
             if rescues:
                 state = self._reconcile(state, rescues)

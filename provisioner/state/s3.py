@@ -18,6 +18,7 @@ Credentials come only from the usual AWS environment or config files (boto3's ch
 from __future__ import annotations
 
 import email.utils
+import threading
 import time
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
@@ -71,7 +72,7 @@ class S3Backend(RemoteStore):
         region = (
             config.region or environ.get("AWS_REGION") or environ.get("AWS_DEFAULT_REGION")
         ) or "us-east-1"
-        self._s3: Any = boto3.session.Session().client(
+        self._s3: Any = _session().client(
             "s3",
             region_name=region,
             endpoint_url=config.endpoint or environ.get("AWS_ENDPOINT_URL") or None,
@@ -255,6 +256,18 @@ class S3Backend(RemoteStore):
         except Conflict:
             raise StateError(f"{self.where}: the lock changed meanwhile; look again") from None
         return holder
+
+
+_SESSION: list[Any] = []
+_SESSION_MUTEX = threading.Lock()
+
+
+def _session() -> Any:
+    """One boto3 session per process: it caches the service model, which is slow to load."""
+    with _SESSION_MUTEX:
+        if not _SESSION:
+            _SESSION.append(boto3.session.Session())
+        return _SESSION[0]
 
 
 def _hostname() -> str:
