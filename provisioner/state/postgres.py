@@ -63,6 +63,16 @@ class PostgresBackend(RemoteStore):
     def __repr__(self) -> str:
         return f"PostgresBackend({self.where!r})"
 
+    def close(self) -> None:
+        if self._conn is not None:
+            self._conn.close()
+
+    def __del__(self) -> None:
+        # A store lives as long as its command: its connection ends with it.
+        conn = getattr(self, "_conn", None)
+        if conn is not None:
+            conn.close()
+
     # connections ---------------------------------------------------------------------------
 
     def _connect(self) -> psycopg.Connection[Any]:
