@@ -44,6 +44,8 @@ class StateWriter(Protocol):
 
     def describe(self) -> str: ...
 
+    def version(self) -> str | None: ...
+
 
 @dataclass(frozen=True, slots=True)
 class PlanResult:
@@ -358,6 +360,8 @@ def save_plan_file(settings: Settings, manifest: Path, result: PlanResult, out: 
                     "made: run plan again"
                 )
             state = store.write(state)
+    if store.version() is None and store.exists():
+        store.read()  # for its version token
     the_plan = dataclasses.replace(result.plan, lineage=state.lineage, serial=state.serial)
     saved.save_plan(
         out,
@@ -367,6 +371,8 @@ def save_plan_file(settings: Settings, manifest: Path, result: PlanResult, out: 
         live_fingerprint=saved.fingerprint_live(result.live, state.hash_key),
         secret_hashes=saved.hash_plan_secrets(the_plan, state.hash_key),
         created_at=datetime.now(UTC),
+        state_backend=store.describe(),
+        state_version=store.version(),
     )
 
 
@@ -388,7 +394,13 @@ def load_plan_file(
         raise ProvisionerError(
             f"the plan was made from {manifest}, which cannot be read: {exc.strerror}"
         ) from exc
-    loaded.verify(lineage=on_disk.lineage, serial=on_disk.serial, manifest_digest=digest)
+    loaded.verify(
+        lineage=on_disk.lineage,
+        serial=on_disk.serial,
+        manifest_digest=digest,
+        backend=store.describe(),
+        version=store.version(),
+    )
     prepared, diags = prepare(settings, manifest, client)
     if prepared is None:
         return None, diags

@@ -908,8 +908,10 @@ def sandbox_serve(
 
 def _register_numbers() -> None:
     from provisioner.cli.numbers import numbers
+    from provisioner.cli.state_cmd import migrate
 
     cli.add_command(numbers)
+    state.add_command(migrate)
 
 
 _register_numbers()
