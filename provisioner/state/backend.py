@@ -22,7 +22,7 @@ manifest's top-level `state:` block, then the default file.
 
 from __future__ import annotations
 
-import importlib.util
+import importlib
 import re
 from collections.abc import Mapping
 from contextlib import AbstractContextManager
@@ -234,11 +234,13 @@ def require_extra(kind: BackendKind) -> None:
     if extra is None:
         return
     name, module = extra
-    if importlib.util.find_spec(module) is None:
+    try:
+        importlib.import_module(module)
+    except ImportError:
         raise BackendConfigError(
             f"the {kind.value} state backend needs {module}, which is not installed: "
             f"pip install 'vapi-provisioner[{name}]'"
-        )
+        ) from None
 
 
 def open_backend(
