@@ -123,3 +123,40 @@ def test_a_saved_plan_on_s3_applies_when_nothing_moved(
     applied = run("apply", "plan.bin", "--sandbox", "--state", remote)
     assert applied.exit_code == 0, applied.output
     assert run("plan", SMALL, "--sandbox", "--state", remote).output.startswith("No changes")
+
+
+def test_a_stale_writers_rescue_copy_is_merged_by_the_next_apply(
+    run: Cli, project: Path, s3_env: MotoServer
+) -> None:
+    from provisioner.errors import StateConflictError
+    from provisioner.state.backend import from_cli, open_backend
+
+    remote = f"s3://{s3_env.new_bucket()}/small.json"
+    assert run("apply", SMALL, "--sandbox", "--state", remote, "--auto-approve").exit_code == 0
+
+    def store():  # type: ignore[no-untyped-def]
+        return open_backend(from_cli(remote, Path(SMALL)), environ={}, external_key=None)
+
+    # Two runs read the same state; the other one writes first, without the number (as if
+    # it never knew it), then the stale one, which holds its ID, is refused.
+    other, stale = store(), store()
+    theirs, ours = other.read(), stale.read()
+    number_id = ours.resources["phoneNumber.test-line"].id
+    del theirs.resources["phoneNumber.test-line"]
+    other.write(theirs)
+    ours.resources["assistant.support"].applied["firstMessage"] = "changed"
+    try:
+        stale.write(ours)
+        raise AssertionError("the stale write went through")
+    except StateConflictError as exc:
+        assert "someone else changed the state" in str(exc)
+    assert list((project / "state" / ".rescue").glob("*.json"))
+
+    result = run("apply", SMALL, "--sandbox", "--state", remote, "--auto-approve")
+    assert result.exit_code == 0, result.output
+    assert (
+        f"Recovered from a rescue copy of an earlier run: phoneNumber.test-line ({number_id})"
+        in (result.output)
+    )
+    assert "phoneNumber.test-line will be created" not in result.output
+    assert store().read().resources["phoneNumber.test-line"].id == number_id
