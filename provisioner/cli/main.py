@@ -563,9 +563,13 @@ def _next_steps(settings: Any, manifest: Path, state: Any, the_plan: Any) -> str
     lines.append(
         f"  - Run `provisioner plan {manifest}{sandbox}` again: it should show no changes."
     )
-    if not settings.sandbox:
+    from provisioner import operations
+
+    # A team backend (S3, PostgreSQL) is shared already: nothing to commit.
+    store = operations.open_state(settings, manifest)
+    if not settings.sandbox and getattr(store, "kind", "") == "local":
         lines.append(
-            f"  - Commit {settings.state_file_for(manifest)} (IDs and hashes only, no "
+            f"  - Commit {store.describe()} (IDs and hashes only, no "
             "secrets) so that CI and your teammates plan against the same state."
         )
     return "\n".join(lines)
