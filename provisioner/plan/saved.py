@@ -153,16 +153,6 @@ class SavedPlan:
             backend, version: where the state is now and its version token; None skips.
         """
         reasons: list[str] = []
-        if self.state_backend and backend is not None and backend != self.state_backend:
-            reasons.append(
-                f"the plan was made against the state in {self.state_backend}, and this run "
-                f"uses {backend}"
-            )
-        elif self.state_version and version is not None and version != self.state_version:
-            reasons.append(
-                f"the state in {backend} was written since the plan was made (version "
-                f"{self.state_version} then, {version} now)"
-            )
         if self.plan.lineage != lineage:
             reasons.append(
                 "the plan was made for a different state (lineage "
@@ -172,6 +162,16 @@ class SavedPlan:
             reasons.append(
                 f"the state has changed since the plan was made (serial {self.plan.serial} "
                 f"then, {serial} now)"
+            )
+        elif self.state_version and version is not None and version != self.state_version:
+            reasons.append(
+                f"the state in {backend} has changed since the plan was made (version "
+                f"{self.state_version} then, {version} now)"
+            )
+        if self.state_backend and backend is not None and backend != self.state_backend:
+            reasons.append(
+                f"the plan was made against the state in {self.state_backend}, and this run "
+                f"uses {backend}"
             )
         if manifest_digest is not None and manifest_digest != self.manifest_digest:
             reasons.append(f"the manifest {self.manifest_path} has changed since the plan was made")
