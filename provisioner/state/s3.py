@@ -216,14 +216,23 @@ class S3Backend(RemoteStore):
     def _new_lease(
         self, info: LockInfo, etag: str, body: bytes, started: float, replaced: LockInfo | None
     ) -> Lease:
+        # The ETag of our lock object, as of the last write (with SSE-KMS an ETag is not the
+        # content's MD5: each renewal may change it).
+        current = [etag]
+
         def renew() -> None:
-            self._call(
-                "renew the lock of", self._s3.put_object, Key=self.lock_key, Body=body, IfMatch=etag
+            answer = self._call(
+                "renew the lock of",
+                self._s3.put_object,
+                Key=self.lock_key,
+                Body=body,
+                IfMatch=current[0],
             )
+            current[0] = str(answer["ETag"])
 
         def release() -> bool:
             try:
-                self._call("unlock", self._s3.delete_object, Key=self.lock_key, IfMatch=etag)
+                self._call("unlock", self._s3.delete_object, Key=self.lock_key, IfMatch=current[0])
             except Conflict:
                 return False
             return True
