@@ -10,7 +10,7 @@ the table and JSON renderings of the results.
 manages); it writes nothing. Nothing here buys or releases: that happens only in `apply`,
 after a plan that shows the price.
 
-The root group registers it with `cli.add_command(numbers)` and maps the
+`cli.main` registers it; the root group (`cli.app`) maps the
 `ProvisionerError`s raised here to exit 1 with "Error: ...".
 """
 
@@ -416,7 +416,7 @@ def _open_client(
 def _manifest_client(ctx: click.Context, manifest: Path) -> Iterator[TwilioClient]:
     """A client with the credentials of the manifest's first Twilio number, resolved as
     plan and apply resolve them (`purchasing.Twilio.credentials`)."""
-    from provisioner.cli.main import AppContext  # (imported here: main registers this group)
+    from provisioner.cli.app import AppContext
     from provisioner.operations import twilio_numbers
     from provisioner.render.human import Renderer
     from provisioner.settings import Settings
