@@ -14,10 +14,12 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from importlib import resources
+from pathlib import Path
 from typing import Any
 
 import yaml
 
+from provisioner.errors import ProvisionerError
 from provisioner.kinds import KINDS, OWNER_MARKER_KEY, SECRET_FIELD_NAMES, ResourceKind
 from provisioner.plan.normalize import strip_server_fields
 from provisioner.state.model import ResourceState, ResourceStatus
@@ -217,3 +219,18 @@ def _with_references(value: Any, keys: Mapping[str, str], me: str, deps: set[str
     if isinstance(value, str) and "${" in value:
         return value.replace("${", "$${")
     return value
+
+
+def write_generated(manifest: Path, generated: Generated) -> None:
+    """Write the generated manifest and its prompt files beside it; refuses (before
+    writing anything) to overwrite a prompt file that exists."""
+    for rel in generated.files:
+        target = manifest.parent / rel
+        if target.exists():
+            raise ProvisionerError(f"{target} already exists: choose another folder")
+    manifest.parent.mkdir(parents=True, exist_ok=True)
+    for rel, text in generated.files.items():
+        target = manifest.parent / rel
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_text(text, encoding="utf-8")
+    manifest.write_text(generated.manifest_yaml, encoding="utf-8")

@@ -139,9 +139,11 @@ def _apply_run(app: AppContext, run: _Run, summarized: list[bool] | None = None)
     from provisioner import operations
     from provisioner.apply.engine import apply_plan
     from provisioner.apply.purchases import Purchases
+    from provisioner.plan.checks import record_protection
     from provisioner.plan.model import PlanMode
     from provisioner.render.json import JsonApplyEvents
     from provisioner.validation import validate as validate_manifest
+    from provisioner.validation import validate_for_destroy
 
     target, destroy, json_events = run.target, run.destroy, run.json_events
     settings = app.settings(
@@ -161,7 +163,7 @@ def _apply_run(app: AppContext, run: _Run, summarized: list[bool] | None = None)
             "(`plan --out FILE`, then `apply FILE --json`)"
         )
     # Check the manifest before taking the lock or touching anything.
-    check = operations.validate_for_destroy if destroy else validate_manifest
+    check = validate_for_destroy if destroy else validate_manifest
     validated, diags = check(manifest, app.environ)
     if validated is None:
         app.diagnostics(diags)
@@ -221,7 +223,7 @@ def _apply_run(app: AppContext, run: _Run, summarized: list[bool] | None = None)
                 hook=Purchases(numbers, the_plan),
             )
             # Record `preventDestroy` for what was just created, too.
-            protected = operations.record_protection(applied.state, result.validated.manifest)
+            protected = record_protection(applied.state, result.validated.manifest)
             if protected is not applied.state:
                 applied = dataclasses.replace(applied, state=store.write(protected))
     if json_sink is not None:

@@ -67,9 +67,9 @@ def graph(app: AppContext, manifest: Path, fmt: str, plan_file: Path | None) -> 
     """Print the dependency graph of MANIFEST: an arrow from each resource to what it
     references. Reads no state and no secret, and never talks to Vapi."""
     from provisioner.errors import ProvisionerError
-    from provisioner.operations import validate_for_destroy
     from provisioner.plan.saved import load_plan
     from provisioner.render.graph import GraphFormat, graph_of, render_graph
+    from provisioner.validation import validate_for_destroy
 
     the_plan = None
     if plan_file is not None:
