@@ -12,7 +12,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, replace
 from enum import StrEnum
 
-from provisioner.plan.model import Action, Plan
+from provisioner.plan.model import Action, Plan, ResourceChange
 
 __all__ = [
     "MAX_NODES",
@@ -90,7 +90,7 @@ def graph_of(
     """The graph of a manifest: `resources` maps each address to (name, addresses it
     references), in manifest order. With `plan`, each node carries its action, and what
     the plan deletes (no longer in the manifest) is added with its former references."""
-    changes = {c.address: c for c in plan.changes} if plan is not None else {}
+    changes = {c.address: c for c in _resource_changes(plan)} if plan is not None else {}
     nodes = [GraphNode(a, name) for a, (name, _refs) in resources.items()]
     edges = [GraphEdge(a, r) for a, (_n, refs) in resources.items() for r in sorted(refs)]
     if plan is not None:
@@ -98,7 +98,7 @@ def graph_of(
             replace(n, action=changes[n.address].action if n.address in changes else Action.NO_OP)
             for n in nodes
         ]
-        gone = [c for c in plan.changes if c.address not in resources]
+        gone = [c for c in _resource_changes(plan) if c.address not in resources]
         nodes.extend(GraphNode(c.address, c.name, c.action) for c in gone)
         edges.extend(GraphEdge(c.address, r) for c in gone for r in c.references)
         edges.extend(_former_edges(plan, {(e.source, e.target) for e in edges}))
@@ -107,10 +107,16 @@ def graph_of(
 
 def graph_from_plan(plan: Plan) -> DependencyGraph:
     """The graph of every resource in `plan`, each with its action."""
-    nodes = [GraphNode(c.address, c.name, c.action) for c in plan.changes]
-    edges = [GraphEdge(c.address, r) for c in plan.changes for r in c.references]
+    nodes = [GraphNode(c.address, c.name, c.action) for c in _resource_changes(plan)]
+    edges = [GraphEdge(c.address, r) for c in _resource_changes(plan) for r in c.references]
     edges.extend(_former_edges(plan, {(e.source, e.target) for e in edges}))
     return _complete(nodes, edges)
+
+
+def _resource_changes(plan: Plan) -> list[ResourceChange]:
+    """The plan's changes to resources: a pending release at Twilio is about a number an
+    entry no longer holds (its address is the entry's, which has a change of its own)."""
+    return [c for c in plan.changes if c.action is not Action.RELEASE]
 
 
 def _former_edges(plan: Plan, known: set[tuple[str, str]]) -> list[GraphEdge]:
