@@ -4,7 +4,6 @@ a function), and the README's "How it works" table names every module."""
 from __future__ import annotations
 
 import ast
-import re
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -34,7 +33,9 @@ def _imports(name: str, path: Path, known: set[str]) -> set[str]:
                 anchor = anchor[: len(anchor) - node.level + (1 if is_package else 0)]
                 base = ".".join([*anchor, base] if base else anchor)
             # `from provisioner.cli import app` imports the module `provisioner.cli.app`.
-            targets = [f"{base}.{a.name}" if f"{base}.{a.name}" in known else base for a in node.names]
+            targets = [
+                f"{base}.{a.name}" if f"{base}.{a.name}" in known else base for a in node.names
+            ]
         else:
             continue
         out.update(t for t in targets if t in known and t != name)
