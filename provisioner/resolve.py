@@ -17,8 +17,7 @@ The environment and the file system root are passed in; nothing here reads os.en
 from __future__ import annotations
 
 import re
-import subprocess
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -26,6 +25,7 @@ from typing import Any
 from provisioner.addresses import ResourceAddress
 from provisioner.diagnostics import Diagnostics
 from provisioner.kinds import ID_FIELD_KINDS, KINDS, ResourceKind
+from provisioner.manifest.files import FileGuard
 from provisioner.manifest.loader import JsonPath
 from provisioner.manifest.model import Lifecycle, Manifest, ResourceConfig
 from provisioner.redact import register_secret
@@ -98,7 +98,7 @@ def resolve_manifest(
     diags = Diagnostics()
     reader = read_file or (lambda p: p.read_text(encoding="utf-8"))
     env = _Env(environ, unset_env_ok)
-    files = _FileGuard.for_manifest(manifest)
+    files = _file_guard(manifest)
     resolved: dict[str, ResolvedResource] = {}
     for addr, config in manifest.resources.items():
         deps: set[str] = set()
@@ -123,7 +123,7 @@ def _resolve_value(
     path: JsonPath,
     manifest: Manifest,
     env: _Env,
-    files: _FileGuard,
+    files: FileGuard,
     reader: Callable[[Path], str],
     deps: set[str],
     diags: Diagnostics,
@@ -149,7 +149,7 @@ def _resolve_string(
     path: JsonPath,
     manifest: Manifest,
     env: _Env,
-    files: _FileGuard,
+    files: FileGuard,
     reader: Callable[[Path], str],
     deps: set[str],
     diags: Diagnostics,
@@ -277,86 +277,12 @@ def _check_closed(literal: str, where: Mapping[str, Any], diags: Diagnostics) ->
         )
 
 
-def repository_root(folder: Path) -> Path:
-    """The folder `${file:}` may read from: the nearest ancestor of `folder` (itself
-    included) holding `.git`, else `folder` itself."""
-    start = folder.resolve()
-    for candidate in (start, *start.parents):
-        if (candidate / ".git").exists():
-            return candidate
-    return start
-
-
-class _FileGuard:
-    """Which files `${file:}` may read: only files of the manifest's own repository, so
-    that a manifest (or a pull request changing one) cannot pull `/proc/self/environ` or
-    `../../.ssh/id_rsa` into a request body, or into a plan posted as a PR comment; and
-    in a git repository nothing under `.git/` (the job's token sits in `.git/config`)
-    nor anything git ignores (a file kept out of git, `.env`, is exactly what should not
-    be posted). Git is asked once for every file the manifest includes."""
-
-    def __init__(self, base_dir: Path, rels: Iterable[str]) -> None:
-        self.base_dir = base_dir
-        self.root = repository_root(base_dir)
-        self.ignored = _git_ignored(self.root, (p for r in rels if (p := self._path(r))))
-
-    @classmethod
-    def for_manifest(cls, manifest: Manifest) -> _FileGuard:
-        rels = {
-            rel
-            for config in manifest.resources.values()
-            for rel in _file_interpolations(config.body)
-        }
-        return cls(manifest.base_dir, rels)
-
-    def _path(self, rel: str) -> Path | None:
-        """`rel` resolved, if it can be (no NUL byte, not absolute, a usable name)."""
-        if "\0" in rel or Path(rel).is_absolute():
-            return None
-        try:
-            return (self.base_dir / rel).resolve()
-        except (OSError, ValueError, RuntimeError):
-            return None
-
-    def check(self, rel: str, where: Mapping[str, Any], diags: Diagnostics) -> Path | None:
-        """The file `${file:rel}` names, or None (with a diagnostic) if it may not be read."""
-        shown = rel.replace("\0", "\\0")
-        if "\0" in rel:
-            diags.error(f"${{file:{shown}}}: the path holds a NUL byte", **where)
-            return None
-        if Path(rel).is_absolute():
-            diags.error(
-                f"${{file:{rel}}}: absolute paths are not allowed; give a path relative to "
-                "the manifest",
-                **where,
-            )
-            return None
-        path = self._path(rel)
-        if path is None:
-            diags.error(f"${{file:{rel}}}: not a usable file name", **where)
-            return None
-        if not path.is_relative_to(self.root):
-            diags.error(
-                f"${{file:{rel}}} is outside the manifest's repository ({self.root}): only "
-                "files inside it can be included",
-                **where,
-            )
-            return None
-        if ".git" in path.relative_to(self.root).parts:
-            diags.error(
-                f"${{file:{rel}}} is inside a .git folder: git's own files (which can hold "
-                "credentials) cannot be included",
-                **where,
-            )
-            return None
-        if path in self.ignored:
-            diags.error(
-                f"${{file:{rel}}} is ignored by git: a file kept out of the repository "
-                "cannot be included (commit it, or remove it from .gitignore)",
-                **where,
-            )
-            return None
-        return path
+def _file_guard(manifest: Manifest) -> FileGuard:
+    """The guard for every file the manifest includes (git is asked once for all)."""
+    rels = {
+        rel for config in manifest.resources.values() for rel in _file_interpolations(config.body)
+    }
+    return FileGuard(manifest.base_dir, rels)
 
 
 def _file_interpolations(value: Any) -> Iterator[str]:
@@ -372,29 +298,6 @@ def _file_interpolations(value: Any) -> Iterator[str]:
             expr = (m.group(1) or "").strip()
             if expr.startswith("file:"):
                 yield expr[5:]
-
-
-def _git_ignored(root: Path, paths: Iterable[Path]) -> frozenset[Path]:
-    """Those of `paths` (inside `root`) that git ignores. Outside a git repository (no
-    `.git`, git not installed, or not a repository git recognises) none are: only the
-    confinement to `root` applies there."""
-    inside = sorted({str(p.relative_to(root)) for p in paths if p.is_relative_to(root)})
-    if not inside or not (root / ".git").exists():
-        return frozenset()
-    try:
-        done = subprocess.run(
-            ["git", "-C", str(root), "check-ignore", "--stdin", "-z"],
-            input="\0".join(inside).encode(),
-            capture_output=True,
-            timeout=30,
-            check=False,
-        )
-    except (OSError, subprocess.SubprocessError):
-        return frozenset()
-    if done.returncode not in (0, 1):  # 128: not a repository git knows
-        return frozenset()
-    names = done.stdout.decode(errors="replace").split("\0")
-    return frozenset(root / n for n in names if n)
 
 
 def bind(value: Any, ids: Mapping[str, str]) -> Any:
