@@ -4,6 +4,7 @@ a function), and the README's "How it works" table names every module."""
 from __future__ import annotations
 
 import ast
+import re
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -87,3 +88,22 @@ def test_no_module_imports_one_that_imports_it_back() -> None:
 def test_the_cycle_finder_finds_a_cycle() -> None:
     graph = {"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}}
     assert _cycles(graph) == [["a", "b", "c"]]
+
+
+def _readme_modules() -> set[str]:
+    """The modules the README's "How it works" table names in its first column."""
+    text = (ROOT / "README.md").read_text(encoding="utf-8")
+    section = text.split("## How it works", 1)[1].split("\n## ", 1)[0]
+    found: set[str] = set()
+    for line in section.splitlines():
+        if line.startswith("| `"):
+            first = line.split(" | ", 1)[0]
+            found.update(re.findall(r"`([^`]+\.py)`", first))
+    return found
+
+
+def test_the_readme_names_every_module_and_no_other() -> None:
+    files = {str(p.relative_to(PACKAGE)) for p in PACKAGE.rglob("*.py") if p.name != "__init__.py"}
+    listed = _readme_modules()
+    assert sorted(files - listed) == [], "modules missing from README's How it works table"
+    assert sorted(listed - files) == [], "README names modules that do not exist"
