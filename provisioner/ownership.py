@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from provisioner import importer
+from provisioner.addresses import ResourceAddress
 from provisioner.errors import ProvisionerError, StateCorruptError, StateError
 from provisioner.kinds import KINDS, OWNER_MARKER_KEY, PHONE_NUMBER
 from provisioner.plan.differ import LiveSnapshot
@@ -233,19 +234,19 @@ def _foreign_reference(
 ) -> tuple[str, str, str] | None:
     """(what was found, the other lineage, the address) for an entry that points at
     another deployment's object under an address this state has no ID for; else None."""
-    unchecked: list[tuple[str, str]] = []  # (entry, the address it depends on)
+    unchecked: list[tuple[str, ResourceAddress]] = []  # (entry, the address it depends on)
     for addr, rs in state.resources.items():
         if live.objects.get(addr) is None or KINDS[rs.kind].owner_marker:
             continue
         for dep in rs.depends_on:
-            kind = KINDS.get(dep.partition(".")[0])
+            target = _address(dep)
             held = state.resources.get(dep)
-            if kind is not None and kind.owner_marker and (held is None or not held.id):
-                unchecked.append((addr, dep))
+            if target is not None and KINDS[target.kind].owner_marker and not (held and held.id):
+                unchecked.append((addr, target))
     if not unchecked:
         return None
     marked: dict[str, tuple[str, str]] = {}  # ID -> (marker address, marker lineage)
-    for kind_name in sorted({dep.partition(".")[0] for _, dep in unchecked}):
+    for kind_name in sorted({target.kind for _, target in unchecked}):
         for obj in client.list_all(KINDS[kind_name]).items:
             lineage = importer.marker_lineage(obj)
             meta = obj.get("metadata")
@@ -253,16 +254,24 @@ def _foreign_reference(
             address = marker.get("address") if isinstance(marker, Mapping) else None
             if lineage and lineage not in accepted and isinstance(address, str):
                 marked[str(obj.get("id"))] = (address, lineage)
-    for addr, dep in unchecked:
+    for addr, target in unchecked:
         for value in _strings(live.objects[addr]):
-            if value in marked and marked[value][0] == dep:
+            if value in marked and marked[value][0] == str(target):
                 rid = state.resources[addr].id
                 return (
-                    f"{addr} ({rid}) points at {dep} ({value}), which is managed by",
+                    f"{addr} ({rid}) points at {target} ({value}), which is managed by",
                     marked[value][1],
-                    dep,
+                    str(target),
                 )
     return None
+
+
+def _address(text: str) -> ResourceAddress | None:
+    """`text` as an address; None if it is not one (a hand-edited state)."""
+    try:
+        return ResourceAddress.parse(text)
+    except ValueError:
+        return None
 
 
 def _strings(value: Any) -> Iterator[str]:
