@@ -5,93 +5,68 @@ from __future__ import annotations
 
 import dataclasses
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TypedDict, Unpack
 
 import click
 
 from provisioner.cli.app import AppContext, locked, pass_app
 from provisioner.cli.interrupt import interruptible
-from provisioner.cli.options import AUTO_APPROVE, MANIFEST, MAX_RPS, PARALLELISM, SECONDS, common
+from provisioner.cli.options import (
+    AUTO_APPROVE,
+    MANIFEST,
+    MAX_RPS,
+    PARALLELISM,
+    SECONDS,
+    F,
+    common,
+)
 from provisioner.cli.views import ProgressPrinter, next_steps, print_outputs, request_printer
 from provisioner.errors import Aborted, ProvisionerError
 
 
+class _Flags(TypedDict):
+    """The options `apply` and `destroy` share."""
+
+    sandbox: bool
+    state_path: Path | None
+    auto_approve: bool
+    parallelism: int
+    max_rps: float | None
+    lock_timeout: float
+
+
+def _shared_options(lock_help: str | None) -> Callable[[F], F]:
+    """The options of `_Flags`, on a command."""
+
+    def decorate(fn: F) -> F:
+        fn = click.option("--lock-timeout", type=SECONDS, default=0, help=lock_help)(fn)
+        fn = click.option("--max-rps", type=MAX_RPS, help="Cap on requests per second.")(fn)
+        return common(AUTO_APPROVE(PARALLELISM(fn)))
+
+    return decorate
+
+
 @click.command()
 @click.argument("target", metavar="MANIFEST|PLANFILE", type=click.Path(path_type=Path))
-@common
-@AUTO_APPROVE
-@PARALLELISM
-@click.option("--max-rps", type=MAX_RPS, help="Cap on requests per second.")
-@click.option(
-    "--lock-timeout",
-    type=SECONDS,
-    default=0,
-    help="Seconds to wait for another run's state lock.",
-)
+@_shared_options("Seconds to wait for another run's state lock.")
 @click.option("--json", "json_events", is_flag=True, help="Progress as JSON lines.")
 @pass_app
-def apply(
-    app: AppContext,
-    target: Path,
-    sandbox: bool,
-    state_path: Path | None,
-    auto_approve: bool,
-    parallelism: int,
-    max_rps: float | None,
-    lock_timeout: float,
-    json_events: bool,
-) -> None:
+def apply(app: AppContext, target: Path, json_events: bool, **flags: Unpack[_Flags]) -> None:
     """Apply the changes needed to make the remote match MANIFEST, or run exactly the
     plan saved in PLANFILE by `plan --out` (refused if anything changed since)."""
-    _run_apply(
-        app,
-        _Run(
-            target,
-            destroy=False,
-            sandbox=sandbox,
-            state_path=state_path,
-            auto_approve=auto_approve,
-            parallelism=parallelism,
-            max_rps=max_rps,
-            lock_timeout=lock_timeout,
-            json_events=json_events,
-        ),
-    )
+    _run_apply(app, _Run(target, destroy=False, flags=flags, json_events=json_events))
 
 
 @click.command()
 @MANIFEST
-@common
-@AUTO_APPROVE
-@PARALLELISM
-@click.option("--max-rps", type=MAX_RPS, help="Cap on requests per second.")
-@click.option("--lock-timeout", type=SECONDS, default=0)
+@_shared_options(None)
 @pass_app
-def destroy(
-    app: AppContext,
-    manifest: Path,
-    sandbox: bool,
-    state_path: Path | None,
-    auto_approve: bool,
-    parallelism: int,
-    max_rps: float | None,
-    lock_timeout: float,
-) -> None:
+def destroy(app: AppContext, manifest: Path, **flags: Unpack[_Flags]) -> None:
     """Delete everything the state of MANIFEST manages, dependents first."""
-    _run_apply(
-        app,
-        _Run(
-            manifest,
-            destroy=True,
-            sandbox=sandbox,
-            state_path=state_path,
-            auto_approve=auto_approve,
-            parallelism=parallelism,
-            max_rps=max_rps,
-            lock_timeout=lock_timeout,
-        ),
-    )
+    _run_apply(app, _Run(manifest, destroy=True, flags=flags))
 
 
 @dataclass(frozen=True, slots=True)
@@ -100,12 +75,7 @@ class _Run:
 
     target: Path  # a manifest, or (apply only) a saved plan
     destroy: bool
-    sandbox: bool
-    state_path: Path | None
-    auto_approve: bool
-    parallelism: int
-    max_rps: float | None
-    lock_timeout: float
+    flags: _Flags
     json_events: bool = False
 
 
@@ -147,16 +117,16 @@ def _apply_run(app: AppContext, run: _Run, summarized: list[bool] | None = None)
 
     target, destroy, json_events = run.target, run.destroy, run.json_events
     settings = app.settings(
-        sandbox=run.sandbox,
-        state_path=run.state_path,
-        parallelism=run.parallelism,
-        max_rps=run.max_rps,
-        lock_timeout=run.lock_timeout,
+        sandbox=run.flags["sandbox"],
+        state_path=run.flags["state_path"],
+        parallelism=run.flags["parallelism"],
+        max_rps=run.flags["max_rps"],
+        lock_timeout=run.flags["lock_timeout"],
     )
     plan_file = target if not destroy and operations.is_plan_file(target) else None
     manifest = operations.saved_manifest_path(plan_file) if plan_file else target
     command = f"provisioner {'destroy' if destroy else 'apply'} {target}"
-    if json_events and plan_file is None and not run.auto_approve:
+    if json_events and plan_file is None and not run.flags["auto_approve"]:
         # JSON mode shows no plan, so there would be nothing to approve (as Terraform).
         raise click.UsageError(
             "--json shows no plan to approve: pass --auto-approve, or apply a saved plan "
@@ -172,7 +142,7 @@ def _apply_run(app: AppContext, run: _Run, summarized: list[bool] | None = None)
     with (
         operations.open_client(settings, request_printer(app)) as client,
         operations.open_twilio(settings) as numbers,
-        locked(app, store, command, run.lock_timeout),
+        locked(app, store, command, run.flags["lock_timeout"]),
     ):
         if plan_file is not None:
             result, diags = operations.load_plan_file(settings, plan_file, client, store)
@@ -204,7 +174,7 @@ def _apply_run(app: AppContext, run: _Run, summarized: list[bool] | None = None)
                 print_outputs(app, result.state, the_plan.cost)
             return
         # A saved plan was reviewed when it was made: it runs without a prompt.
-        if plan_file is None and not run.auto_approve:
+        if plan_file is None and not run.flags["auto_approve"]:
             _confirm(app, destroy)
         total = len(the_plan.pending())
         json_sink = JsonApplyEvents(app.out, total=total) if json_events else None
