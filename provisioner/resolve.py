@@ -101,10 +101,9 @@ def resolve_manifest(
     files = _file_guard(manifest)
     resolved: dict[str, ResolvedResource] = {}
     for addr, config in manifest.resources.items():
-        deps: set[str] = set()
-        body = _resolve_value(
-            config.body, config.path, manifest, env, files, reader, deps, diags, config
-        )
+        scope = _Scope(manifest, env, files, reader, diags, config)
+        body = _resolve_value(config.body, config.path, scope)
+        deps = scope.deps
         deps.discard(addr)
         resolved[addr] = ResolvedResource(
             address=config.address,
@@ -118,43 +117,38 @@ def resolve_manifest(
     return ResolvedManifest(manifest, resolved, frozenset(env.unset)), diags
 
 
-def _resolve_value(
-    value: Any,
-    path: JsonPath,
-    manifest: Manifest,
-    env: _Env,
-    files: FileGuard,
-    reader: Callable[[Path], str],
-    deps: set[str],
-    diags: Diagnostics,
-    config: ResourceConfig,
-) -> Any:
+@dataclass(slots=True)
+class _Scope:
+    """What resolving the values of one resource needs, and the references it found."""
+
+    manifest: Manifest
+    env: _Env
+    files: FileGuard
+    reader: Callable[[Path], str]
+    diags: Diagnostics
+    config: ResourceConfig
+    deps: set[str] = field(default_factory=set)
+
+
+def _resolve_value(value: Any, path: JsonPath, scope: _Scope) -> Any:
     if isinstance(value, Mapping):
-        return {
-            k: _resolve_value(v, (*path, k), manifest, env, files, reader, deps, diags, config)
-            for k, v in value.items()
-        }
+        return {k: _resolve_value(v, (*path, k), scope) for k, v in value.items()}
     if isinstance(value, list):
-        return [
-            _resolve_value(v, (*path, i), manifest, env, files, reader, deps, diags, config)
-            for i, v in enumerate(value)
-        ]
+        return [_resolve_value(v, (*path, i), scope) for i, v in enumerate(value)]
     if isinstance(value, str) and "${" in value:
-        return _resolve_string(value, path, manifest, env, files, reader, deps, diags, config)
+        return _resolve_string(value, path, scope)
     return value
 
 
-def _resolve_string(
-    text: str,
-    path: JsonPath,
-    manifest: Manifest,
-    env: _Env,
-    files: FileGuard,
-    reader: Callable[[Path], str],
-    deps: set[str],
-    diags: Diagnostics,
-    config: ResourceConfig,
-) -> Any:
+def _resolve_string(text: str, path: JsonPath, scope: _Scope) -> Any:
+    manifest, env, files, diags, config = (
+        scope.manifest,
+        scope.env,
+        scope.files,
+        scope.diags,
+        scope.config,
+    )
+    reader, deps = scope.reader, scope.deps
     where = manifest.source.where(path)
     parts: list[str | ResourceAddress] = []
     sensitive = False
