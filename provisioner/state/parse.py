@@ -21,7 +21,9 @@ _UPGRADES: dict[int, Callable[[dict[str, Any]], dict[str, Any]]] = {}
 _REQUIRED_KEYS = ("format_version", "lineage", "serial")
 
 
-def parse_state(raw: bytes, path: Path, corrupt: Callable[[str], StateCorruptError]) -> StateFile:
+def parse_state(
+    raw: bytes, path: Path | str, corrupt: Callable[[str], StateCorruptError]
+) -> StateFile:
     """The state file's bytes, checked and upgraded to the current format. `corrupt`
     makes the error for a problem (the store adds where its backup is)."""
     if not raw.strip():
