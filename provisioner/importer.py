@@ -94,7 +94,9 @@ def generate_manifest(objects: Mapping[str, list[Mapping[str, Any]]], hash_key: 
     used: set[str] = set()
     for kind_name, objs in objects.items():
         for i, obj in enumerate(sorted(objs, key=lambda o: str(o.get("createdAt", "")))):
-            named = _field(obj, KINDS[kind_name].import_name_field)
+            named = next(
+                (v for f in KINDS[kind_name].import_name_fields if (v := _field(obj, f))), None
+            )
             base = _SLUG.sub("-", str(named or "").lower()).strip("-")[:40]
             key = base if base and base[0].isalnum() else f"{kind_name.lower()}-{i + 1}"
             candidate, n = key, 2

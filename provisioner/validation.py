@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from provisioner.agent_rules import check_agent
 from provisioner.diagnostics import Diagnostics
 from provisioner.graph import find_cycle
 from provisioner.kinds import KINDS
@@ -60,6 +61,7 @@ def validate(
     diags.extend(rdiags)
     stand_ins = {*stand_ins, *resolved.unset_env}
     diags.extend(_check_resolved_values(loaded, resolved, diags, stand_ins))
+    check_agent(manifest, resolved, diags)
     _check_moves(manifest, diags)
     diags.extend(check_moves(manifest))
     edges = {a: r.depends_on for a, r in resolved.resources.items()}

@@ -629,10 +629,70 @@ def api_schema(spec: Mapping[str, Any]) -> tuple[dict[str, Any], list[str]]:
     return doc, conv.notes
 
 
+# Collections the live API serves that the spec's `paths` leave out, and the stem of the
+# DTOs their routes are built from (docs/credential-api.md says what we assume and why).
+UNLISTED_COLLECTIONS = {"/credential": "Credential"}
+_DATE_PARAMS = [
+    {"name": f"{column}{op}", "in": "query"}
+    for column in ("createdAt", "updatedAt")
+    for op in ("Gt", "Lt", "Ge", "Le")
+]
+
+
+def _unlisted_routes(spec: Mapping[str, Any], route: str) -> dict[str, Any] | None:
+    """Routes for a collection missing from the spec's paths, built from its schemas alone:
+    `Create<X><Stem>DTO` per `provider` (the enum of its `provider` property), PATCH with
+    the `Update<X><Stem>DTO` of the same X where there is one, a bare-array list taking
+    `limit` and the date filters, and answers of the read model `<X><Stem>`."""
+    collection = route.removesuffix("/{id}")
+    stem = UNLISTED_COLLECTIONS.get(collection)
+    if stem is None:
+        return None
+    components = spec.get("components", {}).get("schemas", {})
+    creates: dict[str, str] = {}
+    updates: dict[str, str] = {}
+    for name, schema in components.items():
+        if not (name.startswith("Create") and name.endswith(f"{stem}DTO")):
+            continue
+        values = schema.get("properties", {}).get("provider", {}).get("enum") or ()
+        if len(values) != 1:
+            continue
+        creates[values[0]] = name
+        update = "Update" + name.removeprefix("Create")
+        if update in components:
+            updates[values[0]] = update
+
+    def union(dtos: Mapping[str, str]) -> dict[str, Any]:
+        refs = {v: f"#/components/schemas/{d}" for v, d in dtos.items()}
+        return {
+            "oneOf": [{"$ref": r} for r in refs.values()],
+            "discriminator": {"propertyName": "provider", "mapping": refs},
+        }
+
+    def answer(dtos: Mapping[str, str]) -> dict[str, Any]:
+        reads = [n.removeprefix("Create").removesuffix("DTO") for n in dtos.values()]
+        return {"oneOf": [{"$ref": f"#/components/schemas/{r}"} for r in reads if r in components]}
+
+    op = {"parameters": [], "requestBody": None, "response": answer(creates)}
+    if route == collection:
+        return {
+            "post": {**op, "requestBody": union(creates)},
+            "get": {
+                **op,
+                "parameters": [{"name": "limit", "in": "query"}, *_DATE_PARAMS],
+                "response": {"type": "array", "items": answer(creates)},
+            },
+        }
+    return {"get": op, "patch": {**op, "requestBody": union(updates)}, "delete": op}
+
+
 def _routes(spec: Mapping[str, Any], route: str) -> dict[str, Any]:
     """The operations of one spec path, trimmed to what an emulator needs."""
     item = spec.get("paths", {}).get(route)
     if not isinstance(item, Mapping):
+        unlisted = _unlisted_routes(spec, route)
+        if unlisted is not None:
+            return unlisted
         raise SystemExit(f"the spec has no path {route} (see provisioner/kinds.py)")
     out: dict[str, Any] = {}
     for method, op in item.items():

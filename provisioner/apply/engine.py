@@ -359,6 +359,7 @@ class _Runner:
         keys = {str(f.path[0]) for f in change.fields if f.path}
         if kind.discriminator and kind.discriminator in body:
             keys.add(kind.discriminator)
+        keys |= kind.update_whole_fields  # (the Update DTO requires them: a squad's members)
         patch = {k: body[k] for k in body if k in keys}
         if kind.owner_marker and "metadata" in patch:
             patch = _with_marker(patch, change.address, self.recorder.state.lineage)
@@ -382,7 +383,18 @@ class _Runner:
 
     def _delete(self, change: ResourceChange, kind: ResourceKind) -> None:
         if change.id is not None:
-            self.client.delete(kind, change.id)
+            try:
+                self.client.delete(kind, change.id)
+            except RemoteError as exc:
+                if exc.status == 409:
+                    # (`tool_pinned`, `assistant_pinned`): kept in state, so nothing is lost
+                    raise ProvisionerError(
+                        f"{change.address}: Vapi refused to delete {kind.label} {change.id} "
+                        f"because something still pins it ({exc.message}); remove that "
+                        "reference (an assistant's model.toolRefs, say) and apply again; "
+                        "it stays in state until then"
+                    ) from exc
+                raise
             self._local.begun = True
         kept = self.hook.after_delete(self.fx, change)
 

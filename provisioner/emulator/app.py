@@ -94,6 +94,10 @@ _DIGEST_PREFIX = "sha256:"
 _HOLD_LIMIT = 120.0
 
 
+class _Pinned(Exception):
+    """409 with the spec's own error body for a pinned tool (`tool_pinned`)."""
+
+
 class _Fail(Exception):
     """An error answer, raised from anywhere inside a handler."""
 
@@ -315,6 +319,8 @@ class VapiEmulator:
             answer = self._route(request)
         except _Fail as fail:
             answer = _Answer(fail.status, _nest_error(fail.status, fail.message), fail.headers)
+        except _Pinned as pinned:
+            answer = _Answer(409, {"error": "tool_pinned", "message": str(pinned)})
         except SchemaUnavailableError as exc:
             answer = _Answer(500, _nest_error(500, f"Internal server error ({exc})"))
         except SandboxDataError:
@@ -479,6 +485,8 @@ class VapiEmulator:
     def _delete(self, kind: EmulatedKind, object_id: str, request: _Request) -> _Answer:
         with self.store.transaction() as tx:
             _find(kind, object_id, tx)
+            if kind.name == "tool":
+                _check_not_pinned(object_id, tx)
             removed = tx.delete(kind.name, object_id)
             assert removed is not None
             return _Answer(200, _render(kind, removed))
@@ -690,14 +698,59 @@ def _number_messages(
     return [E164_MESSAGE] if check and not _E164.match(number) else []
 
 
+def _check_not_pinned(tool_id: str, tx: StoreTransaction) -> None:
+    """409 `tool_pinned` (the spec's error body) while an assistant pins a version of the
+    tool (`model.toolRefs[].toolId`); a plain `model.toolIds` entry does not pin it."""
+    for assistant in tx.objects("assistant").values():
+        model = assistant.get("model")
+        refs = model.get("toolRefs") if isinstance(model, dict) else None
+        for ref in refs if isinstance(refs, list) else ():
+            if isinstance(ref, dict) and ref.get("toolId") == tool_id:
+                raise _Pinned(
+                    f"Tool is pinned by assistant {assistant['id']} (model.toolRefs); "
+                    "remove the reference first"
+                )
+
+
+def _handoff_references(fields: Mapping[str, Any]) -> Iterable[tuple[str, str, Any]]:
+    """(where, kind, id) of each ID a handoff tool's destinations name."""
+    for i, dest in enumerate(fields.get("destinations") or ()):
+        if not isinstance(dest, dict):
+            continue
+        if "assistantId" in dest:
+            yield f"destinations.{i}.assistantId", "assistant", dest["assistantId"]
+        if "squadId" in dest:
+            yield f"destinations.{i}.squadId", "squad", dest["squadId"]
+
+
+def _references(kind: EmulatedKind, fields: Mapping[str, Any]) -> Iterable[tuple[str, str, Any]]:
+    """(where, kind, id) of each reference to an object the sandbox holds."""
+    if kind.name == "phoneNumber":
+        # (a squad made elsewhere may be named by a literal ID: not checked, as before)
+        yield "assistantId", "assistant", fields.get("assistantId")
+    elif kind.name == "squad":
+        for i, member in enumerate(fields.get("members") or ()):
+            if isinstance(member, dict):
+                yield f"members.{i}.assistantId", "assistant", member.get("assistantId")
+    elif kind.name == "assistant":
+        model = fields.get("model")
+        if isinstance(model, dict):
+            for i, ref in enumerate(model.get("toolIds") or ()):
+                yield f"model.toolIds.{i}", "tool", ref
+            for i, pin in enumerate(model.get("toolRefs") or ()):
+                if isinstance(pin, dict):
+                    yield f"model.toolRefs.{i}.toolId", "tool", pin.get("toolId")
+    elif kind.name == "tool" and fields.get("type") == "handoff":
+        yield from _handoff_references(fields)
+
+
 def _check_references(kind: EmulatedKind, fields: Mapping[str, Any], tx: StoreTransaction) -> None:
     """400 unless every referenced object exists (ordering bugs must show)."""
     missing: list[str] = []
-    if kind.name == "phoneNumber":
-        ref = fields.get("assistantId")
-        if isinstance(ref, str) and not tx.exists("assistant", ref):
-            missing.append(f"assistantId: assistant {ref} does not exist")
-    elif kind.name == "structuredOutput":
+    for where, target, ref in _references(kind, fields):
+        if isinstance(ref, str) and not tx.exists(target, ref):
+            missing.append(f"{where}: {target} {ref} does not exist")
+    if kind.name == "structuredOutput":
         for i, ref in enumerate(fields.get("assistantIds") or []):
             if isinstance(ref, str) and not tx.exists("assistant", ref):
                 missing.append(f"assistantIds.{i}: assistant {ref} does not exist")

@@ -160,8 +160,11 @@ def _plan_resource(
     drift_paths = {d.path for d in drift}
     marked: list[FieldChange] = []
     replace = False
+    variant = str(bound.get(kind.discriminator, "")) if kind.discriminator else ""
+    # (a credential provider with no Update DTO: any change is a delete and re-create)
+    no_update = kind.replaced_on_any_change(variant)
     for f in fields:
-        forces = bool(f.path) and f.path[0] in kind.replace_fields
+        forces = bool(f.path) and (no_update or f.path[0] in kind.replace_fields)
         replace = replace or forces
         marked.append(
             FieldChange(
