@@ -19,6 +19,7 @@ from provisioner import costs, importer
 from provisioner.diagnostics import Diagnostics
 from provisioner.errors import ProvisionerError, RemoteError, StateCorruptError
 from provisioner.kinds import KINDS, OWNER_MARKER_KEY
+from provisioner.lookups import read_lookups
 from provisioner.manifest.model import Manifest
 from provisioner.moves import apply_moves
 from provisioner.plan import saved
@@ -144,6 +145,13 @@ def prepare(
     live = refresh_state(client, state, parallelism=settings.parallelism)
     _check_lineage(state, live, reader, client)
     state, live = adopt_found(state, live)
+    lookups = validated.manifest.lookups
+    if lookups:
+        found, ldiags = read_lookups(client, lookups, validated.manifest.source.where)
+        diags.extend(ldiags)
+        if ldiags.has_errors():
+            return None, diags
+        live = dataclasses.replace(live, lookups=found)
     state = record_protection(state, validated.manifest)
     # Compare with what was read (not a fresh read: a missing file reads as a new lineage).
     if store is not None and (moves or not state.content_equal(original)):

@@ -782,6 +782,7 @@ def manifest_schema(api: Mapping[str, Any]) -> dict[str, Any]:
     defs = copy.deepcopy(_closure(roots, api_defs))
     defs["Lifecycle"] = LIFECYCLE
     defs["Purchase"] = PURCHASE
+    defs["Lookup"] = LOOKUP
     sections: dict[str, Any] = {}
     for kind in KINDS.values():
         kind_def = f"Manifest{kind.name[0].upper()}{kind.name[1:]}"
@@ -809,6 +810,53 @@ def manifest_schema(api: Mapping[str, Any]) -> dict[str, Any]:
             )["properties"]
         parent[kind.section[-1]] = section
     return {
+        **_manifest_document(sections, _data_sections()),
+        "$defs": defs,
+    }
+
+
+# A `data:` lookup: an existing object named by its name (provisioner/lookups.py).
+LOOKUP = {
+    "type": "object",
+    "description": "An existing object this manifest reads but does not own, found by its name.",
+    "additionalProperties": False,
+    "required": ["name"],
+    "properties": {
+        "name": {
+            "type": "string",
+            "minLength": 1,
+            "description": "Its name (a tool's function.name, a phone number's number).",
+        }
+    },
+}
+
+
+def _data_sections() -> dict[str, Any]:
+    """The `data:` section: the kinds' sections, each mapping a key to a lookup."""
+    sections: dict[str, Any] = {}
+    for kind in KINDS.values():
+        parent = sections
+        for part in kind.section[:-1]:
+            parent = parent.setdefault(
+                part, {"type": "object", "additionalProperties": False, "properties": {}}
+            )["properties"]
+        parent[kind.section[-1]] = {
+            "type": "object",
+            "description": f"{kind.label.capitalize()}s to look up: "
+            f"`${{data.{kind.name}.KEY.id}}`.",
+            "propertyNames": {"pattern": f"^{KEY_PATTERN}$"},
+            "additionalProperties": {"$ref": "#/$defs/Lookup"},
+        }
+    return {
+        "type": "object",
+        "description": "Existing objects the manifest reads (never changes): lookups by name.",
+        "additionalProperties": False,
+        "properties": sections,
+    }
+
+
+def _manifest_document(sections: Mapping[str, Any], data: Mapping[str, Any]) -> dict[str, Any]:
+    return {
         "$schema": DIALECT,
         "$id": "https://provisioner.local/schemas/manifest.schema.json",
         "title": "provisioner manifest",
@@ -822,6 +870,7 @@ def manifest_schema(api: Mapping[str, Any]) -> dict[str, Any]:
         "properties": {
             "version": {"const": 1, "description": "Manifest format version; must be 1."},
             **sections,
+            "data": data,
             "moved": {
                 "type": "array",
                 "description": "Renamed resources: keep the remote object, change its address.",
@@ -836,7 +885,6 @@ def manifest_schema(api: Mapping[str, Any]) -> dict[str, Any]:
                 },
             },
         },
-        "$defs": defs,
     }
 
 

@@ -353,7 +353,10 @@ class _Runner:
         raise AssertionError("unreachable")
 
     def _update(self, change: ResourceChange, kind: ResourceKind) -> dict[str, Any]:
-        assert change.id is not None
+        # (a deferred update's object was made by this run's create of the same address)
+        rid = change.id or self.recorder.ids().get(change.address)
+        if rid is None:
+            raise ProvisionerError(f"{change.address}: its create did not complete")
         body = self._bound(change)
         # PATCH replaces nested objects whole, so send each changed top-level field entire.
         keys = {str(f.path[0]) for f in change.fields if f.path}
@@ -363,8 +366,7 @@ class _Runner:
         patch = {k: body[k] for k in body if k in keys}
         if kind.owner_marker and "metadata" in patch:
             patch = _with_marker(patch, change.address, self.recorder.state.lineage)
-        obj = self.client.update(kind, change.id, patch)
-        rid = change.id
+        obj = self.client.update(kind, rid, patch)
 
         def record(state: StateFile) -> None:
             prev = state.resources.get(change.address)

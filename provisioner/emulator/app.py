@@ -90,6 +90,8 @@ _DATE_FILTERS = tuple(
 )
 _E164_PROVIDERS = frozenset({"twilio", "vonage", "telnyx"})
 _DIGEST_PREFIX = "sha256:"
+# Secret-named keys at any depth of a credential (never shown, stored as a digest).
+_SECRET_KEY = re.compile(r"(?i)(?<!public)(token|secret|password|key|connectionstring)$")
 # How long a held request waits for `/__emulator/release` at most.
 _HOLD_LIMIT = 120.0
 
@@ -643,9 +645,30 @@ def _find(kind: EmulatedKind, object_id: str, tx: StoreTransaction) -> dict[str,
     return obj
 
 
+def _nested_secrets(value: Any, change: Callable[[str], Any | None]) -> Any:
+    """`value` with every string under a secret-named key (any depth) changed by `change`
+    (None drops the key): a credential's `authenticationPlan.token`, whatever its variant."""
+    if isinstance(value, dict):
+        out: dict[str, Any] = {}
+        for k, v in value.items():
+            if isinstance(v, str) and _SECRET_KEY.search(k):
+                changed = change(v)
+                if changed is not None:
+                    out[k] = changed
+            else:
+                out[k] = _nested_secrets(v, change)
+        return out
+    if isinstance(value, list):
+        return [_nested_secrets(v, change) for v in value]
+    return value
+
+
 def _seal(kind: EmulatedKind, obj: Mapping[str, Any]) -> dict[str, Any]:
     """`obj` as stored: each write-only secret replaced by its digest (`sha256:<hex>`)."""
     sealed = dict(obj)
+    if kind.name == "credential":
+        # (credentials hold secrets deep inside unions the spec-derived paths do not reach)
+        sealed = _nested_secrets(sealed, _digest)
     for path in kind.secret_fields:
         if len(path) == 1 and isinstance(sealed.get(path[0]), str):
             sealed[path[0]] = _digest(sealed[path[0]])
@@ -663,6 +686,8 @@ def _digest(secret: str) -> str:
 def _render(kind: EmulatedKind, obj: Mapping[str, Any]) -> dict[str, Any]:
     """What the API shows of a stored object: a copy without write-only secrets."""
     shown = copy.deepcopy(dict(obj))
+    if kind.name == "credential":
+        shown = _nested_secrets(shown, lambda _: None)
     for path in kind.secret_fields:
         if len(path) == 1:
             shown.pop(path[0], None)

@@ -21,6 +21,7 @@ from provisioner.plan.model import (
     MISSING,
     Action,
     ActionReason,
+    DataRead,
     FieldChange,
     Plan,
     PlanMode,
@@ -33,7 +34,7 @@ from provisioner.plan.purchase import (
     same_purchase,
     wanted_number,
 )
-from provisioner.resolve import ResolvedResource, bind
+from provisioner.resolve import DEFERRABLE_FIELD, ResolvedResource, bind, bind_lookups
 from provisioner.state.model import (
     ResourceState,
     ResourceStatus,
@@ -51,6 +52,8 @@ class LiveSnapshot:
     objects: Mapping[str, Mapping[str, Any] | None] = field(default_factory=dict)
     # Interrupted creates (state status CREATING) found remotely, by address.
     adopted: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
+    # What each `data:` lookup found, by lookup address (`data.credential.sip-trunk`).
+    lookups: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
 
 
 def make_plan(
@@ -65,14 +68,24 @@ def make_plan(
     if mode is PlanMode.DESTROY:
         desired = {}
     ids = _known_ids(state, live)
-    edges = {a: set(r.depends_on) for a, r in desired.items()}
+    found = {a: str(o["id"]) for a, o in live.lookups.items()}
+    # Ordering edges: a handoff tool's destinations may be set after the targets exist.
+    edges = {a: set(r.depends_on - r.deferrable) for a, r in desired.items()}
     changes: dict[str, ResourceChange] = {}
+    deferred: list[ResourceChange] = []
     # Topological order so a dependent sees `Unknown` for anything recreated before it.
     for addr in graph.topological_order(edges):
         res = desired[addr]
+        if found:
+            # Lookups are read, not made: their IDs go into the body the plan carries.
+            res = dataclasses.replace(res, body=bind_lookups(res.body, found))
         change = _plan_resource(res, state, live, ids)
         if change.action in (Action.CREATE, Action.REPLACE):
             ids.pop(addr, None)
+            waits = sorted(a for a in res.deferrable if a not in ids)
+            if waits:
+                change, later = _defer(change, res, waits)
+                deferred.append(later)
         changes[addr] = change
     for addr, rs in state.resources.items():
         if addr in desired or _only_releases_left(rs):
@@ -81,10 +94,17 @@ def make_plan(
         config = in_manifest.get(addr)
         changes[addr] = _with_release(change, state, config.purchase if config else None)
     ordered = _order(changes, desired, state)
+    for later in deferred:
+        ordered.insert(next(i for i, c in enumerate(ordered) if c.key == later.address) + 1, later)
     ordered.extend(_pending_releases(state, in_manifest, changes))
     warnings = tuple(w for c in ordered for w in c.warnings)
+    reads = tuple(
+        DataRead(address=a, kind=a.split(".")[1], id=str(o["id"]), name=o.get("name"))
+        for a, o in live.lookups.items()
+    )
     return Plan(
         changes=tuple(ordered),
+        reads=reads,
         mode=mode,
         lineage=state.lineage,
         serial=state.serial,
@@ -208,6 +228,39 @@ def _plan_resource(
     else:
         reason = ActionReason.MANIFEST_CHANGED
     return ResourceChange(action=Action.UPDATE, reason=reason, fields=tuple(marked), **common)
+
+
+def _defer(
+    change: ResourceChange, res: ResolvedResource, waits: list[str]
+) -> tuple[ResourceChange, ResourceChange]:
+    """A create (or replace) without the deferrable field, and the update that sets it once
+    `waits` (resources this plan creates) exist: how a handoff cycle is broken."""
+    body = change.body or {}
+    first = {k: v for k, v in body.items() if k != DEFERRABLE_FIELD}
+    shown = {k: v for k, v in (change.after or {}).items() if k != DEFERRABLE_FIELD}
+    create = dataclasses.replace(
+        change,
+        body=first,
+        after=shown,
+        fields=tuple(f for f in change.fields if f.path[:1] != (DEFERRABLE_FIELD,)),
+        depends_on=tuple(d for d in change.depends_on if d not in res.deferrable),
+    )
+    value = (change.after or {}).get(DEFERRABLE_FIELD)
+    later = ResourceChange(
+        address=change.address,
+        kind=change.kind,
+        action=Action.UPDATE,
+        reason=ActionReason.CYCLE_BROKEN,
+        before=shown,
+        after=change.after,
+        fields=(FieldChange((DEFERRABLE_FIELD,), MISSING, value),),
+        depends_on=(change.address, *waits),
+        references=change.references,
+        body=body,
+        name=change.name,
+        deferred=True,
+    )
+    return create, later
 
 
 def _with_purchase(
@@ -412,6 +465,7 @@ def _order(
                 other
                 for other in pending
                 if other != addr
+                and not _points_by_handoff(state, other)
                 and (
                     addr in (state.resources[other].depends_on if other in state.resources else ())
                     or (other in desired and addr in desired[other].depends_on)
@@ -419,11 +473,29 @@ def _order(
             )
             deps = tuple(dependents)
         else:
-            deps = tuple(d for d in ch.depends_on if d in pending)
+            # An update does not change an ID: a tool updated to point at what this plan
+            # creates is not waited for by what it points at (that would be a deadlock).
+            deps = tuple(
+                d
+                for d in ch.depends_on
+                if d in pending
+                and not (
+                    changes[d].action is Action.UPDATE
+                    and d in desired
+                    and addr in desired[d].deferrable
+                )
+            )
         result.append(_replace_deps(ch, deps))
     kind_order = {k: i for i, k in enumerate(KINDS)}
     result.sort(key=lambda c: (kind_order.get(c.kind, 99), c.address))
     return result
+
+
+def _points_by_handoff(state: StateFile, address: str) -> bool:
+    """A handoff tool: its destinations may name what is deleted before it (deleting the
+    assistants it hands off to first would wait on the assistants that use it: a cycle)."""
+    rs = state.resources.get(address)
+    return rs is not None and rs.kind == "tool" and rs.applied.get("type") == "handoff"
 
 
 def _replace_deps(ch: ResourceChange, deps: tuple[str, ...]) -> ResourceChange:
