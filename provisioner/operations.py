@@ -15,7 +15,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Protocol
 
-from provisioner import costs, importer
+from provisioner import costs, importer, unread_secrets
 from provisioner.diagnostics import Diagnostics
 from provisioner.errors import ProvisionerError, RemoteError, StateCorruptError
 from provisioner.kinds import KINDS, OWNER_MARKER_KEY
@@ -153,6 +153,7 @@ def prepare(
             return None, diags
         live = dataclasses.replace(live, lookups=found)
     state = record_protection(state, validated.manifest)
+    state = _record_unread_secrets(state, validated, diags, recording=store is not None)
     # Compare with what was read (not a fresh read: a missing file reads as a new lineage).
     if store is not None and (moves or not state.content_equal(original)):
         state = store.write(state)
@@ -247,6 +248,41 @@ def record_protection(state: StateFile, manifest: Manifest) -> StateFile:
             extra.pop(PROTECTED_KEY, None)
         out.resources[addr] = dataclasses.replace(out.resources[addr], extra=extra)
     return out or state
+
+
+def _record_unread_secrets(
+    state: StateFile, validated: Validated, diags: Diagnostics, *, recording: bool
+) -> StateFile:
+    """Imported secrets (never readable): an apply records the hash of the manifest's value
+    as what Vapi holds, without sending it, and says so once; a plan says it will."""
+    marked = [a for a, rs in state.resources.items() if rs.extra.get(unread_secrets.UNREAD_KEY)]
+    if not marked:
+        return state
+    out = state.copy() if recording else state
+    ids = {a: r.id for a, r in state.resources.items() if r.id}
+    for addr in marked:
+        res = validated.resolved.resources.get(addr)
+        if res is None:
+            continue
+        rs = out.resources[addr]
+        want = comparable(bind(res.body, ids), state.hash_key)
+        applied, extra, fields = unread_secrets.record(rs.extra, rs.applied, want)
+        if not fields:
+            continue
+        said = ", ".join(fields)
+        if recording:
+            out.resources[addr] = dataclasses.replace(rs, applied=applied, extra=extra)
+            diags.warning(
+                f"{addr}: {said} cannot be read back from Vapi; recorded the hash of the "
+                "manifest's value as what Vapi holds, without sending it (change the "
+                "value to send a new one)"
+            )
+        else:
+            diags.warning(
+                f"{addr}: {said} cannot be read back from Vapi; the manifest's value is taken "
+                "as what Vapi holds (the next apply records its hash, sending nothing)"
+            )
+    return out
 
 
 def validate_for_destroy(
@@ -487,13 +523,18 @@ def import_resource(
         raise ProvisionerError(f"there is no {kind.label} with ID {resource_id} in Vapi")
     ids = {a: r.id for a, r in state.resources.items() if r.id}
     shape = comparable(bind(resolved.body, ids), state.hash_key)
+    applied = live_view(kind, live, shape, {}, state.hash_key)
+    extra = importer.adoption_extra(live, state.lineage)
+    unread = sorted(k for k in kind.write_only_fields & set(shape) if k not in applied)
+    if unread and kind.secret_leaves:
+        extra[unread_secrets.UNREAD_KEY] = unread  # (recorded by the first apply, not sent)
     state.resources[address] = ResourceState(
         kind=kind.name,
         id=resource_id,
-        applied=live_view(kind, live, shape, {}, state.hash_key),
+        applied=applied,
         depends_on=sorted(resolved.depends_on),
         remote_updated_at=live.get("updatedAt"),
-        extra=importer.adoption_extra(live, state.lineage),
+        extra=extra,
     )
     store.write(state)
     return dict(live)

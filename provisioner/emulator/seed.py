@@ -28,10 +28,11 @@ DASHBOARD_OBJECTS: tuple[tuple[str, Mapping[str, Any]], ...] = (
 )
 
 
+# When they were "made in the dashboard": before anything a manifest makes.
+_MADE_AT = "2026-01-05T09:30:00.000Z"
+
+
 def seed_dashboard_objects(store: EmulatorStore) -> None:
-    """Add `DASHBOARD_OBJECTS` to a store that has never held anything."""
-    path = store.path
-    if path is not None and path.exists():
-        return
-    for kind, body in DASHBOARD_OBJECTS:
-        store.insert(kind, body)
+    """Start a store that has never held anything with `DASHBOARD_OBJECTS` (kept in
+    memory until the first write: a plan alone never creates the data file)."""
+    store.seed(DASHBOARD_OBJECTS, _MADE_AT)

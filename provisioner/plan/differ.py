@@ -15,7 +15,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from provisioner import graph
+from provisioner import graph, unread_secrets
 from provisioner.kinds import KINDS
 from provisioner.plan.model import (
     MISSING,
@@ -171,6 +171,9 @@ def _plan_resource(
     key = state.hash_key
     want = comparable(bound, key)
     applied = rs.applied if rs is not None and addr not in live.adopted else {}
+    if rs is not None and applied:
+        # (an imported credential's secrets: taken as what Vapi holds, not sent again)
+        applied = unread_secrets.taken_as_applied(rs.extra, applied, want)
     have = live_view(kind, live_obj, want, applied, key)
     fields = _ignore(_diff(have, want), res.lifecycle.ignore_changes)
     drift: tuple[FieldChange, ...] = ()

@@ -7,6 +7,8 @@ import json
 from pathlib import Path
 from typing import Any
 
+import yaml
+
 from provisioner.emulator import EmulatorStore
 from tests.conftest import Cli
 
@@ -201,3 +203,58 @@ def test_a_credential_secret_is_never_read_back(run: Cli, project: Path) -> None
     shown = _ok(run("state", "show", MANIFEST, "credential.crm", "--sandbox", env=ENV))
     assert "(sensitive)" in shown
     assert CRM_TOKEN not in shown
+
+
+def test_generate_imports_tools_squads_and_credentials_without_a_secret(
+    run: Cli, project: Path, monkeypatch: Any
+) -> None:
+    _ok(run("apply", MANIFEST, "--sandbox", "--auto-approve", env=ENV))
+    fresh = project / "adopt"
+    (fresh / DATA.parent).mkdir(parents=True)
+    (fresh / DATA).write_bytes(DATA.read_bytes())
+    monkeypatch.chdir(fresh)
+    out = _ok(run("import", "--generate", "adopted.yaml", "--sandbox"))
+    var = "CREDENTIAL_ACME_CRM_AUTHENTICATIONPLAN_TOKEN"
+    assert var in out
+    doc = yaml.safe_load(Path("adopted.yaml").read_text())
+    assert set(doc["tools"]) >= {"end-call", "transfer-call", "lookup-order", "create-ticket"}
+    assert doc["tools"]["create-ticket"]["credentialId"] == "${credential.acme-crm.id}"
+    assert doc["credentials"]["acme-crm"]["authenticationPlan"] == {
+        "type": "bearer",
+        "token": "${env:" + var + "}",
+    }
+    members = doc["squads"]["acme-front-desk"]["members"]
+    assert members[0]["assistantId"] == "${assistant.acme-front-desk.id}"
+    assert "acme-sip-trunk" in doc["credentials"]  # the dashboard's, now managed
+
+    env = {var: CRM_TOKEN, "PHONENUMBER_ACME_MAIN_LINE_TWILIOAUTHTOKEN": "unused"}
+    _ok(run("validate", "adopted.yaml", env=env))
+    said = "authenticationPlan cannot be read back from Vapi"
+    planned = _ok(run("plan", "adopted.yaml", "--sandbox", "--detailed-exitcode", env=env))
+    assert "No changes." in planned and said in planned
+    writes = _ok(run("apply", "adopted.yaml", "--sandbox", "--auto-approve", env=env))
+    assert "recorded the hash of the manifest's value" in writes
+    again = _ok(run("plan", "adopted.yaml", "--sandbox", "--detailed-exitcode", env=env))
+    assert "No changes." in again and said not in again  # said once
+    for path in fresh.rglob("*"):
+        if path.is_file():
+            assert CRM_TOKEN not in path.read_text(errors="replace"), path
+    # A new secret is detected from the recorded hash, and sent.
+    rotated = {**env, var: "rotated-token-1"}
+    assert "~ credential.acme-crm" in _ok(run("plan", "adopted.yaml", "--sandbox", env=rotated))
+
+
+def test_import_of_a_credential_takes_its_secret_without_sending_it(
+    run: Cli, project: Path
+) -> None:
+    name = _write(
+        project,
+        "credentials:\n  ai: {provider: openai, name: AI, apiKey: '${env:OPENAI_KEY}'}\n",
+    )
+    _ok(run("plan", name, "--sandbox", env={"OPENAI_KEY": "x"}))  # (makes the sandbox's data)
+    rid = EmulatorStore(path=DATA).insert(
+        "credential", {"provider": "openai", "name": "AI", "apiKey": "sha256:00"}
+    )["id"]
+    env = {"OPENAI_KEY": "sk-test-123456"}
+    _ok(run("import", name, "credential.ai", rid, "--sandbox", env=env))
+    assert "No changes." in _ok(run("plan", name, "--sandbox", "--detailed-exitcode", env=env))
