@@ -476,16 +476,15 @@ def _order(
             )
             deps = tuple(dependents)
         else:
-            # An update does not change an ID: a tool updated to point at what this plan
-            # creates is not waited for by what it points at (that would be a deadlock).
+            # An update does not change an ID: a handoff tool updated to point at what this
+            # plan creates is not waited for by what uses it (through a cycle of handoffs,
+            # that would be a deadlock).
             deps = tuple(
                 d
                 for d in ch.depends_on
                 if d in pending
                 and not (
-                    changes[d].action is Action.UPDATE
-                    and d in desired
-                    and addr in desired[d].deferrable
+                    changes[d].action is Action.UPDATE and d in desired and desired[d].deferrable
                 )
             )
         result.append(_replace_deps(ch, deps))

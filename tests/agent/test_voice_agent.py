@@ -258,3 +258,29 @@ def test_import_of_a_credential_takes_its_secret_without_sending_it(
     env = {"OPENAI_KEY": "sk-test-123456"}
     _ok(run("import", name, "credential.ai", rid, "--sandbox", env=env))
     assert "No changes." in _ok(run("plan", name, "--sandbox", "--detailed-exitcode", env=env))
+
+
+def test_a_run_that_died_after_the_tools_and_before_the_assistants_is_completed(
+    run: Cli, project: Path
+) -> None:
+    """The handoff tools exist without destinations and no assistant does: the tools'
+    updates wait for the assistants, and the assistants do not wait for those updates."""
+    _ok(run("apply", MANIFEST, "--sandbox", "--auto-approve", env=ENV))
+    state = json.loads(STATE.read_text())
+    store = EmulatorStore(path=DATA)
+    with store.transaction() as tx:
+        for addr, entry in list(state["resources"].items()):
+            kind = entry["kind"]
+            if kind in ("assistant", "squad", "phoneNumber", "structuredOutput"):
+                tx.delete(kind, entry["id"])
+                del state["resources"][addr]
+            elif entry["applied"].get("type") == "handoff":
+                del entry["applied"]["destinations"]
+                tool = dict(tx.get("tool", entry["id"]) or {})
+                del tool["destinations"]
+                tx.put("tool", tool)
+    STATE.write_text(json.dumps(state))
+
+    out = _ok(run("apply", MANIFEST, "--sandbox", "--auto-approve", env=ENV))
+    assert "0 failed, 0 skipped" in out and "not started" not in out
+    assert "No changes." in _ok(run("plan", MANIFEST, "--sandbox", "--detailed-exitcode", env=ENV))
