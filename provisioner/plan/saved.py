@@ -63,13 +63,14 @@ from provisioner.plan.model import (
     PLAN_FORMAT_VERSION,
     Action,
     ActionReason,
+    DataRead,
     FieldChange,
     Plan,
     PlanMode,
     ResourceChange,
 )
 from provisioner.plan.normalize import strip_server_fields
-from provisioner.resolve import RefString
+from provisioner.resolve import DEFERRABLE_FIELD, RefString, bind_lookups
 from provisioner.values import Sensitive, Unknown, keyed_hash
 
 __all__ = [
@@ -304,6 +305,10 @@ def rehydrate_plan(
             the manifest.
     """
     changes = []
+    # As the planner made the bodies: lookups' IDs put in, and a create whose cycle is
+    # broken without the field its deferred update sets.
+    found = {r.address: r.id for r in plan.reads}
+    split = {c.address for c in plan.changes if c.deferred}
     for c in plan.changes:
         if c.body is None:
             changes.append(c)
@@ -313,6 +318,9 @@ def rehydrate_plan(
             raise StalePlanError(
                 f"{c.address} is in the saved plan but no longer in the manifest: plan again"
             )
+        fresh = bind_lookups(fresh, found)
+        if c.address in split and not c.deferred:
+            fresh = {k: v for k, v in fresh.items() if k != DEFERRABLE_FIELD}
         body = rehydrate_secrets(c.body, fresh, hash_key=hash_key, address=c.address)
         changes.append(dataclasses.replace(c, body=body))
     return dataclasses.replace(plan, changes=tuple(changes))
@@ -459,6 +467,7 @@ def _encode_change(c: ResourceChange, secret_hashes: Mapping[str, str]) -> dict[
         "warnings": list(c.warnings),
         "purchase": None if c.purchase is None else dict(c.purchase),
         "body": None if c.body is None else _encode_body(c.body, "", lookup),
+        "deferred": c.deferred,
     }
 
 
@@ -472,6 +481,7 @@ def plan_to_dict(plan: Plan, secret_hashes: Mapping[str, str]) -> dict[str, Any]
         "moved": list(plan.moved),
         "cost": None if plan.cost is None else dict(plan.cost),
         "changes": [_encode_change(c, secret_hashes) for c in plan.changes],
+        "reads": [dataclasses.asdict(r) for r in plan.reads],
     }
 
 
@@ -553,6 +563,7 @@ def _decode_change(data: Any) -> ResourceChange:
         name=_opt_str(d.get("name")),
         warnings=tuple(_str(w) for w in _list(d.get("warnings", []))),
         purchase=None if d.get("purchase") is None else _dict(d["purchase"]),
+        deferred=bool(d.get("deferred", False)),
     )
 
 
@@ -570,6 +581,15 @@ def plan_from_dict(data: Any) -> Plan:
         warnings=tuple(_str(w) for w in _list(d.get("warnings", []))),
         moved=tuple(_str(m) for m in _list(d.get("moved", []))),
         cost=None if d.get("cost") is None else _dict(d["cost"]),
+        reads=tuple(
+            DataRead(
+                address=_str(r["address"]),
+                kind=_str(r["kind"]),
+                id=_str(r["id"]),
+                name=_opt_str(r.get("name")),
+            )
+            for r in map(_dict, _list(d.get("reads", [])))
+        ),
     )
 
 

@@ -284,3 +284,11 @@ def test_a_run_that_died_after_the_tools_and_before_the_assistants_is_completed(
     out = _ok(run("apply", MANIFEST, "--sandbox", "--auto-approve", env=ENV))
     assert "0 failed, 0 skipped" in out and "not started" not in out
     assert "No changes." in _ok(run("plan", MANIFEST, "--sandbox", "--detailed-exitcode", env=ENV))
+
+
+def test_a_saved_plan_of_the_voice_agent_applies_as_made(run: Cli, project: Path) -> None:
+    """A saved plan keeps its lookups' IDs and the create/update pairs of its cycle."""
+    _ok(run("plan", MANIFEST, "--sandbox", "--out", "agent.plan", env=ENV))
+    _ok(run("apply", "agent.plan", "--sandbox", env=ENV))
+    assert all(t.get("destinations") for t in _objects("tool") if t["type"] == "handoff")
+    assert "No changes." in _ok(run("plan", MANIFEST, "--sandbox", "--detailed-exitcode", env=ENV))
