@@ -53,8 +53,11 @@ def test_voice_agent_applies_with_its_cycle_broken_and_destroys_all_but_the_look
         assert later["reason"] == "cycle_broken" and tool in later["depends_on"]
         assert "destinations" not in (plan["changes"][i]["after"] or {})
 
+    markdown = _ok(run("plan", MANIFEST, "--sandbox", "--format", "markdown", env=ENV))
+    assert "- `data.credential.sip-trunk` (Acme SIP trunk) read:" in markdown
     out = _ok(run("apply", MANIFEST, "--sandbox", "--auto-approve", env=ENV))
     assert CRM_TOKEN not in out
+    assert "<= data.credential.sip-trunk (Acme SIP trunk) read:" in out
     handoffs = [t for t in _objects("tool") if t["type"] == "handoff"]
     assert len(handoffs) == 2 and all(t.get("destinations") for t in handoffs)
     sip = next(n for n in _objects("phoneNumber") if n["provider"] == "byo-phone-number")
