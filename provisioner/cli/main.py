@@ -762,19 +762,26 @@ def _output_rows(state: Any, prices: Mapping[str, str] | None = None) -> list[di
             if monthly:
                 row["monthly"] = monthly
             if number:
+                squad = ids_to_addr.get(rs.applied.get("squadId"))
                 row["call"] = _call_line(
                     number,
                     names.get(target) if target else None,
                     target or assistant_id,
                     rs.applied,
                     monthly,
+                    f"{names.get(squad) or squad} ({squad})" if squad else None,
                 )
         rows.append(row)
     return rows
 
 
 def _call_line(
-    number: str, name: str | None, assistant: Any, applied: Any, monthly: str | None
+    number: str,
+    name: str | None,
+    assistant: Any,
+    applied: Any,
+    monthly: str | None,
+    squad: str | None = None,
 ) -> str:
     """`call +1 415-555-0100 to talk to Acme Support (1.15 USD/month)`, or where it routes."""
     from provisioner.numbers.format import format_number
@@ -786,7 +793,7 @@ def _call_line(
     if name or isinstance(assistant, str) and assistant:
         reach = f" to talk to {name or assistant}"
     elif isinstance(applied.get("squadId"), str):
-        reach = f": routes to squad {applied['squadId']}"
+        reach = f": routes to squad {squad or applied['squadId']}"
     elif isinstance(applied.get("workflowId"), str):
         reach = f": routes to workflow {applied['workflowId']}"
     else:

@@ -58,6 +58,7 @@ def test_voice_agent_applies_with_its_cycle_broken_and_destroys_all_but_the_look
     out = _ok(run("apply", MANIFEST, "--sandbox", "--auto-approve", env=ENV))
     assert CRM_TOKEN not in out
     assert "<= data.credential.sip-trunk (Acme SIP trunk) read:" in out
+    assert "call +1 415-555-0123: routes to squad Acme front desk (squad.front-desk)" in out
     handoffs = [t for t in _objects("tool") if t["type"] == "handoff"]
     assert len(handoffs) == 2 and all(t.get("destinations") for t in handoffs)
     sip = next(n for n in _objects("phoneNumber") if n["provider"] == "byo-phone-number")
