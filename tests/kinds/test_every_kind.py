@@ -294,3 +294,21 @@ def test_the_registry_is_consistent() -> None:
     for kind in kinds:
         for dto in (*kind.create_schemas.values(), *kind.update_schemas.values()):
             assert dto in defs, f"{kind.name}: {dto} (run python scripts/gen_schemas.py)"
+
+
+def test_fields_every_update_sends_whole_are_those_the_update_dtos_require() -> None:
+    """`update_whole_fields` is the spec's `required` of the kind's Update DTOs (a squad's
+    `members`), less the discriminator the engine sends anyway."""
+    defs = api_document()["$defs"]
+    for kind in KINDS.values():
+        required = {
+            f for dto in kind.update_schemas.values() for f in defs[dto].get("required", ())
+        }
+        assert required - {kind.discriminator} == set(kind.update_whole_fields), kind.name
+
+
+def test_a_variant_without_an_update_dto_is_replaced_on_any_change() -> None:
+    credential = KINDS["credential"]
+    assert credential.replaced_on_any_change("tavus")
+    assert not credential.replaced_on_any_change("openai")
+    assert not KINDS["assistant"].replaced_on_any_change("")
