@@ -136,9 +136,20 @@ class ResourceKind:
     # Fields that identify an object of this kind among its peers (for adoption and
     # import); a dotted name reaches into an object (`function.name`).
     identity_fields: tuple[str, ...] = ("name",)
-    # The field `import --generate` derives an object's manifest key from.
-    import_name_field: str = "name"
+    # Fields `import --generate` derives an object's manifest key from: the first set.
+    import_name_fields: tuple[str, ...] = ("name",)
+    # Fields every PATCH carries whole, changed or not: the Update DTO requires them
+    # (`UpdateSquadDTO.required = [members]`); tests/kinds checks this against the spec.
+    update_whole_fields: frozenset[str] = frozenset()
+    # Secret leaves, by field name at any depth (`authenticationPlan.token`): they must
+    # come from `${env:}` (a literal secret in a committed manifest is refused), and the
+    # top-level field holding one is write-only (`write_only_fields`).
+    secret_leaves: frozenset[str] = frozenset()
     behaviour: KindBehaviour = PLAIN
+
+    def replaced_on_any_change(self, variant: str) -> bool:
+        """A variant with a Create DTO but no Update DTO cannot be changed in place."""
+        return bool(self.update_schemas) and variant not in self.update_schemas
 
     def item_path(self, resource_id: str) -> str:
         return f"{self.api_path}/{resource_id}"
@@ -286,9 +297,200 @@ BOARD = ResourceKind(
     id_fields=frozenset({"boardId"}),
 )
 
-# Declaration order is also the order used to list and display kinds.
+# The create discriminator's tool types (spec order) -> DTO stem; PATCH adds knowledgeBase.
+_TOOL_TYPES = {
+    "apiRequest": "ApiRequest",
+    "dtmf": "Dtmf",
+    "endCall": "EndCall",
+    "function": "Function",
+    "transferCall": "TransferCall",
+    "handoff": "Handoff",
+    "bash": "Bash",
+    "computer": "Computer",
+    "textEditor": "TextEditor",
+    "query": "Query",
+    "google.calendar.event.create": "GoogleCalendarCreateEvent",
+    "google.sheets.row.append": "GoogleSheetsRowAppend",
+    "google.calendar.availability.check": "GoogleCalendarCheckAvailability",
+    "slack.message.send": "SlackSendMessage",
+    "sms": "Sms",
+    "mcp": "Mcp",
+    "gohighlevel.calendar.availability.check": "GoHighLevelCalendarAvailability",
+    "gohighlevel.calendar.event.create": "GoHighLevelCalendarEventCreate",
+    "gohighlevel.contact.create": "GoHighLevelContactCreate",
+    "gohighlevel.contact.get": "GoHighLevelContactGet",
+    "sipRequest": "SipRequest",
+    "voicemail": "Voicemail",
+}
+_TOOL_UPDATE_ONLY = {"knowledgeBase": "KnowledgeBase"}
+
+# Credential providers -> DTO stem, in the spec's component order (docs/credential-api.md).
+_CREDENTIAL_PROVIDERS = {
+    "anthropic": "Anthropic",
+    "anthropic-bedrock": "AnthropicBedrock",
+    "anyscale": "Anyscale",
+    "assembly-ai": "AssemblyAI",
+    "azure": "Azure",
+    "azure-openai": "AzureOpenAI",
+    "byo-sip-trunk": "ByoSipTrunk",
+    "cartesia": "Cartesia",
+    "cloudflare": "Cloudflare",
+    "custom-llm": "CustomLLM",
+    "deepgram": "Deepgram",
+    "deepinfra": "DeepInfra",
+    "deep-seek": "DeepSeek",
+    "11labs": "ElevenLabs",
+    "gcp": "Gcp",
+    "gladia": "Gladia",
+    "gohighlevel": "GoHighLevel",
+    "groq": "Groq",
+    "langfuse": "Langfuse",
+    "lmnt": "Lmnt",
+    "make": "Make",
+    "openai": "OpenAI",
+    "openrouter": "OpenRouter",
+    "perplexity-ai": "PerplexityAI",
+    "playht": "PlayHT",
+    "rime-ai": "RimeAI",
+    "runpod": "Runpod",
+    "s3": "S3",
+    "supabase": "Supabase",
+    "smallest-ai": "SmallestAI",
+    "tavus": "Tavus",
+    "together-ai": "TogetherAI",
+    "twilio": "Twilio",
+    "vonage": "Vonage",
+    "webhook": "Webhook",
+    "xai": "XAi",
+    "google.calendar.oauth2-client": "GoogleCalendarOAuth2Client",
+    "google.calendar.oauth2-authorization": "GoogleCalendarOAuth2Authorization",
+    "google.sheets.oauth2-authorization": "GoogleSheetsOAuth2Authorization",
+    "slack.oauth2-authorization": "SlackOAuth2Authorization",
+    "minimax": "Minimax",
+    "cerebras": "Cerebras",
+    "google": "Google",
+    "hume": "Hume",
+    "inflection-ai": "InflectionAI",
+    "microsoft": "Microsoft",
+    "mistral": "Mistral",
+    "neuphonic": "Neuphonic",
+    "wellsaid": "WellSaid",
+    "s3-compatible": "S3Compatible",
+    "soniox": "Soniox",
+    "speechmatics": "Speechmatics",
+    "custom-credential": "Custom",
+    "ghl.oauth2-authorization": "GoHighLevelMCP",
+    "inworld": "Inworld",
+    "email": "Email",
+    "slack-webhook": "SlackWebhook",
+}
+# API.md section 7: these five have a Create DTO but no Update DTO (replaced on any change).
+_CREDENTIALS_WITHOUT_UPDATE = frozenset(
+    {"minimax", "smallest-ai", "speechmatics", "supabase", "tavus"}
+)
+
+TOOL = ResourceKind(
+    name="tool",
+    section=("tools",),
+    api_path="/tool",
+    list_style=ListStyle.ARRAY,
+    label="tool",
+    discriminator="type",
+    replace_fields=frozenset({"type"}),
+    create_schemas={t: f"Create{v}ToolDTO" for t, v in _TOOL_TYPES.items()},
+    update_schemas={
+        t: f"Update{v}ToolDTO" for t, v in {**_TOOL_TYPES, **_TOOL_UPDATE_ONLY}.items()
+    },
+    dashboard_path="tools",
+    id_fields=frozenset({"toolId", "toolIds"}),
+    # Function-like tools have no top-level name; endCall, dtmf, ... have neither and are
+    # never adopted by guess (import names them by their type).
+    identity_fields=("function.name", "name"),
+    import_name_fields=("function.name", "name", "type"),
+)
+SQUAD = ResourceKind(
+    name="squad",
+    section=("squads",),
+    api_path="/squad",
+    list_style=ListStyle.ARRAY,
+    label="squad",
+    create_schemas={"": "CreateSquadDTO"},
+    update_schemas={"": "UpdateSquadDTO"},
+    dashboard_path="squads",
+    list_params=_ARRAY_PARAMS | {"idAny"},
+    id_fields=frozenset({"squadId"}),
+    update_whole_fields=frozenset({"members"}),
+)
+CREDENTIAL = ResourceKind(
+    name="credential",
+    section=("credentials",),
+    api_path="/credential",
+    list_style=ListStyle.ARRAY,
+    label="credential",
+    discriminator="provider",
+    replace_fields=frozenset({"provider"}),
+    # API.md section 7: every field holding a secret, whole (nested secrets included).
+    write_only_fields=frozenset(
+        {
+            "apiKey",
+            "apiSecret",
+            "authToken",
+            "awsSecretAccessKey",
+            "openAIKey",
+            "ocpApimSubscriptionKey",
+            "gcpKey",
+            "authenticationPlan",
+            "outboundAuthenticationPlan",
+            "bucketPlan",
+            "authenticationSession",
+            "webhookUrl",
+        }
+    ),
+    secret_leaves=frozenset(
+        {
+            "apiKey",
+            "apiSecret",
+            "authToken",
+            "awsSecretAccessKey",
+            "openAIKey",
+            "ocpApimSubscriptionKey",
+            "privateKey",
+            "token",
+            "secretKey",
+            "clientSecret",
+            "authPassword",
+            "secretAccessKey",
+            "connectionString",
+            "hmacSecret",
+            "accessToken",
+            "refreshToken",
+            "webhookUrl",
+        }
+    ),
+    create_schemas={p: f"Create{v}CredentialDTO" for p, v in _CREDENTIAL_PROVIDERS.items()},
+    update_schemas={
+        p: f"Update{v}CredentialDTO"
+        for p, v in _CREDENTIAL_PROVIDERS.items()
+        if p not in _CREDENTIALS_WITHOUT_UPDATE
+    },
+    dashboard_path="credentials",
+    id_fields=frozenset({"credentialId", "credentialIds"}),
+)
+
+# Declaration order is also the order used to list and display kinds (and to create:
+# credentials and tools before the assistants that use them, squads after).
 KINDS: dict[str, ResourceKind] = {
-    k.name: k for k in (ASSISTANT, PHONE_NUMBER, STRUCTURED_OUTPUT, INSIGHT, BOARD)
+    k.name: k
+    for k in (
+        CREDENTIAL,
+        TOOL,
+        ASSISTANT,
+        SQUAD,
+        PHONE_NUMBER,
+        STRUCTURED_OUTPUT,
+        INSIGHT,
+        BOARD,
+    )
 }
 
 

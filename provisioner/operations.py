@@ -15,10 +15,11 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Protocol
 
-from provisioner import costs, importer
+from provisioner import costs, importer, unread_secrets
 from provisioner.diagnostics import Diagnostics
 from provisioner.errors import ProvisionerError, RemoteError
 from provisioner.kinds import KINDS
+from provisioner.lookups import read_lookups
 from provisioner.moves import apply_moves
 from provisioner.ownership import check_lineage, look_before_creating
 from provisioner.plan import saved
@@ -188,10 +189,18 @@ def prepare(
     live = refresh_state(client, state, parallelism=settings.parallelism)
     check_lineage(state, live, reader, client)
     state, live = adopt_found(state, live)
+    lookups = validated.manifest.lookups
+    if lookups:
+        found, ldiags = read_lookups(client, lookups, validated.manifest.source.where)
+        diags.extend(ldiags)
+        if ldiags.has_errors():
+            return None, diags
+        live = dataclasses.replace(live, lookups=found)
     notes: tuple[str, ...] = ()
     if look_for_existing:
         state, live, notes = look_before_creating(path, validated, state, live, client, settings)
     state = record_protection(state, validated.manifest)
+    state = _record_unread_secrets(state, validated, diags, recording=store is not None)
     # Compare with what was read (not a fresh read: a missing file reads as a new lineage).
     if store is not None and (moves or not state.content_equal(original)):
         state = store.write(state)
@@ -264,6 +273,41 @@ def price_plan(the_plan: Plan, validated: Validated, numbers: Twilio) -> Plan:
     return dataclasses.replace(
         priced, cost=estimate, warnings=tuple(dict.fromkeys((*priced.warnings, *problems)))
     )
+
+
+def _record_unread_secrets(
+    state: StateFile, validated: Validated, diags: Diagnostics, *, recording: bool
+) -> StateFile:
+    """Imported secrets (never readable): an apply records the hash of the manifest's value
+    as what Vapi holds, without sending it, and says so once; a plan says it will."""
+    marked = [a for a, rs in state.resources.items() if rs.extra.get(unread_secrets.UNREAD_KEY)]
+    if not marked:
+        return state
+    out = state.copy() if recording else state
+    ids = {a: r.id for a, r in state.resources.items() if r.id}
+    for addr in marked:
+        res = validated.resolved.resources.get(addr)
+        if res is None:
+            continue
+        rs = out.resources[addr]
+        want = comparable(bind(res.body, ids), state.hash_key)
+        applied, extra, fields = unread_secrets.record(rs.extra, rs.applied, want)
+        if not fields:
+            continue
+        said = ", ".join(fields)
+        if recording:
+            out.resources[addr] = dataclasses.replace(rs, applied=applied, extra=extra)
+            diags.warning(
+                f"{addr}: {said} cannot be read back from Vapi; recorded the hash of the "
+                "manifest's value as what Vapi holds, without sending it (change the "
+                "value to send a new one)"
+            )
+        else:
+            diags.warning(
+                f"{addr}: {said} cannot be read back from Vapi; the manifest's value is taken "
+                "as what Vapi holds (the next apply records its hash, sending nothing)"
+            )
+    return out
 
 
 def lock_info(command: str) -> LockInfo:
@@ -429,13 +473,18 @@ def import_resource(
         raise ProvisionerError(f"there is no {kind.label} with ID {resource_id} in Vapi")
     ids = {a: r.id for a, r in state.resources.items() if r.id}
     shape = comparable(bind(resolved.body, ids), state.hash_key)
+    applied = live_view(kind, live, shape, {}, state.hash_key)
+    extra = importer.adoption_extra(live, state.lineage)
+    unread = sorted(k for k in kind.write_only_fields & set(shape) if k not in applied)
+    if unread and kind.secret_leaves:
+        extra[unread_secrets.UNREAD_KEY] = unread  # (recorded by the first apply, not sent)
     state.resources[address] = ResourceState(
         kind=kind.name,
         id=resource_id,
-        applied=live_view(kind, live, shape, {}, state.hash_key),
+        applied=applied,
         depends_on=sorted(resolved.depends_on),
         remote_updated_at=live.get("updatedAt"),
-        extra=importer.adoption_extra(live, state.lineage),
+        extra=extra,
     )
     store.write(state)
     return dict(live)

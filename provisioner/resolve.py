@@ -65,6 +65,9 @@ class ResolvedResource:
     lifecycle: Lifecycle
     purchase: Mapping[str, Any] | None
     config: ResourceConfig
+    # References only inside a handoff tool's `destinations`: a cycle through them is
+    # broken by creating the tool without them and setting them once the targets exist.
+    deferrable: frozenset[str] = frozenset()
 
 
 @dataclass(frozen=True, slots=True)
@@ -113,6 +116,7 @@ def resolve_manifest(
             lifecycle=config.lifecycle,
             purchase=config.purchase,
             config=config,
+            deferrable=deferrable_references(config.kind, body) - {addr},
         )
     return ResolvedManifest(manifest, resolved, frozenset(env.unset)), diags
 
@@ -195,6 +199,10 @@ def _resolve_string(text: str, path: JsonPath, scope: _Scope) -> Any:
                 diags.error(f"file not found: {rel} (looked for {file_path})", **where)
             except (OSError, UnicodeDecodeError) as exc:
                 diags.error(f"cannot read file {rel}: {exc}", **where)
+        elif expr.startswith("data."):
+            lookup = _lookup_ref(expr, path, manifest, where, diags)
+            if lookup is not None:
+                parts.append(lookup)  # no ordering edge: nothing of ours makes it
         else:
             ref = _REF.match(expr)
             if not ref:
@@ -241,6 +249,75 @@ def _resolve_string(text: str, path: JsonPath, scope: _Scope) -> Any:
         # Keep the secret parts wrapped so binding can mark the result sensitive.
         return RefString(tuple(Sensitive(p) if isinstance(p, str) else p for p in joined))
     return RefString(tuple(joined))
+
+
+def _lookup_ref(
+    expr: str, path: JsonPath, manifest: Manifest, where: Mapping[str, Any], diags: Diagnostics
+) -> ResourceAddress | None:
+    """`${data.KIND.KEY.id}`: the ID a `data:` lookup finds, once the plan has read it."""
+    ref = _REF.match(expr[len("data.") :])
+    if not ref or ref.group(3) != "id":
+        diags.error(f"cannot understand ${{{expr}}}: expected ${{data.KIND.KEY.id}}", **where)
+        return None
+    kind, key, _ = ref.groups()
+    address = f"data.{kind}.{key}"
+    if address not in manifest.lookups:
+        declared = ", ".join(manifest.lookups) or "none"
+        diags.error(
+            f"${{{expr}}} names no lookup of the data: section (declared: {declared})",
+            **where,
+        )
+        return None
+    wrong_kind = _wrong_kind(path, kind)
+    if wrong_kind:
+        diags.error(f"{wrong_kind}, but ${{{expr}}} is the ID of {address}", **where)
+        return None
+    return ResourceAddress(f"data.{kind}", key)
+
+
+def bind_lookups(value: Any, found: Mapping[str, str]) -> Any:
+    """`value` with the IDs of `data:` lookups (address -> ID) put in; references to
+    resources of the manifest stay as they are (bound by apply once they exist)."""
+    if not found:
+        return value
+    if isinstance(value, Mapping):
+        return {k: bind_lookups(v, found) for k, v in value.items()}
+    if isinstance(value, list):
+        return [bind_lookups(v, found) for v in value]
+    if isinstance(value, RefString):
+        parts = tuple(
+            found[str(p)] if isinstance(p, ResourceAddress) and str(p) in found else p
+            for p in value.parts
+        )
+        if any(isinstance(p, ResourceAddress) for p in parts):
+            return RefString(parts)
+        return bind(RefString(parts), {})
+    return value
+
+
+# The field of a handoff tool that may be set after its create (API.md section 7: the
+# create DTO requires only `type`), and the tool type that has it.
+DEFERRABLE_FIELD = "destinations"
+_HANDOFF = ("tool", "handoff")
+
+
+def deferrable_references(kind: ResourceKind, body: Mapping[str, Any]) -> frozenset[str]:
+    """Addresses a body references only inside a handoff tool's `destinations`."""
+    if (kind.name, body.get("type")) != _HANDOFF or DEFERRABLE_FIELD not in body:
+        return frozenset()
+    inside = _addresses(body[DEFERRABLE_FIELD])
+    outside = _addresses({k: v for k, v in body.items() if k != DEFERRABLE_FIELD})
+    return frozenset(inside - outside)
+
+
+def _addresses(value: Any) -> set[str]:
+    if isinstance(value, Mapping):
+        return {a for v in value.values() for a in _addresses(v)}
+    if isinstance(value, list):
+        return {a for v in value for a in _addresses(v)}
+    if isinstance(value, RefString):
+        return {str(a) for a in value.addresses if not a.kind.startswith("data.")}
+    return set()
 
 
 def _wrong_kind(path: JsonPath, kind: str) -> str | None:

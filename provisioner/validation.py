@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from provisioner.agent_rules import check_agent
 from provisioner.diagnostics import Diagnostics
 from provisioner.graph import find_cycle
 from provisioner.kinds import KINDS
@@ -60,14 +61,17 @@ def validate(
     diags.extend(rdiags)
     stand_ins = {*stand_ins, *resolved.unset_env}
     diags.extend(_check_resolved_values(loaded, resolved, diags, stand_ins))
+    check_agent(manifest, resolved, diags)
     _check_moves(manifest, diags)
     diags.extend(check_moves(manifest))
-    edges = {a: r.depends_on for a, r in resolved.resources.items()}
+    # A cycle through a handoff tool's destinations is broken by setting them after the
+    # create; any other cycle no tool breaks.
+    edges = {a: r.depends_on - r.deferrable for a, r in resolved.resources.items()}
     cycle = find_cycle(edges)
     if cycle:
         first = manifest.resources[cycle[0]]
         diags.error(
-            "dependency cycle: " + " -> ".join(cycle),
+            "dependency cycle no handoff tool breaks: " + " -> ".join(cycle),
             **manifest.source.where(first.path),
         )
     if diags.has_errors():

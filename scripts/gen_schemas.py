@@ -629,10 +629,70 @@ def api_schema(spec: Mapping[str, Any]) -> tuple[dict[str, Any], list[str]]:
     return doc, conv.notes
 
 
+# Collections the live API serves that the spec's `paths` leave out, and the stem of the
+# DTOs their routes are built from (docs/credential-api.md says what we assume and why).
+UNLISTED_COLLECTIONS = {"/credential": "Credential"}
+_DATE_PARAMS = [
+    {"name": f"{column}{op}", "in": "query"}
+    for column in ("createdAt", "updatedAt")
+    for op in ("Gt", "Lt", "Ge", "Le")
+]
+
+
+def _unlisted_routes(spec: Mapping[str, Any], route: str) -> dict[str, Any] | None:
+    """Routes for a collection missing from the spec's paths, built from its schemas alone:
+    `Create<X><Stem>DTO` per `provider` (the enum of its `provider` property), PATCH with
+    the `Update<X><Stem>DTO` of the same X where there is one, a bare-array list taking
+    `limit` and the date filters, and answers of the read model `<X><Stem>`."""
+    collection = route.removesuffix("/{id}")
+    stem = UNLISTED_COLLECTIONS.get(collection)
+    if stem is None:
+        return None
+    components = spec.get("components", {}).get("schemas", {})
+    creates: dict[str, str] = {}
+    updates: dict[str, str] = {}
+    for name, schema in components.items():
+        if not (name.startswith("Create") and name.endswith(f"{stem}DTO")):
+            continue
+        values = schema.get("properties", {}).get("provider", {}).get("enum") or ()
+        if len(values) != 1:
+            continue
+        creates[values[0]] = name
+        update = "Update" + name.removeprefix("Create")
+        if update in components:
+            updates[values[0]] = update
+
+    def union(dtos: Mapping[str, str]) -> dict[str, Any]:
+        refs = {v: f"#/components/schemas/{d}" for v, d in dtos.items()}
+        return {
+            "oneOf": [{"$ref": r} for r in refs.values()],
+            "discriminator": {"propertyName": "provider", "mapping": refs},
+        }
+
+    def answer(dtos: Mapping[str, str]) -> dict[str, Any]:
+        reads = [n.removeprefix("Create").removesuffix("DTO") for n in dtos.values()]
+        return {"oneOf": [{"$ref": f"#/components/schemas/{r}"} for r in reads if r in components]}
+
+    op = {"parameters": [], "requestBody": None, "response": answer(creates)}
+    if route == collection:
+        return {
+            "post": {**op, "requestBody": union(creates)},
+            "get": {
+                **op,
+                "parameters": [{"name": "limit", "in": "query"}, *_DATE_PARAMS],
+                "response": {"type": "array", "items": answer(creates)},
+            },
+        }
+    return {"get": op, "patch": {**op, "requestBody": union(updates)}, "delete": op}
+
+
 def _routes(spec: Mapping[str, Any], route: str) -> dict[str, Any]:
     """The operations of one spec path, trimmed to what an emulator needs."""
     item = spec.get("paths", {}).get(route)
     if not isinstance(item, Mapping):
+        unlisted = _unlisted_routes(spec, route)
+        if unlisted is not None:
+            return unlisted
         raise SystemExit(f"the spec has no path {route} (see provisioner/kinds.py)")
     out: dict[str, Any] = {}
     for method, op in item.items():
@@ -722,6 +782,7 @@ def manifest_schema(api: Mapping[str, Any]) -> dict[str, Any]:
     defs = copy.deepcopy(_closure(roots, api_defs))
     defs["Lifecycle"] = LIFECYCLE
     defs["Purchase"] = PURCHASE
+    defs["Lookup"] = LOOKUP
     sections: dict[str, Any] = {}
     for kind in KINDS.values():
         kind_def = f"Manifest{kind.name[0].upper()}{kind.name[1:]}"
@@ -749,6 +810,53 @@ def manifest_schema(api: Mapping[str, Any]) -> dict[str, Any]:
             )["properties"]
         parent[kind.section[-1]] = section
     return {
+        **_manifest_document(sections, _data_sections()),
+        "$defs": defs,
+    }
+
+
+# A `data:` lookup: an existing object named by its name (provisioner/lookups.py).
+LOOKUP = {
+    "type": "object",
+    "description": "An existing object this manifest reads but does not own, found by its name.",
+    "additionalProperties": False,
+    "required": ["name"],
+    "properties": {
+        "name": {
+            "type": "string",
+            "minLength": 1,
+            "description": "Its name (a tool's function.name, a phone number's number).",
+        }
+    },
+}
+
+
+def _data_sections() -> dict[str, Any]:
+    """The `data:` section: the kinds' sections, each mapping a key to a lookup."""
+    sections: dict[str, Any] = {}
+    for kind in KINDS.values():
+        parent = sections
+        for part in kind.section[:-1]:
+            parent = parent.setdefault(
+                part, {"type": "object", "additionalProperties": False, "properties": {}}
+            )["properties"]
+        parent[kind.section[-1]] = {
+            "type": "object",
+            "description": f"{kind.label.capitalize()}s to look up: "
+            f"`${{data.{kind.name}.KEY.id}}`.",
+            "propertyNames": {"pattern": f"^{KEY_PATTERN}$"},
+            "additionalProperties": {"$ref": "#/$defs/Lookup"},
+        }
+    return {
+        "type": "object",
+        "description": "Existing objects the manifest reads (never changes): lookups by name.",
+        "additionalProperties": False,
+        "properties": sections,
+    }
+
+
+def _manifest_document(sections: Mapping[str, Any], data: Mapping[str, Any]) -> dict[str, Any]:
+    return {
         "$schema": DIALECT,
         "$id": "https://provisioner.local/schemas/manifest.schema.json",
         "title": "provisioner manifest",
@@ -763,6 +871,7 @@ def manifest_schema(api: Mapping[str, Any]) -> dict[str, Any]:
             "version": {"const": 1, "description": "Manifest format version; must be 1."},
             **sections,
             "state": STATE_SCHEMA,
+            "data": data,
             "moved": {
                 "type": "array",
                 "description": "Renamed resources: keep the remote object, change its address.",
@@ -777,7 +886,6 @@ def manifest_schema(api: Mapping[str, Any]) -> dict[str, Any]:
                 },
             },
         },
-        "$defs": defs,
     }
 
 

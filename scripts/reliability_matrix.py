@@ -16,7 +16,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from tests.reliability import scenarios  # noqa: E402
+from tests.reliability import agent_scenarios, scenarios  # noqa: E402
 from tests.reliability.harness import Sandbox  # noqa: E402
 
 
@@ -46,6 +46,10 @@ def main() -> int:
         results.append(scenarios.interrupted_rate_limited_apply(sandbox, base))
         results.append(scenarios.dead_lock_taken_over(sandbox, base))
         results.append(scenarios.purchase_kill_matrix(sandbox, base))
+        for par in (1, 10):
+            results.append(agent_scenarios.agent_kill_matrix(sandbox, base, 18, parallelism=par))
+            for seed in seeds:
+                results.append(agent_scenarios.agent_faulty_apply(sandbox, base, seed, par))
     finally:
         sandbox.close()
     width = max(len(r.name) for r in results)

@@ -91,7 +91,8 @@ assistants:
     ("field", "value", "error"),
     [
         ("assistantId", "${assistant.a.id}", None),
-        ("squadId", "${assistant.a.id}", "squadId takes the ID of something the manifest"),
+        ("workflowId", "${assistant.a.id}", "workflowId takes the ID of something the manifest"),
+        ("squadId", "${assistant.a.id}", "squadId takes a squad ID"),
         ("voiceId", "${assistant.a.id}", "voiceId takes the ID of something the manifest"),
         ("insightId", "${assistant.a.id}", "insightId takes an insight ID"),
         # Free-form metadata and fields that are not IDs may hold any ID.

@@ -355,17 +355,20 @@ class _Runner:
         raise AssertionError("unreachable")
 
     def _update(self, change: ResourceChange, kind: ResourceKind) -> dict[str, Any]:
-        assert change.id is not None
+        # (a deferred update's object was made by this run's create of the same address)
+        rid = change.id or self.recorder.ids().get(change.address)
+        if rid is None:
+            raise ProvisionerError(f"{change.address}: its create did not complete")
         body = self._bound(change)
         # PATCH replaces nested objects whole, so send each changed top-level field entire.
         keys = {str(f.path[0]) for f in change.fields if f.path}
         if kind.discriminator and kind.discriminator in body:
             keys.add(kind.discriminator)
+        keys |= kind.update_whole_fields  # (the Update DTO requires them: a squad's members)
         patch = {k: body[k] for k in body if k in keys}
         if kind.owner_marker and "metadata" in patch:
             patch = _with_marker(patch, change.address, self.recorder.state)
-        obj = self.client.update(kind, change.id, patch)
-        rid = change.id
+        obj = self.client.update(kind, rid, patch)
 
         def record(state: StateFile) -> None:
             prev = state.resources.get(change.address)
@@ -384,7 +387,18 @@ class _Runner:
 
     def _delete(self, change: ResourceChange, kind: ResourceKind) -> None:
         if change.id is not None:
-            self.client.delete(kind, change.id)
+            try:
+                self.client.delete(kind, change.id)
+            except RemoteError as exc:
+                if exc.status == 409:
+                    # (`tool_pinned`, `assistant_pinned`): kept in state, so nothing is lost
+                    raise ProvisionerError(
+                        f"{change.address}: Vapi refused to delete {kind.label} {change.id} "
+                        f"because something still pins it ({exc.message}); remove that "
+                        "reference (an assistant's model.toolRefs, say) and apply again; "
+                        "it stays in state until then"
+                    ) from exc
+                raise
             self._local.begun = True
         kept = self.hook.after_delete(self.fx, change)
 

@@ -124,12 +124,15 @@ def output_rows(state: StateFile, prices: Mapping[str, str] | None = None) -> li
             if monthly:
                 row["monthly"] = monthly
             if number:
+                squad_id = rs.applied.get("squadId")
+                squad = ids_to_addr.get(squad_id) if isinstance(squad_id, str) else None
                 row["call"] = call_line(
                     number,
                     names.get(target) if target else None,
                     target or assistant_id,
                     rs.applied,
                     monthly,
+                    f"{names.get(squad) or squad} ({squad})" if squad else None,
                 )
         rows.append(row)
     return rows

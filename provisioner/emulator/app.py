@@ -59,7 +59,9 @@ from provisioner.emulator.faults import (
 from provisioner.emulator.objects import (
     DEFAULT_AREA_CODE,
     E164_MESSAGE,
+    Pinned,
     assign_number,
+    check_not_pinned,
     check_references,
     find_object,
     matches,
@@ -200,6 +202,8 @@ class VapiEmulator:
             answer = self._route(request)
         except Fail as fail:
             answer = Answer(fail.status, nest_error(fail.status, fail.message), fail.headers)
+        except Pinned as pinned:
+            answer = Answer(409, {"error": "tool_pinned", "message": str(pinned)})
         except SchemaUnavailableError as exc:
             answer = Answer(500, nest_error(500, f"Internal server error ({exc})"))
         except SandboxDataError:
@@ -364,6 +368,8 @@ class VapiEmulator:
     def _delete(self, kind: EmulatedKind, object_id: str, request: Request) -> Answer:
         with self.store.transaction() as tx:
             find_object(kind, object_id, tx)
+            if kind.name == "tool":
+                check_not_pinned(object_id, tx)
             removed = tx.delete(kind.name, object_id)
             assert removed is not None
             return Answer(200, render(kind, removed))

@@ -8,7 +8,7 @@ import copy
 import hashlib
 import math
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Iterable, Mapping
 from datetime import UTC, datetime
 from typing import Any
 
@@ -25,6 +25,12 @@ _E164_PROVIDERS = frozenset({"twilio", "vonage", "telnyx"})
 # Area code of a Vapi number created without `numberDesiredAreaCode`.
 DEFAULT_AREA_CODE = "415"
 _DIGEST_PREFIX = "sha256:"
+# Secret-named keys at any depth of a credential (never shown, stored as a digest).
+_SECRET_KEY = re.compile(r"(?i)(?<!public)(token|secret|password|key|connectionstring)$")
+
+
+class Pinned(Exception):
+    """409 with the spec's own error body for a pinned tool (`tool_pinned`)."""
 
 
 def parse_time(text: str) -> datetime | None:
@@ -45,6 +51,9 @@ def find_object(kind: EmulatedKind, object_id: str, tx: StoreTransaction) -> dic
 def seal(kind: EmulatedKind, obj: Mapping[str, Any]) -> dict[str, Any]:
     """`obj` as stored: each write-only secret replaced by its digest (`sha256:<hex>`)."""
     sealed = dict(obj)
+    if kind.name == "credential":
+        # (credentials hold secrets deep inside unions the spec-derived paths do not reach)
+        sealed = _nested_secrets(sealed, digest)
     for path in kind.secret_fields:
         if len(path) == 1 and isinstance(sealed.get(path[0]), str):
             sealed[path[0]] = digest(sealed[path[0]])
@@ -55,6 +64,24 @@ def seal(kind: EmulatedKind, obj: Mapping[str, Any]) -> dict[str, Any]:
     return sealed
 
 
+def _nested_secrets(value: Any, change: Callable[[str], Any | None]) -> Any:
+    """`value` with every string under a secret-named key (any depth) changed by `change`
+    (None drops the key): a credential's `authenticationPlan.token`, whatever its variant."""
+    if isinstance(value, dict):
+        out: dict[str, Any] = {}
+        for k, v in value.items():
+            if isinstance(v, str) and _SECRET_KEY.search(k):
+                changed = change(v)
+                if changed is not None:
+                    out[k] = changed
+            else:
+                out[k] = _nested_secrets(v, change)
+        return out
+    if isinstance(value, list):
+        return [_nested_secrets(v, change) for v in value]
+    return value
+
+
 def digest(secret: str) -> str:
     return _DIGEST_PREFIX + hashlib.sha256(secret.encode()).hexdigest()
 
@@ -62,6 +89,8 @@ def digest(secret: str) -> str:
 def render(kind: EmulatedKind, obj: Mapping[str, Any]) -> dict[str, Any]:
     """What the API shows of a stored object: a copy without write-only secrets."""
     shown = copy.deepcopy(dict(obj))
+    if kind.name == "credential":
+        shown = _nested_secrets(shown, lambda _: None)
     for path in kind.secret_fields:
         if len(path) == 1:
             shown.pop(path[0], None)
@@ -97,14 +126,59 @@ def number_messages(
     return [E164_MESSAGE] if check and not _E164.match(number) else []
 
 
+def check_not_pinned(tool_id: str, tx: StoreTransaction) -> None:
+    """409 `tool_pinned` (the spec's error body) while an assistant pins a version of the
+    tool (`model.toolRefs[].toolId`); a plain `model.toolIds` entry does not pin it."""
+    for assistant in tx.objects("assistant").values():
+        model = assistant.get("model")
+        refs = model.get("toolRefs") if isinstance(model, dict) else None
+        for ref in refs if isinstance(refs, list) else ():
+            if isinstance(ref, dict) and ref.get("toolId") == tool_id:
+                raise Pinned(
+                    f"Tool is pinned by assistant {assistant['id']} (model.toolRefs); "
+                    "remove the reference first"
+                )
+
+
+def _handoff_references(fields: Mapping[str, Any]) -> Iterable[tuple[str, str, Any]]:
+    """(where, kind, id) of each ID a handoff tool's destinations name."""
+    for i, dest in enumerate(fields.get("destinations") or ()):
+        if not isinstance(dest, dict):
+            continue
+        if "assistantId" in dest:
+            yield f"destinations.{i}.assistantId", "assistant", dest["assistantId"]
+        if "squadId" in dest:
+            yield f"destinations.{i}.squadId", "squad", dest["squadId"]
+
+
+def _references(kind: EmulatedKind, fields: Mapping[str, Any]) -> Iterable[tuple[str, str, Any]]:
+    """(where, kind, id) of each reference to an object the sandbox holds."""
+    if kind.name == "phoneNumber":
+        # (a squad made elsewhere may be named by a literal ID: not checked, as before)
+        yield "assistantId", "assistant", fields.get("assistantId")
+    elif kind.name == "squad":
+        for i, member in enumerate(fields.get("members") or ()):
+            if isinstance(member, dict):
+                yield f"members.{i}.assistantId", "assistant", member.get("assistantId")
+    elif kind.name == "assistant":
+        model = fields.get("model")
+        if isinstance(model, dict):
+            for i, ref in enumerate(model.get("toolIds") or ()):
+                yield f"model.toolIds.{i}", "tool", ref
+            for i, pin in enumerate(model.get("toolRefs") or ()):
+                if isinstance(pin, dict):
+                    yield f"model.toolRefs.{i}.toolId", "tool", pin.get("toolId")
+    elif kind.name == "tool" and fields.get("type") == "handoff":
+        yield from _handoff_references(fields)
+
+
 def check_references(kind: EmulatedKind, fields: Mapping[str, Any], tx: StoreTransaction) -> None:
     """400 unless every referenced object exists (ordering bugs must show)."""
     missing: list[str] = []
-    if kind.name == "phoneNumber":
-        ref = fields.get("assistantId")
-        if isinstance(ref, str) and not tx.exists("assistant", ref):
-            missing.append(f"assistantId: assistant {ref} does not exist")
-    elif kind.name == "structuredOutput":
+    for where, target, ref in _references(kind, fields):
+        if isinstance(ref, str) and not tx.exists(target, ref):
+            missing.append(f"{where}: {target} {ref} does not exist")
+    if kind.name == "structuredOutput":
         for i, ref in enumerate(fields.get("assistantIds") or []):
             if isinstance(ref, str) and not tx.exists("assistant", ref):
                 missing.append(f"assistantIds.{i}: assistant {ref} does not exist")

@@ -29,7 +29,7 @@ from provisioner.emulator.validation import SchemaUnavailableError, api_document
 
 __all__ = ["EmulatedKind", "emulated_kinds"]
 
-_SECRET_NAME = re.compile(r"(?i)(token|secret|password)$")
+_SECRET_NAME = re.compile(r"(?i)(?<!public)(token|secret|password|key)$")
 
 
 @dataclass(frozen=True, slots=True)

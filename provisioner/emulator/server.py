@@ -47,6 +47,7 @@ from provisioner.emulator.faults import (
     FaultProfile,
     RequestTimedOut,
 )
+from provisioner.emulator.seed import seed_dashboard_objects
 from provisioner.emulator.store import EmulatorStore, SandboxDataError
 from provisioner.errors import ProvisionerError
 
@@ -92,7 +93,9 @@ def make_sandbox_transport(
     """
     if store_path is not None:
         ignore_folder(store_path.parent)
-    app = VapiEmulator(EmulatorStore(path=store_path), token=token, faults=faults)
+    store = EmulatorStore(path=store_path)
+    seed_dashboard_objects(store)
+    app = VapiEmulator(store, token=token, faults=faults)
     # The emulator runs inside the user's command: a bug in it must show as the API's
     # 500, not as a traceback on the user's terminal.
     return SandboxTransport(app=app, wsgi_errors=_Discard())
@@ -226,7 +229,9 @@ def serve_forever(
         faults: faults to inject; none if None.
         token: the only API key accepted; None accepts any.
     """
-    vapi = VapiEmulator(EmulatorStore(path=store_path), token=token, faults=faults)
+    store = EmulatorStore(path=store_path)
+    seed_dashboard_objects(store)
+    vapi = VapiEmulator(store, token=token, faults=faults)
     app = with_twilio(vapi, store_path.with_name("twilio.json") if store_path else None)
     try:
         server = _make_server(app, host, port)

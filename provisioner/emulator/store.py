@@ -23,7 +23,7 @@ import os
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -226,6 +226,19 @@ class EmulatorStore:
                     self._write()
             finally:
                 os.close(fd)  # also releases the flock
+
+    def seed(self, objects: Iterable[tuple[str, Mapping[str, Any]]], created_at: str) -> None:
+        """Start a store that never held anything with `objects` (kind, body): in memory
+        until the first write, with IDs derived from kind and name, so that every process
+        starting from no file sees the same objects and reads never create the file."""
+        with self._lock:
+            if self._path is not None and self._path.exists():
+                return
+            for kind, body in objects:
+                oid = str(uuid.uuid5(uuid.NAMESPACE_URL, f"sandbox:{kind}:{body.get('name')}"))
+                obj = {"id": oid, "orgId": self._data.org_id, **copy.deepcopy(dict(body))}
+                obj["createdAt"] = obj["updatedAt"] = created_at
+                self._data.objects[_check_kind(kind)][oid] = obj
 
     def insert(self, kind: str, body: Mapping[str, Any]) -> dict[str, Any]:
         """Store one object as is (see `StoreTransaction.insert`); returns a copy."""

@@ -13,6 +13,7 @@ from typing import Any
 
 from provisioner.addresses import ResourceAddress
 from provisioner.kinds import KINDS, ResourceKind
+from provisioner.lookups import Lookup, lookups_in
 from provisioner.manifest.loader import JsonPath, LoadedManifest, SourceMap
 
 RESERVED_KEYS = ("lifecycle", "purchase")
@@ -48,6 +49,8 @@ class Manifest:
     source: SourceMap
     resources: dict[str, ResourceConfig] = field(default_factory=dict)
     moved: tuple[Moved, ...] = ()
+    # `data:` lookups of objects the manifest does not own, by address.
+    lookups: dict[str, Lookup] = field(default_factory=dict)
 
     @property
     def base_dir(self) -> Path:
@@ -81,4 +84,10 @@ def build_manifest(loaded: LoadedManifest) -> Manifest:
         Moved(ResourceAddress.parse(m["from"]), ResourceAddress.parse(m["to"]))
         for m in data.get("moved") or ()
     )
-    return Manifest(path=loaded.path, source=loaded.source, resources=resources, moved=moved)
+    return Manifest(
+        path=loaded.path,
+        source=loaded.source,
+        resources=resources,
+        moved=moved,
+        lookups=lookups_in(data),
+    )

@@ -22,6 +22,7 @@ def call_line(
     assistant: object,
     applied: Mapping[str, object],
     monthly: str | None,
+    squad_label: str | None = None,
 ) -> str:
     """`call +1 415-555-0100 to talk to Acme Support (1.15 USD/month)`, or where it routes."""
     if number.startswith("+") or number.lower().startswith("sip"):
@@ -32,7 +33,7 @@ def call_line(
     if name or isinstance(assistant, str) and assistant:
         reach = f" to talk to {name or assistant}"
     elif isinstance(squad, str):
-        reach = f": routes to squad {squad}"
+        reach = f": routes to squad {squad_label or squad}"
     elif isinstance(workflow, str):
         reach = f": routes to workflow {workflow}"
     else:

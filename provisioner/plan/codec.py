@@ -4,6 +4,7 @@ back as `SecretPlaceholder`s until `plan.secrets` rehydrates them. Pure."""
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -13,6 +14,7 @@ from provisioner.plan.model import (
     MISSING,
     Action,
     ActionReason,
+    DataRead,
     FieldChange,
     Plan,
     PlanMode,
@@ -134,6 +136,7 @@ def _encode_change(c: ResourceChange, secret_hashes: Mapping[str, str]) -> dict[
         "warnings": list(c.warnings),
         "purchase": None if c.purchase is None else dict(c.purchase),
         "body": None if c.body is None else encode_body(c.body, "", lookup),
+        "deferred": c.deferred,
     }
 
 
@@ -147,6 +150,7 @@ def plan_to_dict(plan: Plan, secret_hashes: Mapping[str, str]) -> dict[str, Any]
         "moved": list(plan.moved),
         "cost": None if plan.cost is None else dict(plan.cost),
         "changes": [_encode_change(c, secret_hashes) for c in plan.changes],
+        "reads": [dataclasses.asdict(r) for r in plan.reads],
     }
 
 
@@ -229,6 +233,7 @@ def _decode_change(data: Any) -> ResourceChange:
         name=json_opt_str(d.get("name")),
         warnings=tuple(json_str(w) for w in json_list(d.get("warnings", []))),
         purchase=None if d.get("purchase") is None else json_object(d["purchase"]),
+        deferred=bool(d.get("deferred", False)),
     )
 
 
@@ -246,6 +251,15 @@ def plan_from_dict(data: Any) -> Plan:
         warnings=tuple(json_str(w) for w in json_list(d.get("warnings", []))),
         moved=tuple(json_str(m) for m in json_list(d.get("moved", []))),
         cost=None if d.get("cost") is None else json_object(d["cost"]),
+        reads=tuple(
+            DataRead(
+                address=json_str(r["address"]),
+                kind=json_str(r["kind"]),
+                id=json_str(r["id"]),
+                name=json_opt_str(r.get("name")),
+            )
+            for r in map(json_object, json_list(d.get("reads", [])))
+        ),
     )
 
 

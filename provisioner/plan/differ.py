@@ -15,12 +15,13 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from provisioner import graph
+from provisioner import graph, unread_secrets
 from provisioner.kinds import KINDS
 from provisioner.plan.model import (
     MISSING,
     Action,
     ActionReason,
+    DataRead,
     FieldChange,
     Plan,
     PlanMode,
@@ -33,7 +34,7 @@ from provisioner.plan.purchase import (
     same_purchase,
     wanted_number,
 )
-from provisioner.resolve import ResolvedResource, bind
+from provisioner.resolve import DEFERRABLE_FIELD, ResolvedResource, bind, bind_lookups
 from provisioner.state.model import (
     ResourceState,
     ResourceStatus,
@@ -54,6 +55,8 @@ class LiveSnapshot:
     # For an address about to be created: warnings naming existing objects that look the
     # same but that the state does not manage (kinds without an ownership marker).
     lookalikes: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+    # What each `data:` lookup found, by lookup address (`data.credential.sip-trunk`).
+    lookups: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
 
 
 def make_plan(
@@ -68,14 +71,24 @@ def make_plan(
     if mode is PlanMode.DESTROY:
         desired = {}
     ids = _known_ids(state, live)
-    edges = {a: set(r.depends_on) for a, r in desired.items()}
+    found = {a: str(o["id"]) for a, o in live.lookups.items()}
+    # Ordering edges: a handoff tool's destinations may be set after the targets exist.
+    edges = {a: set(r.depends_on - r.deferrable) for a, r in desired.items()}
     changes: dict[str, ResourceChange] = {}
+    deferred: list[ResourceChange] = []
     # Topological order so a dependent sees `Unknown` for anything recreated before it.
     for addr in graph.topological_order(edges):
         res = desired[addr]
+        if found:
+            # Lookups are read, not made: their IDs go into the body the plan carries.
+            res = dataclasses.replace(res, body=bind_lookups(res.body, found))
         change = _plan_resource(res, state, live, ids)
         if change.action in (Action.CREATE, Action.REPLACE):
             ids.pop(addr, None)
+            waits = sorted(a for a in res.deferrable if a not in ids)
+            if waits:
+                change, later = _defer(change, res, waits)
+                deferred.append(later)
         changes[addr] = change
     for addr, rs in state.resources.items():
         if addr in desired or _only_releases_left(rs):
@@ -84,10 +97,17 @@ def make_plan(
         config = in_manifest.get(addr)
         changes[addr] = _with_release(change, state, config.purchase if config else None)
     ordered = _order(changes, desired, state)
+    for later in deferred:
+        ordered.insert(next(i for i, c in enumerate(ordered) if c.key == later.address) + 1, later)
     ordered.extend(_pending_releases(state, in_manifest, changes))
     warnings = tuple(w for c in ordered for w in c.warnings)
+    reads = tuple(
+        DataRead(address=a, kind=a.split(".")[1], id=str(o["id"]), name=o.get("name"))
+        for a, o in live.lookups.items()
+    )
     return Plan(
         changes=tuple(ordered),
+        reads=reads,
         mode=mode,
         lineage=state.lineage,
         serial=state.serial,
@@ -159,6 +179,9 @@ def _plan_resource(
     key = state.hash_key
     want = comparable(bound, key)
     applied = rs.applied if rs is not None and addr not in live.adopted else {}
+    if rs is not None and applied:
+        # (an imported credential's secrets: taken as what Vapi holds, not sent again)
+        applied = unread_secrets.taken_as_applied(rs.extra, applied, want)
     have = live_view(kind, live_obj, want, applied, key)
     fields = _ignore(_diff(have, want), res.lifecycle.ignore_changes)
     drift: tuple[FieldChange, ...] = ()
@@ -168,8 +191,11 @@ def _plan_resource(
     drift_paths = {d.path for d in drift}
     marked: list[FieldChange] = []
     replace = False
+    variant = str(bound.get(kind.discriminator, "")) if kind.discriminator else ""
+    # (a credential provider with no Update DTO: any change is a delete and re-create)
+    no_update = kind.replaced_on_any_change(variant)
     for f in fields:
-        forces = bool(f.path) and f.path[0] in kind.replace_fields
+        forces = bool(f.path) and (no_update or f.path[0] in kind.replace_fields)
         replace = replace or forces
         marked.append(
             FieldChange(
@@ -213,6 +239,39 @@ def _plan_resource(
     else:
         reason = ActionReason.MANIFEST_CHANGED
     return ResourceChange(action=Action.UPDATE, reason=reason, fields=tuple(marked), **common)
+
+
+def _defer(
+    change: ResourceChange, res: ResolvedResource, waits: list[str]
+) -> tuple[ResourceChange, ResourceChange]:
+    """A create (or replace) without the deferrable field, and the update that sets it once
+    `waits` (resources this plan creates) exist: how a handoff cycle is broken."""
+    body = change.body or {}
+    first = {k: v for k, v in body.items() if k != DEFERRABLE_FIELD}
+    shown = {k: v for k, v in (change.after or {}).items() if k != DEFERRABLE_FIELD}
+    create = dataclasses.replace(
+        change,
+        body=first,
+        after=shown,
+        fields=tuple(f for f in change.fields if f.path[:1] != (DEFERRABLE_FIELD,)),
+        depends_on=tuple(d for d in change.depends_on if d not in res.deferrable),
+    )
+    value = (change.after or {}).get(DEFERRABLE_FIELD)
+    later = ResourceChange(
+        address=change.address,
+        kind=change.kind,
+        action=Action.UPDATE,
+        reason=ActionReason.CYCLE_BROKEN,
+        before=shown,
+        after=change.after,
+        fields=(FieldChange((DEFERRABLE_FIELD,), MISSING, value),),
+        depends_on=(change.address, *waits),
+        references=change.references,
+        body=body,
+        name=change.name,
+        deferred=True,
+    )
+    return create, later
 
 
 def _with_purchase(
@@ -419,6 +478,7 @@ def _order(
                 other
                 for other in pending
                 if other != addr
+                and not _points_by_handoff(state, other)
                 and (
                     addr in (state.resources[other].depends_on if other in state.resources else ())
                     or (other in desired and addr in desired[other].depends_on)
@@ -426,11 +486,28 @@ def _order(
             )
             deps = tuple(dependents)
         else:
-            deps = tuple(d for d in ch.depends_on if d in pending)
+            # An update does not change an ID: a handoff tool updated to point at what this
+            # plan creates is not waited for by what uses it (through a cycle of handoffs,
+            # that would be a deadlock).
+            deps = tuple(
+                d
+                for d in ch.depends_on
+                if d in pending
+                and not (
+                    changes[d].action is Action.UPDATE and d in desired and desired[d].deferrable
+                )
+            )
         result.append(_replace_deps(ch, deps))
     kind_order = {k: i for i, k in enumerate(KINDS)}
     result.sort(key=lambda c: (kind_order.get(c.kind, 99), c.address))
     return result
+
+
+def _points_by_handoff(state: StateFile, address: str) -> bool:
+    """A handoff tool: its destinations may name what is deleted before it (deleting the
+    assistants it hands off to first would wait on the assistants that use it: a cycle)."""
+    rs = state.resources.get(address)
+    return rs is not None and rs.kind == "tool" and rs.applied.get("type") == "handoff"
 
 
 def _replace_deps(ch: ResourceChange, deps: tuple[str, ...]) -> ResourceChange:

@@ -47,6 +47,7 @@ class ActionReason(StrEnum):
     REMOVED = "removed from the manifest"
     DESTROY = "destroy requested"
     RELEASE_PENDING = "a number it replaced could not be released at Twilio yet"
+    CYCLE_BROKEN = "sets what its create left out to break a reference cycle"
     UNCHANGED = "unchanged"
 
 
@@ -106,13 +107,19 @@ class ResourceChange:
     # (country, type, areaCode, contains, release) plus `number`/`sid` once bought and
     # `monthly`/`currency` once priced. See `provisioner.costs`.
     purchase: Mapping[str, Any] | None = None
+    # An update that completes this plan's create of the same address: the fields a
+    # create left out to break a reference cycle (a handoff tool's `destinations`).
+    deferred: bool = False
 
     @property
     def key(self) -> str:
         """Unique within a plan: the address, or for a release the address and the number's
-        SID (an entry may have a change of its own and several numbers to release)."""
+        SID (an entry may have a change of its own and several numbers to release), or for
+        a deferred update the address marked as such."""
         if self.action is Action.RELEASE:
             return f"{self.address}#release:{(self.purchase or {}).get('sid')}"
+        if self.deferred:
+            return f"{self.address}#deferred"
         return self.address
 
     @property
@@ -121,6 +128,16 @@ class ResourceChange:
         if self.action is Action.RELEASE:
             return f"{self.address} (replaced {(self.purchase or {}).get('number')})"
         return self.address
+
+
+@dataclass(frozen=True, slots=True)
+class DataRead:
+    """An object a `data:` lookup found: read by the plan, never changed."""
+
+    address: str  # data.credential.sip-trunk
+    kind: str
+    id: str
+    name: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -135,6 +152,8 @@ class Plan:
     moved: tuple[str, ...] = ()
     # The monthly cost of the phone numbers, JSON-ready (`provisioner.costs.estimate`).
     cost: Mapping[str, Any] | None = None
+    # What the manifest's `data:` lookups found (JSON plan format 1.2).
+    reads: tuple[DataRead, ...] = ()
 
     def counts(self) -> dict[str, int]:
         out = {a.value: 0 for a in Action}

@@ -12,7 +12,7 @@ from typing import Any
 from provisioner.errors import StalePlanError
 from provisioner.plan.codec import SecretPlaceholder, encode_body
 from provisioner.plan.model import FieldChange, Plan
-from provisioner.resolve import RefString
+from provisioner.resolve import DEFERRABLE_FIELD, RefString, bind_lookups
 from provisioner.values import Sensitive, keyed_hash
 
 
@@ -83,6 +83,10 @@ def rehydrate_plan(
             the manifest.
     """
     changes = []
+    # As the planner made the bodies: lookups' IDs put in, and a create whose cycle is
+    # broken without the field its deferred update sets.
+    found = {r.address: r.id for r in plan.reads}
+    split = {c.address for c in plan.changes if c.deferred}
     for c in plan.changes:
         if c.body is None:
             changes.append(c)
@@ -92,6 +96,9 @@ def rehydrate_plan(
             raise StalePlanError(
                 f"{c.address} is in the saved plan but no longer in the manifest: plan again"
             )
+        fresh = bind_lookups(fresh, found)
+        if c.address in split and not c.deferred:
+            fresh = {k: v for k, v in fresh.items() if k != DEFERRABLE_FIELD}
         body = rehydrate_secrets(c.body, fresh, hash_key=hash_key, address=c.address)
         changes.append(dataclasses.replace(c, body=body))
     return dataclasses.replace(plan, changes=tuple(changes))

@@ -73,6 +73,11 @@ class Renderer:
             lines.append(f"  {m.replace(' -> ', ' has moved to ')}")
         if plan.moved:
             lines.append("")
+        for r in plan.reads:
+            named = f" ({r.name})" if r.name else ""
+            lines.append(f"  <= {r.address}{named} read: {r.id} (looked up, never changed)")
+        if plan.reads:
+            lines.append("")
         drifted = plan.drifted() if show_drift else ()
         if drifted:
             lines.append(self.style("Changed outside the manifest (drift):", bold=True))

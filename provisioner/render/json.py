@@ -12,10 +12,10 @@ sentinel) is an *absent key* (`"before"` or `"after"` left out of the field entr
 `null` always means an explicit JSON null. At the change level, `"before"` is null for a
 create and `"after"` is null for a delete (the whole object does not exist on that side).
 
-Plan document (`format_version` "1.1"; additive changes keep "1.x")::
+Plan document (`format_version` "1.2"; additive changes keep "1.x")::
 
     {
-      "format_version": "1.1",
+      "format_version": "1.2",
       "mode": "normal" | "destroy",
       "lineage": str, "serial": int,
       "has_changes": bool,
@@ -29,12 +29,17 @@ Plan document (`format_version` "1.1"; additive changes keep "1.x")::
         "fields": [{"path": "model.temperature", "path_parts": ["model", "temperature"],
                     "before"?, "after"?, "drift": bool, "forces_replace": bool}],
         "depends_on": [address], "warnings": [str],
+        "deferred"?: true   (since 1.2: an update completing this plan's create of the
+                             same address, listed right after it: the fields the create
+                             left out to break a reference cycle; reason `cycle_broken`)
         "purchase"?: {"action" (buy|bought|release|keep), "country", "type", "areaCode"?,
                       "contains"?, "release", "number"?, "sid"?, "account"?, "monthly"?,
                       "currency"?}
       }],
       "drift": [{"address", "kind", "name", "deleted": bool, "fields": [...]}],
       "moved": [{"from": address, "to": address}],   (state entries re-keyed by `moved`)
+      "reads": [{"address": "data.KIND.KEY", "kind", "id", "name"}],   (since 1.2: what
+               the `data:` lookups found; read only, never changed)
       "warnings": [str],
       "cost": {"currency", "monthly_before", "monthly_after", "monthly_change" ("+1.15"),
                "numbers": [{"address", "provider", "number", "country", "type",
@@ -81,7 +86,7 @@ __all__ = [
 # 1.1 (additive): the `release` action, a number an entry replaced whose release at Twilio
 # failed; its `address` is the entry's (it may also have a change of its own), its
 # `purchase` names the number, and `depends_on` the entry's change it runs after.
-FORMAT_VERSION = "1.1"
+FORMAT_VERSION = "1.2"
 
 # Stable machine codes for ActionReason: the enum member names, lower-cased.
 REASON_CODES: Mapping[ActionReason, str] = {r: r.name.lower() for r in ActionReason}
@@ -110,6 +115,9 @@ def plan_to_json(plan: Plan, *, cost: Mapping[str, Any] | None = None) -> dict[s
         "changes": [change_to_json(c) for c in plan.changes],
         "drift": [_drift_to_json(c) for c in plan.drifted()],
         "moved": [_move_to_json(m) for m in plan.moved],
+        "reads": [
+            {"address": r.address, "kind": r.kind, "id": r.id, "name": r.name} for r in plan.reads
+        ],
         "warnings": list(plan.warnings),
     }
     if cost is not None:
@@ -138,6 +146,7 @@ def change_to_json(change: ResourceChange) -> dict[str, Any]:
         "depends_on": list(change.depends_on),
         "warnings": list(change.warnings),
         **({} if change.purchase is None else {"purchase": as_json_data(change.purchase)}),
+        **({"deferred": True} if change.deferred else {}),
     }
 
 

@@ -122,6 +122,11 @@ def _render(plan: Plan, title: str | None, *, details: bool) -> str:
             source, _, target = m.partition(" -> ")
             out.append(f"- `{source}` has moved to `{target}`")
         out.append("")
+    for r in plan.reads:
+        named = f" ({_escape_text(r.name)})" if r.name else ""
+        out.append(f"- `{r.address}`{named} read: `{r.id}` (looked up, never changed)")
+    if plan.reads:
+        out.append("")
     if plan.warnings:
         for i, w in enumerate(plan.warnings):
             if i:

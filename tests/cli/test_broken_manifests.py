@@ -144,9 +144,9 @@ CASES = [
     ),
     (
         "reference-in-an-unmanaged-id-field",
-        BASE.replace("    assistantId:", "    squadId:"),
+        BASE.replace("    assistantId:", "    workflowId:"),
         "10:",
-        "squadId takes the ID of something the manifest cannot declare",
+        "workflowId takes the ID of something the manifest cannot declare",
     ),
     *(
         (

@@ -16,6 +16,7 @@ from typing import Any
 
 import httpx
 
+from provisioner.emulator.seed import DASHBOARD_OBJECTS
 from tests.conftest import Cli
 
 FULL = "examples/full.yaml"
@@ -49,8 +50,9 @@ def ids(state: dict[str, Any]) -> dict[str, str]:
     return {a: r["id"] for a, r in state["resources"].items()}
 
 
-def sandbox_objects(data: Path = SANDBOX_DATA) -> list[dict[str, Any]]:
-    """Every object the sandbox holds, whatever its kind."""
+def sandbox_objects(data: Path = SANDBOX_DATA, *, seeded: bool = False) -> list[dict[str, Any]]:
+    """Every object the sandbox holds, whatever its kind; those it starts with (made "in
+    the dashboard", no manifest's) only with `seeded`."""
     doc = json.loads(data.read_text())
     found: list[dict[str, Any]] = []
 
@@ -66,7 +68,10 @@ def sandbox_objects(data: Path = SANDBOX_DATA) -> list[dict[str, Any]]:
                 walk(v)
 
     walk(doc)
-    return found
+    if seeded:
+        return found
+    dashboard = {b.get("name") for _, b in DASHBOARD_OBJECTS}
+    return [o for o in found if o.get("name") not in dashboard]
 
 
 class Snapshot:

@@ -166,14 +166,15 @@ def test_generate_round_trips_the_full_example(
     before = Snapshot(adopted_state)
 
     out = ok(run("import", "--generate", "adopted.yaml", "--sandbox"))
-    assert "Wrote adopted.yaml with 14 resources and 2 prompt files." in out
+    # The 14 of the example, and the SIP trunk credential the sandbox starts with.
+    assert "Wrote adopted.yaml with 15 resources and 2 prompt files." in out
     assert "twilioAuthToken" in out  # the note on what cannot be read back
-    assert ok(run("validate", "adopted.yaml")).startswith("adopted.yaml is valid: 14 resources")
+    assert ok(run("validate", "adopted.yaml")).startswith("adopted.yaml is valid: 15 resources")
     prompts = {p.read_text() for p in Path("prompts").iterdir()}
     assert prompts == {
         (project / "examples/prompts" / n).read_text() for n in ("support.md", "sales.md")
     }
-    assert len(read_state(adopted_state)["resources"]) == 14
+    assert len(read_state(adopted_state)["resources"]) == 15
 
     plan = run("plan", "adopted.yaml", "--sandbox", "--detailed-exitcode")
     assert plan.exit_code == 0, plan.output

@@ -23,6 +23,7 @@ REPO = Path(__file__).resolve().parents[2]
 EXAMPLES = REPO / "examples"
 TOKEN = "reliability-token"
 SECRET = "twilio-secret-for-reliability"
+CRM_TOKEN = "crm-token-for-reliability"
 PATHS = {
     "assistant": "/assistant",
     "phoneNumber": "/phone-number",
@@ -153,6 +154,7 @@ def env_for(sandbox: Sandbox) -> dict[str, str]:
         "TWILIO_BASE_URL": sandbox.url,
         "TWILIO_PRICING_BASE_URL": sandbox.url,
         "TWILIO_AUTH_TOKEN": SECRET,
+        "CRM_API_TOKEN": CRM_TOKEN,  # (examples/voice-agent.yaml)
         "NO_COLOR": "1",
         "PYTHONUNBUFFERED": "1",
     }

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.reliability import scenarios
+from tests.reliability import agent_scenarios, scenarios
 from tests.reliability.harness import Sandbox
 
 
@@ -85,3 +85,19 @@ def test_kill_while_buying_never_buys_twice(sandbox: Sandbox, tmp_path: Path) ->
     check(fig)
     # The assistant's create and the number's import, each before and after the server.
     assert fig.figures["killed mid-run"] >= 4
+
+
+def test_voice_agent_survives_a_kill_at_every_request_boundary(
+    sandbox: Sandbox, tmp_path: Path
+) -> None:
+    """Tools, a squad, a lookup and a handoff cycle; at parallelism 1 every boundary is a
+    different point of the run, the one between a handoff tool's create and its deferred
+    update included (18 requests: access check, lookup, 14 creates, 2 updates)."""
+    fig = agent_scenarios.agent_kill_matrix(sandbox, tmp_path, boundaries=18)
+    check(fig)
+    assert fig.figures["killed mid-run"] >= 30
+
+
+def test_voice_agent_converges_under_faults(sandbox: Sandbox, tmp_path: Path) -> None:
+    fig = agent_scenarios.agent_faulty_apply(sandbox, tmp_path, seed=scenarios.FAULT_SEEDS[0])
+    check(fig)
