@@ -3,9 +3,10 @@
 - Walks the plan's dependency graph concurrently (`parallelism` workers): a change starts
   as soon as the changes it depends on are done; dependents of a failure are skipped,
   independent work still completes.
-- State is saved after every single remote change. Before a create, the intent (what
-  identifies the object) is saved; after it, the ID, at once. A kill at any instant
-  therefore loses no ID, and the next run adopts instead of duplicating.
+- Every single remote change is made durable before the run goes on (`recorder.py`: a
+  journal record, group-committed, folded into the state file at the end). Before a
+  create, the intent (what identifies the object) is saved; after it, the ID, at once. A
+  kill at any instant therefore loses no ID, and the next run adopts instead of duplicating.
 - A create whose answer was lost (AmbiguousCreateError) is looked for before being sent
   again.
 - An interrupt (Ctrl-C) stops starting new work; requests in flight finish. It reaches
@@ -29,6 +30,7 @@ from typing import Any, Protocol
 
 from provisioner.apply.events import ApplyEvents, ChangeOutcome, NullEvents, Outcome
 from provisioner.apply.hooks import ChangeHook, Effects, NoHook
+from provisioner.apply.recorder import Recorder, StateWriter
 from provisioner.errors import (
     AmbiguousCreateError,
     ProvisionerError,
@@ -61,10 +63,6 @@ class WriteClient(ReadClient, Protocol):
     def interruptible(self, event: threading.Event) -> AbstractContextManager[None]: ...
 
 
-class StateWriter(Protocol):
-    def write(self, state: StateFile) -> StateFile: ...
-
-
 @dataclass(frozen=True, slots=True)
 class ApplyResult:
     state: StateFile
@@ -77,36 +75,6 @@ class ApplyResult:
 
     def by_status(self, status: Outcome) -> list[ChangeOutcome]:
         return [o for o in self.outcomes if o.status is status]
-
-
-class _Recorder:
-    """The state being applied, guarded by one lock; every mutation is persisted at once."""
-
-    def __init__(self, store: StateWriter, state: StateFile) -> None:
-        self._store = store
-        self._state = state
-        self._lock = threading.Lock()
-
-    @property
-    def state(self) -> StateFile:
-        return self._state
-
-    def ids(self) -> dict[str, str]:
-        with self._lock:
-            return {
-                a: r.id
-                for a, r in self._state.resources.items()
-                if r.id and r.status is ResourceStatus.CREATED
-            }
-
-    def owned_ids(self) -> set[str | None]:
-        with self._lock:
-            return {r.id for r in self._state.resources.values() if r.id}
-
-    def mutate(self, fn: Callable[[StateFile], None]) -> None:
-        with self._lock:
-            fn(self._state)
-            self._state = self._store.write(self._state)
 
 
 def apply_plan(
@@ -132,12 +100,31 @@ def apply_plan(
         )
     events = events or NullEvents()
     interrupt = interrupt or threading.Event()
-    recorder = _Recorder(store, state)
+    recorder = Recorder(store, state)
     runner = _Runner(client, recorder, events, now, hook or NoHook())
 
     pending = {c.key: c for c in plan.pending()}
-    waiting_on = {a: {d for d in c.depends_on if d in pending} for a, c in pending.items()}
     outcomes: dict[str, ChangeOutcome] = {}
+    try:
+        _run_graph(plan, runner, events, interrupt, parallelism, client, pending, outcomes)
+    finally:
+        final = recorder.close()
+    ordered = tuple(outcomes[c.key] for c in plan.pending())
+    return ApplyResult(final, ordered, interrupted=interrupt.is_set())
+
+
+def _run_graph(
+    plan: Plan,
+    runner: _Runner,
+    events: ApplyEvents,
+    interrupt: threading.Event,
+    parallelism: int,
+    client: WriteClient,
+    pending: dict[str, ResourceChange],
+    outcomes: dict[str, ChangeOutcome],
+) -> None:
+    """Run the pending changes, as their dependencies allow; fills `outcomes`."""
+    waiting_on = {a: {d for d in c.depends_on if d in pending} for a, c in pending.items()}
     running: dict[Future[ChangeOutcome], str] = {}
 
     def skip_dependents(failed: str) -> None:
@@ -177,15 +164,13 @@ def apply_plan(
     for addr, change in pending.items():
         if addr not in outcomes:
             outcomes[addr] = ChangeOutcome(change, Outcome.NOT_STARTED)
-    ordered = tuple(outcomes[c.key] for c in plan.pending())
-    return ApplyResult(recorder.state, ordered, interrupted=interrupt.is_set())
 
 
 class _Runner:
     def __init__(
         self,
         client: WriteClient,
-        recorder: _Recorder,
+        recorder: Recorder,
         events: ApplyEvents,
         now: Callable[[], datetime],
         hook: ChangeHook,
