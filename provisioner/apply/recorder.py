@@ -8,15 +8,16 @@ other store (a remote backend), the whole state is written. Either way one flush
 every change that arrived while the previous one was in progress (`GroupCommit`), and the
 caller's lock is not held while it waits, so parallel changes share their fsyncs.
 
-The journal is folded into the state file once it holds about as many records as the
-state has entries (so folding costs O(1) per record), after `FOLD_SECONDS`, and at the end.
+The journal is folded into the state file once it holds half as many records as the
+state has entries (at least `FOLD_MIN_RECORDS`: folding costs O(1) per record), after
+`FOLD_SECONDS`, and at the end.
 """
 
 from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import replace
 from typing import Any, Protocol, runtime_checkable
 
@@ -78,6 +79,23 @@ class _Tracked(dict[str, ResourceState]):
         super().clear()
 
 
+class _CreatedIds(Mapping[str, str]):
+    def __init__(self, entries: Mapping[str, ResourceState]) -> None:
+        self._entries = entries
+
+    def __getitem__(self, address: str) -> str:
+        entry = self._entries[address]
+        if entry.id and entry.status is ResourceStatus.CREATED:
+            return entry.id
+        raise KeyError(address)
+
+    def __iter__(self) -> Iterator[str]:
+        return (a for a in list(self._entries) if a in self)
+
+    def __len__(self) -> int:
+        return sum(1 for _ in self)
+
+
 class Recorder:
     """The state being applied, guarded by one lock; every mutation is made durable."""
 
@@ -106,13 +124,10 @@ class Recorder:
         """How many flushes (fsyncs of the journal, or state writes) the run made."""
         return self._commit.flushes
 
-    def ids(self) -> dict[str, str]:
-        with self._lock:
-            return {
-                a: r.id
-                for a, r in self._state.resources.items()
-                if r.id and r.status is ResourceStatus.CREATED
-            }
+    def ids(self) -> Mapping[str, str]:
+        """address -> ID of what is created: a live view (O(1) to take; each lookup sees
+        the entry as it is then, entries being replaced whole)."""
+        return _CreatedIds(self._entries)
 
     def owned_ids(self) -> set[str | None]:
         with self._lock:
@@ -177,7 +192,7 @@ class Recorder:
         return covered
 
     def _fold_due(self) -> bool:
-        threshold = max(FOLD_MIN_RECORDS, len(self._entries))
+        threshold = max(FOLD_MIN_RECORDS, len(self._entries) // 2)
         return self._since_fold >= threshold or time.monotonic() - self._folded_at >= FOLD_SECONDS
 
     def _fold(self) -> None:

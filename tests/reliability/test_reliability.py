@@ -85,3 +85,11 @@ def test_kill_while_buying_never_buys_twice(sandbox: Sandbox, tmp_path: Path) ->
     check(fig)
     # The assistant's create and the number's import, each before and after the server.
     assert fig.figures["killed mid-run"] >= 4
+
+
+def test_kill_between_journal_append_and_fold(sandbox: Sandbox, tmp_path: Path) -> None:
+    fig = scenarios.journal_kill(sandbox, tmp_path)
+    check(fig)
+    assert fig.figures["killed with unfolded records"] == 6
+    assert fig.figures["torn tails noted"] == 2
+    assert fig.figures["corrupt journals refused"] == 2
