@@ -107,7 +107,7 @@ def apply_plan(
     pending = {c.key: c for c in plan.pending()}
     outcomes: dict[str, ChangeOutcome] = {}
     try:
-        _run_graph(runner, events, interrupt, parallelism, client, pending, outcomes)
+        _run_graph(runner, recorder, events, interrupt, parallelism, client, pending, outcomes)
     finally:
         final = recorder.close()
     ordered = tuple(outcomes[c.key] for c in plan.pending())
@@ -116,6 +116,7 @@ def apply_plan(
 
 def _run_graph(
     runner: _Runner,
+    recorder: Recorder,
     events: ApplyEvents,
     interrupt: threading.Event,
     parallelism: int,
@@ -147,27 +148,37 @@ def _run_graph(
                 events.change_finished(outcomes[addr])
                 skip_dependents(addr)
 
+    def start_ready(pool: ThreadPoolExecutor) -> None:
+        while not interrupt.is_set() and ready and len(running) < parallelism:
+            addr = keys[heapq.heappop(ready)]
+            events.change_started(pending[addr])
+            running[pool.submit(runner.run, pending[addr])] = addr
+
     with client.interruptible(interrupt), ThreadPoolExecutor(max(1, parallelism)) as pool:
         while True:
-            while not interrupt.is_set() and ready and len(running) < parallelism:
-                addr = keys[heapq.heappop(ready)]
-                events.change_started(pending[addr])
-                running[pool.submit(runner.run, pending[addr])] = addr
+            start_ready(pool)
             if not running:
                 break
             done, _ = wait(list(running), timeout=0.2, return_when=FIRST_COMPLETED)
+            finished: list[tuple[str, ChangeOutcome]] = []
             for fut in done:
                 addr = running.pop(fut)
                 outcome = fut.result()
                 outcomes[addr] = outcome
-                events.change_finished(outcome)
+                finished.append((addr, outcome))
                 if outcome.status is Outcome.DONE:
                     for dependent in dependents[addr]:
                         deps = waiting_on[dependent]
                         deps.discard(addr)
                         if not deps and dependent not in outcomes:
                             heapq.heappush(ready, order[dependent])
-                elif outcome.status is not Outcome.NOT_STARTED:
+            # Workers go on (a dependent's intent comes after its dependency's result in
+            # the journal) while the results become durable; only then are they reported.
+            start_ready(pool)
+            recorder.sync()
+            for addr, outcome in finished:
+                events.change_finished(outcome)
+                if outcome.status not in (Outcome.DONE, Outcome.NOT_STARTED):
                     skip_dependents(addr)  # (dependents of what never began are not started)
     for addr, change in pending.items():
         if addr not in outcomes:
@@ -285,7 +296,7 @@ class _Runner:
                     else:
                         state.resources.pop(change.address, None)
 
-                self.recorder.mutate(forget_intent)
+                self.recorder.mutate(forget_intent, wait=False)
             raise
 
         def record_created(state: StateFile) -> None:
@@ -299,7 +310,7 @@ class _Runner:
                 extra={**kept, **_outputs(created)},
             )
 
-        self.recorder.mutate(record_created)
+        self.recorder.mutate(record_created, wait=False)
         self.hook.after_create(self.fx, change)
         return created
 
@@ -372,7 +383,7 @@ class _Runner:
                 extra={**(prev.extra if prev else {}), **_outputs(obj)},
             )
 
-        self.recorder.mutate(record)
+        self.recorder.mutate(record, wait=False)
         return obj
 
     def _delete(self, change: ResourceChange, kind: ResourceKind) -> None:
@@ -390,7 +401,7 @@ class _Runner:
             else:
                 state.resources.pop(change.address, None)
 
-        self.recorder.mutate(forget)
+        self.recorder.mutate(forget, wait=False)
 
 
 def definitely_not_created(exc: RemoteError) -> bool:

@@ -2,15 +2,15 @@
 O(1) per change rather than a rewrite of the whole state.
 
 `Recorder.mutate(fn)` applies `fn` to the state (it replaces or removes whole entries,
-never edits one in place), then returns once the change is durable: for a store with a
+never edits one in place), then returns once the change is durable (or at once for a
+result, made durable by the next `sync()` before it is reported): for a store with a
 journal (`JournalingStore`, the local file), its record is appended and fsynced; for any
 other store (a remote backend), the whole state is written. Either way one flush serves
 every change that arrived while the previous one was in progress (`GroupCommit`), and the
 caller's lock is not held while it waits, so parallel changes share their fsyncs.
 
-The journal is folded into the state file once it holds half as many records as the
-state has entries (at least `FOLD_MIN_RECORDS`: folding costs O(1) per record), after
-`FOLD_SECONDS`, and at the end.
+The journal is folded into the state file once it holds `FOLD_PER_ENTRY` records per
+entry of the state (at least `FOLD_MIN_RECORDS`), after `FOLD_SECONDS`, and at the end.
 """
 
 from __future__ import annotations
@@ -21,11 +21,14 @@ from collections.abc import Callable, Iterator, Mapping
 from dataclasses import replace
 from typing import Any, Protocol, runtime_checkable
 
-from provisioner.state.journal import GroupCommit, encode_record
+from provisioner.state.journal import STORE_CLOCK, GroupCommit, encode_record
 from provisioner.state.model import ResourceState, ResourceStatus, StateFile
 
+# A fold rewrites the whole state, holding the recorder's lock: rare enough to cost O(1)
+# per record (a run creating N resources writes 2N records: it folds at its end only).
 FOLD_MIN_RECORDS = 1000
-FOLD_SECONDS = 30.0
+FOLD_PER_ENTRY = 4
+FOLD_SECONDS = 60.0
 
 
 class StateWriter(Protocol):
@@ -133,8 +136,11 @@ class Recorder:
         with self._lock:
             return {r.id for r in self._state.resources.values() if r.id}
 
-    def mutate(self, fn: Callable[[StateFile], None]) -> None:
-        """Apply `fn` and return once the change is durable."""
+    def mutate(self, fn: Callable[[StateFile], None], *, wait: bool = True) -> None:
+        """Apply `fn`; return once the change is durable, or (not `wait`: a result that
+        is reported later) at once, leaving it to the next `sync()`. Durability is in
+        order: a change made durable makes every earlier one durable too, so an intent
+        waited for after a result covers the result as well."""
         with self._lock:
             self._entries.touched.clear()
             fn(self._state)
@@ -143,6 +149,15 @@ class Recorder:
                 return
             changes = {a: self._entries.get(a) for a in touched}
             ticket = self._enqueue(changes)
+        if wait:
+            self._commit.wait(ticket)
+            if self._journal is not None and self._fold_due():
+                self._fold()
+
+    def sync(self) -> None:
+        """Return once every change made so far is durable."""
+        with self._lock:
+            ticket = self._ticket
         self._commit.wait(ticket)
         if self._journal is not None and self._fold_due():
             self._fold()
@@ -163,7 +178,8 @@ class Recorder:
         """Queue one change (with `_lock` held); its ticket."""
         if self._journal is not None:
             self._state.serial += 1
-            record = encode_record(self._state.lineage, self._state.serial, changes)
+            with STORE_CLOCK.measure():
+                record = encode_record(self._state.lineage, self._state.serial, changes)
             with self._queue_lock:
                 self._queue.append(record)
                 self._ticket += 1
@@ -192,7 +208,7 @@ class Recorder:
         return covered
 
     def _fold_due(self) -> bool:
-        threshold = max(FOLD_MIN_RECORDS, len(self._entries) // 2)
+        threshold = max(FOLD_MIN_RECORDS, FOLD_PER_ENTRY * len(self._entries))
         return self._since_fold >= threshold or time.monotonic() - self._folded_at >= FOLD_SECONDS
 
     def _fold(self) -> None:

@@ -27,11 +27,14 @@ change that arrived while the previous flush was in progress.
 
 from __future__ import annotations
 
+import atexit
 import json
 import os
 import threading
+import time
 import zlib
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -40,6 +43,42 @@ from provisioner.errors import StateCorruptError, StateError
 from provisioner.state.model import ResourceState, StateFile
 
 _COMPACT = json.JSONEncoder(sort_keys=True, separators=(",", ":"))
+
+# Set to a file path, the process writes there at exit how long it spent in the state
+# store ({"seconds": ...}): the benchmark's state-store column.
+TIMINGS_ENV = "PROVISIONER_STATE_TIMINGS"
+
+
+class StoreClock:
+    """Seconds spent reading, appending to, fsyncing and writing the state, summed."""
+
+    def __init__(self) -> None:
+        self.seconds = 0.0
+        self._lock = threading.Lock()
+
+    @contextmanager
+    def measure(self) -> Iterator[None]:
+        start = time.perf_counter()
+        try:
+            yield
+        finally:
+            spent = time.perf_counter() - start
+            with self._lock:
+                self.seconds += spent
+
+
+STORE_CLOCK = StoreClock()
+
+
+def _dump_timings(path: str) -> None:
+    try:
+        Path(path).write_text(json.dumps({"seconds": STORE_CLOCK.seconds}), encoding="utf-8")
+    except OSError:
+        pass  # a benchmark aid only
+
+
+if os.environ.get(TIMINGS_ENV):
+    atexit.register(_dump_timings, os.environ[TIMINGS_ENV])
 
 
 def journal_path_for(state_path: Path) -> Path:

@@ -43,7 +43,7 @@ from typing import Any, Protocol
 from provisioner.errors import StateCorruptError, StateError
 from provisioner.kinds import KINDS
 from provisioner.state.identity import Owner, check_owner
-from provisioner.state.journal import FileJournal, journal_path_for, replay
+from provisioner.state.journal import STORE_CLOCK, FileJournal, journal_path_for, replay
 from provisioner.state.lock import (
     FileLock,
     Lock,
@@ -238,7 +238,7 @@ class FileStateStore:
             StateCorruptError: the file cannot be trusted (see the module docstring), or it is
                 missing while its backup exists.
         """
-        with self._mutex:
+        with STORE_CLOCK.measure(), self._mutex:
             loaded = self._load()
             if loaded is not None:
                 loaded = (self._replay(loaded[0]), loaded[1])
@@ -424,7 +424,7 @@ class FileStateStore:
     def _write(self, state: StateFile, *, fold: bool) -> StateFile:
         """`write`, or with `fold` a fold of the journal: the file takes `state`'s serial
         (which counts the journal's records) instead of one more."""
-        with self._mutex:
+        with STORE_CLOCK.measure(), self._mutex:
             stored = self._current()
             if stored is not None:
                 if stored.lineage != state.lineage:
@@ -491,7 +491,8 @@ class FileStateStore:
     def append_journal(self, data: bytes) -> None:
         """Make records durable (encoded by `journal.encode_record`)."""
         assert self._journal is not None, "open_journal first"
-        self._journal.append(data)
+        with STORE_CLOCK.measure():
+            self._journal.append(data)
 
     def fold(self, state: StateFile) -> StateFile:
         """Write `state`, whose serial counts the journal's records, and empty the journal."""

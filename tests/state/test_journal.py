@@ -103,6 +103,7 @@ def test_next_run_folds_what_a_killed_run_left(path: Path) -> None:
 
 def test_folded_every_so_often(path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(recorder_module, "FOLD_MIN_RECORDS", 5)
+    monkeypatch.setattr(recorder_module, "FOLD_PER_ENTRY", 0.5)
     _, rec, base = started(path)
     for n in range(12):
         rec.mutate(put(f"assistant.a{n}", entry(n)))
