@@ -394,7 +394,8 @@ class Bench:
                 par = ["--parallelism", str(self.cfg.parallelism)]
                 for step in steps:
                     opts = par
-                    if step != "default" and self.cfg.max_rps:
+                    # (a plan sends only its reads: it takes no --max-rps)
+                    if step not in ("default", "plan0") and self.cfg.max_rps:
                         opts = [*par, "--max-rps", f"{self.cfg.max_rps:g}"]
                     if step == "plan0":
                         args = ["plan", "m.yaml", "--detailed-exitcode", *opts]

@@ -116,19 +116,34 @@ class StateStore(Protocol):
         ...
 
 
-@dataclass(frozen=True, slots=True)
 class _Entry:
-    """One resource as last stored: its compact JSON (the comparison key) and its lines."""
+    """One resource as last stored: its compact JSON (the comparison key) and its lines,
+    rendered when first needed (a read that is never followed by a write, as a plan's,
+    renders none)."""
 
-    key: str
-    text: str
+    __slots__ = ("address", "key", "_text")
+
+    def __init__(self, address: str, key: str, text: str | None = None) -> None:
+        self.address = address
+        self.key = key
+        self._text = text
 
     @classmethod
     def of(cls, address: str, view: dict[str, Any], key: str) -> _Entry:
-        # The lines json.dumps(indent=2) gives it at depth 2 ("resources" -> address). JSON
-        # strings never hold a raw newline, so re-indenting by replacing "\n" is exact.
-        body = _PRETTY.encode(view).replace("\n", "\n    ")
-        return cls(key, f"    {_PRETTY.encode(address)}: {body}")
+        return cls(address, key, _lines(address, view))
+
+    @property
+    def text(self) -> str:
+        if self._text is None:
+            self._text = _lines(self.address, json.loads(self.key))
+        return self._text
+
+
+def _lines(address: str, view: dict[str, Any]) -> str:
+    # The lines json.dumps(indent=2) gives it at depth 2 ("resources" -> address). JSON
+    # strings never hold a raw newline, so re-indenting by replacing "\n" is exact.
+    body = _PRETTY.encode(view).replace("\n", "\n    ")
+    return f"    {_PRETTY.encode(address)}: {body}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -178,8 +193,7 @@ def _snapshot(state: StateFile, identity: tuple[int, int, int, int]) -> _Stored:
     head.pop("serial")
     entries: dict[str, _Entry] = {}
     for address, resource in state.resources.items():
-        view = resource.to_dict(deep=False)
-        entries[address] = _Entry.of(address, view, _COMPACT.encode(view))
+        entries[address] = _Entry(address, _COMPACT.encode(resource.to_dict(deep=False)))
     return _Stored(identity, state.lineage, state.serial, _COMPACT.encode(head), entries)
 
 
