@@ -184,7 +184,8 @@ def replay(state: StateFile, raw: bytes, where: Path) -> Replayed:
 def _torn(where: Path, number: int) -> str:
     return (
         f"{where}: record {number}, the last, is incomplete (a run was killed while writing "
-        "it, before the change it records was sent or reported); it was dropped"
+        "it, or is writing it now, before the change it records was sent or reported); it "
+        "was dropped"
     )
 
 
