@@ -35,6 +35,8 @@ class Settings:
     environ: Mapping[str, str] = field(default_factory=dict)
     sandbox: bool = False
     state_path: Path | None = None
+    # `--state s3://...` or `--state postgres://...` (see state/backend.py).
+    state_url: str | None = None
     lock_timeout: float = 0.0
     parallelism: int = 10
     max_rps: float | None = None
