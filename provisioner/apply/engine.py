@@ -19,6 +19,7 @@ Never prints: progress goes to `ApplyEvents`. Always returns the (partially) upd
 
 from __future__ import annotations
 
+import dataclasses
 import heapq
 import threading
 import time
@@ -39,6 +40,7 @@ from provisioner.errors import (
     RemoteTransportError,
     RequestInterrupted,
     StalePlanError,
+    StateError,
 )
 from provisioner.kinds import KINDS, OWNER_MARKER_KEY, ResourceKind
 from provisioner.plan.model import Action, Plan, ResourceChange
@@ -141,15 +143,19 @@ def _run_graph(
 
     def skip_dependents(failed: str) -> None:
         for addr in dependents[failed]:
-            if addr not in outcomes:
+            # (one already running, after its dependency's result could not be saved,
+            # ends by itself)
+            if addr not in outcomes and addr not in running.values():
                 outcomes[addr] = ChangeOutcome(
                     pending[addr], Outcome.SKIPPED, message=f"{failed} did not complete"
                 )
                 events.change_finished(outcomes[addr])
                 skip_dependents(addr)
 
+    unsaved: list[str] = []  # why the state could not be saved, once it could not
+
     def start_ready(pool: ThreadPoolExecutor) -> None:
-        while not interrupt.is_set() and ready and len(running) < parallelism:
+        while not interrupt.is_set() and not unsaved and ready and len(running) < parallelism:
             addr = keys[heapq.heappop(ready)]
             events.change_started(pending[addr])
             running[pool.submit(runner.run, pending[addr])] = addr
@@ -175,7 +181,18 @@ def _run_graph(
             # Workers go on (a dependent's intent comes after its dependency's result in
             # the journal) while the results become durable; only then are they reported.
             start_ready(pool)
-            recorder.sync()
+            try:
+                recorder.sync()
+            except StateError as exc:
+                # Not durable, so not done; nothing new starts (as when a change's own
+                # save fails).
+                unsaved.append(str(exc))
+            if unsaved:
+                finished = [
+                    (a, _unsaved(o, unsaved[0]) if o.status is Outcome.DONE else o)
+                    for a, o in finished
+                ]
+                outcomes.update(finished)
             for addr, outcome in finished:
                 events.change_finished(outcome)
                 if outcome.status not in (Outcome.DONE, Outcome.NOT_STARTED):
@@ -183,6 +200,10 @@ def _run_graph(
     for addr, change in pending.items():
         if addr not in outcomes:
             outcomes[addr] = ChangeOutcome(change, Outcome.NOT_STARTED)
+
+
+def _unsaved(outcome: ChangeOutcome, why: str) -> ChangeOutcome:
+    return dataclasses.replace(outcome, status=Outcome.FAILED, message=why, live=None)
 
 
 class _Runner:

@@ -42,6 +42,7 @@ class JournalingStore(Protocol):
     def append_journal(self, data: bytes) -> None: ...
     def fold(self, state: StateFile) -> StateFile: ...
     def close_journal(self, state: StateFile) -> StateFile: ...
+    def abandon_journal(self) -> None: ...
 
 
 class _Tracked(dict[str, ResourceState]):
@@ -163,7 +164,13 @@ class Recorder:
             self._fold()
 
     def close(self) -> StateFile:
-        """Make everything durable and fold the journal into the state file."""
+        """Make everything durable and fold the journal into the state file. After a
+        failed flush (already reported as failed changes) nothing more is written: the
+        state as it is in memory is returned."""
+        if self._commit.failed:
+            if self._journal is not None:
+                self._journal.abandon_journal()
+            return replace(self._state, resources=dict(self._entries))
         with self._lock:
             ticket = self._ticket
         self._commit.wait(ticket)

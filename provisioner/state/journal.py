@@ -257,6 +257,10 @@ class GroupCommit:
         self._failed: BaseException | None = None
         self.flushes = 0
 
+    @property
+    def failed(self) -> bool:
+        return self._failed is not None
+
     def wait(self, ticket: int) -> None:
         while True:
             with self._cond:

@@ -512,6 +512,13 @@ class FileStateStore:
         """Write `state`, whose serial counts the journal's records, and empty the journal."""
         return self._write(state, fold=True)
 
+    def abandon_journal(self) -> None:
+        """Stop journaling without a fold (a write failed): what is in the journal stays,
+        for the next read to replay."""
+        journal, self._journal = self._journal, None
+        if journal is not None:
+            journal.close(remove=False)
+
     def close_journal(self, state: StateFile) -> StateFile:
         """The last fold of the run; the journal file goes."""
         folded = False

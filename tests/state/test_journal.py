@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -236,6 +237,7 @@ class _WholeStateWrites:
 
     def write(self, state: StateFile) -> StateFile:
         with self.lock:
+            time.sleep(0.005)  # a round trip to S3 or PostgreSQL
             self.writes += 1
             self.stored = StateFile.from_dict(state.to_dict())
             self.stored.serial = state.serial + 1
@@ -261,4 +263,5 @@ def test_a_store_without_journal_gets_group_committed_whole_writes() -> None:
     final = rec.close()
     assert backend.stored is not None and len(backend.stored.resources) == 200
     assert len(final.resources) == 200
-    assert backend.writes == rec.flushes <= 200
+    # Changes that arrived during a write shared the next one.
+    assert backend.writes == rec.flushes < 100
