@@ -46,6 +46,7 @@ def main() -> int:
         results.append(scenarios.interrupted_rate_limited_apply(sandbox, base))
         results.append(scenarios.dead_lock_taken_over(sandbox, base))
         results.append(scenarios.purchase_kill_matrix(sandbox, base))
+        results.append(scenarios.journal_kill(sandbox, base))
         for par in (1, 10):
             results.append(agent_scenarios.agent_kill_matrix(sandbox, base, 18, parallelism=par))
             for seed in seeds:

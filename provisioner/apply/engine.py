@@ -3,9 +3,10 @@
 - Walks the plan's dependency graph concurrently (`parallelism` workers): a change starts
   as soon as the changes it depends on are done; dependents of a failure are skipped,
   independent work still completes.
-- State is saved after every single remote change. Before a create, the intent (what
-  identifies the object) is saved; after it, the ID, at once. A kill at any instant
-  therefore loses no ID, and the next run adopts instead of duplicating.
+- Every single remote change is made durable before the run goes on (`recorder.py`: a
+  journal record, group-committed, folded into the state file at the end). Before a
+  create, the intent (what identifies the object) is saved; after it, the ID, at once. A
+  kill at any instant therefore loses no ID, and the next run adopts instead of duplicating.
 - A create whose answer was lost (AmbiguousCreateError) is looked for before being sent
   again.
 - An interrupt (Ctrl-C) stops starting new work; requests in flight finish. It reaches
@@ -18,6 +19,8 @@ Never prints: progress goes to `ApplyEvents`. Always returns the (partially) upd
 
 from __future__ import annotations
 
+import dataclasses
+import heapq
 import threading
 import time
 from collections.abc import Callable, Mapping
@@ -29,6 +32,7 @@ from typing import Any, Protocol
 
 from provisioner.apply.events import ApplyEvents, ChangeOutcome, NullEvents, Outcome
 from provisioner.apply.hooks import ChangeHook, Effects, NoHook
+from provisioner.apply.recorder import Recorder, StateWriter
 from provisioner.errors import (
     AmbiguousCreateError,
     ProvisionerError,
@@ -36,6 +40,7 @@ from provisioner.errors import (
     RemoteTransportError,
     RequestInterrupted,
     StalePlanError,
+    StateError,
 )
 from provisioner.kinds import KINDS, OWNER_MARKER_KEY, ResourceKind
 from provisioner.plan.model import Action, Plan, ResourceChange
@@ -61,10 +66,6 @@ class WriteClient(ReadClient, Protocol):
     def interruptible(self, event: threading.Event) -> AbstractContextManager[None]: ...
 
 
-class StateWriter(Protocol):
-    def write(self, state: StateFile) -> StateFile: ...
-
-
 @dataclass(frozen=True, slots=True)
 class ApplyResult:
     state: StateFile
@@ -77,36 +78,6 @@ class ApplyResult:
 
     def by_status(self, status: Outcome) -> list[ChangeOutcome]:
         return [o for o in self.outcomes if o.status is status]
-
-
-class _Recorder:
-    """The state being applied, guarded by one lock; every mutation is persisted at once."""
-
-    def __init__(self, store: StateWriter, state: StateFile) -> None:
-        self._store = store
-        self._state = state
-        self._lock = threading.Lock()
-
-    @property
-    def state(self) -> StateFile:
-        return self._state
-
-    def ids(self) -> dict[str, str]:
-        with self._lock:
-            return {
-                a: r.id
-                for a, r in self._state.resources.items()
-                if r.id and r.status is ResourceStatus.CREATED
-            }
-
-    def owned_ids(self) -> set[str | None]:
-        with self._lock:
-            return {r.id for r in self._state.resources.values() if r.id}
-
-    def mutate(self, fn: Callable[[StateFile], None]) -> None:
-        with self._lock:
-            fn(self._state)
-            self._state = self._store.write(self._state)
 
 
 def apply_plan(
@@ -132,60 +103,114 @@ def apply_plan(
         )
     events = events or NullEvents()
     interrupt = interrupt or threading.Event()
-    recorder = _Recorder(store, state)
+    recorder = Recorder(store, state)
     runner = _Runner(client, recorder, events, now, hook or NoHook())
 
     pending = {c.key: c for c in plan.pending()}
-    waiting_on = {a: {d for d in c.depends_on if d in pending} for a, c in pending.items()}
     outcomes: dict[str, ChangeOutcome] = {}
+    try:
+        _run_graph(runner, recorder, events, interrupt, parallelism, client, pending, outcomes)
+    finally:
+        final = recorder.close()
+    ordered = tuple(outcomes[c.key] for c in plan.pending())
+    return ApplyResult(final, ordered, interrupted=interrupt.is_set())
+
+
+def _run_graph(
+    runner: _Runner,
+    recorder: Recorder,
+    events: ApplyEvents,
+    interrupt: threading.Event,
+    parallelism: int,
+    client: WriteClient,
+    pending: dict[str, ResourceChange],
+    outcomes: dict[str, ChangeOutcome],
+) -> None:
+    """Run the pending changes, as their dependencies allow; fills `outcomes`.
+
+    O(1) bookkeeping per change (a dependents index and a heap of the ready ones, in plan
+    order), so that thousands of changes cost no more each than a few."""
+    order = {a: i for i, a in enumerate(pending)}
+    waiting_on = {a: {d for d in c.depends_on if d in pending} for a, c in pending.items()}
+    dependents: dict[str, list[str]] = {a: [] for a in pending}
+    for addr, deps in waiting_on.items():
+        for dep in deps:
+            dependents[dep].append(addr)
+    ready = [order[a] for a, deps in waiting_on.items() if not deps]
+    heapq.heapify(ready)
+    keys = list(pending)
     running: dict[Future[ChangeOutcome], str] = {}
 
     def skip_dependents(failed: str) -> None:
-        for addr, deps in waiting_on.items():
-            if failed in deps and addr not in outcomes:
+        for addr in dependents[failed]:
+            # (one already running, after its dependency's result could not be saved,
+            # ends by itself)
+            if addr not in outcomes and addr not in running.values():
                 outcomes[addr] = ChangeOutcome(
                     pending[addr], Outcome.SKIPPED, message=f"{failed} did not complete"
                 )
                 events.change_finished(outcomes[addr])
                 skip_dependents(addr)
 
+    unsaved: list[str] = []  # why the state could not be saved, once it could not
+
+    def start_ready(pool: ThreadPoolExecutor) -> None:
+        while not interrupt.is_set() and not unsaved and ready and len(running) < parallelism:
+            addr = keys[heapq.heappop(ready)]
+            events.change_started(pending[addr])
+            running[pool.submit(runner.run, pending[addr])] = addr
+
     with client.interruptible(interrupt), ThreadPoolExecutor(max(1, parallelism)) as pool:
         while True:
-            if not interrupt.is_set():
-                started = set(running.values())
-                ready = [
-                    a
-                    for a in pending
-                    if a not in outcomes and a not in started and not waiting_on[a]
-                ]
-                for addr in ready[: max(0, parallelism - len(running))]:
-                    events.change_started(pending[addr])
-                    running[pool.submit(runner.run, pending[addr])] = addr
+            start_ready(pool)
             if not running:
                 break
             done, _ = wait(list(running), timeout=0.2, return_when=FIRST_COMPLETED)
+            finished: list[tuple[str, ChangeOutcome]] = []
             for fut in done:
                 addr = running.pop(fut)
                 outcome = fut.result()
                 outcomes[addr] = outcome
-                events.change_finished(outcome)
+                finished.append((addr, outcome))
                 if outcome.status is Outcome.DONE:
-                    for deps in waiting_on.values():
+                    for dependent in dependents[addr]:
+                        deps = waiting_on[dependent]
                         deps.discard(addr)
-                elif outcome.status is not Outcome.NOT_STARTED:
+                        if not deps and dependent not in outcomes:
+                            heapq.heappush(ready, order[dependent])
+            # Workers go on (a dependent's intent comes after its dependency's result in
+            # the journal) while the results become durable; only then are they reported.
+            start_ready(pool)
+            try:
+                recorder.sync()
+            except StateError as exc:
+                # Not durable, so not done; nothing new starts (as when a change's own
+                # save fails).
+                unsaved.append(str(exc))
+            if unsaved:
+                finished = [
+                    (a, _unsaved(o, unsaved[0]) if o.status is Outcome.DONE else o)
+                    for a, o in finished
+                ]
+                outcomes.update(finished)
+            for addr, outcome in finished:
+                events.change_finished(outcome)
+                if outcome.status not in (Outcome.DONE, Outcome.NOT_STARTED):
                     skip_dependents(addr)  # (dependents of what never began are not started)
     for addr, change in pending.items():
         if addr not in outcomes:
             outcomes[addr] = ChangeOutcome(change, Outcome.NOT_STARTED)
-    ordered = tuple(outcomes[c.key] for c in plan.pending())
-    return ApplyResult(recorder.state, ordered, interrupted=interrupt.is_set())
+
+
+def _unsaved(outcome: ChangeOutcome, why: str) -> ChangeOutcome:
+    return dataclasses.replace(outcome, status=Outcome.FAILED, message=why, live=None)
 
 
 class _Runner:
     def __init__(
         self,
         client: WriteClient,
-        recorder: _Recorder,
+        recorder: Recorder,
         events: ApplyEvents,
         now: Callable[[], datetime],
         hook: ChangeHook,
@@ -292,7 +317,7 @@ class _Runner:
                     else:
                         state.resources.pop(change.address, None)
 
-                self.recorder.mutate(forget_intent)
+                self.recorder.mutate(forget_intent, wait=False)
             raise
 
         def record_created(state: StateFile) -> None:
@@ -306,7 +331,7 @@ class _Runner:
                 extra={**kept, **_outputs(created)},
             )
 
-        self.recorder.mutate(record_created)
+        self.recorder.mutate(record_created, wait=False)
         self.hook.after_create(self.fx, change)
         return created
 
@@ -382,7 +407,7 @@ class _Runner:
                 extra={**(prev.extra if prev else {}), **_outputs(obj)},
             )
 
-        self.recorder.mutate(record)
+        self.recorder.mutate(record, wait=False)
         return obj
 
     def _delete(self, change: ResourceChange, kind: ResourceKind) -> None:
@@ -411,7 +436,7 @@ class _Runner:
             else:
                 state.resources.pop(change.address, None)
 
-        self.recorder.mutate(forget)
+        self.recorder.mutate(forget, wait=False)
 
 
 def definitely_not_created(exc: RemoteError) -> bool:

@@ -112,7 +112,7 @@ class RateLimiter:
         max_rps: float | None = None,
         min_rps: float = 0.5,
         burst_seconds: float = 0.5,
-        slow_start_seconds: float = 0.5,
+        slow_start_seconds: float = 0.1,
         increase_rps: float = 0.5,
         decrease_factor: float = 0.5,
         decrease_window: float = 1.0,

@@ -14,10 +14,12 @@ Owns the `StateStore` interface (so another backend, e.g. PostgreSQL, can come l
 - atomic, crash-safe writes: temp file in the same directory, flush + fsync, the previous
   version kept as `<path>.backup` (a hard link, so no copying), then `os.replace`. A crash at
   any instant leaves the old or the new complete file;
-- thread safety and speed: the apply engine writes after every remote change, from several
-  threads. Writes are serialised by a mutex; each resource's JSON text is cached and
-  re-rendered only when that resource changed, so a write costs one comparison per resource
-  plus the I/O.
+- thread safety and speed: writes are serialised by a mutex; each resource's JSON text is
+  cached and re-rendered only when that resource changed, so a write costs one comparison
+  per resource plus the I/O;
+- the journal (`journal.py`, `<path>.journal`): during an apply, changes are appended to it
+  (`open_journal`, `append_journal`) and folded into the file every so often and at the end
+  (`fold`, `close_journal`); `read()` replays what a killed run left in it.
 
 Locking is `lock.py`; `read()` never locks (a plan without apply takes no lock; the caller
 decides). Nothing here knows about plans, the remote API or the manifest.
@@ -29,9 +31,10 @@ import json
 import os
 import shutil
 import stat
+import sys
 import tempfile
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -39,6 +42,7 @@ from typing import Any, Protocol
 
 from provisioner.errors import StateConflictError, StateCorruptError, StateError
 from provisioner.state.identity import Owner, check_owner
+from provisioner.state.journal import STORE_CLOCK, FileJournal, journal_path_for, replay
 from provisioner.state.lock import (
     FileLock,
     Lock,
@@ -106,19 +110,34 @@ class StateStore(Protocol):
         ...
 
 
-@dataclass(frozen=True, slots=True)
 class _Entry:
-    """One resource as last stored: its compact JSON (the comparison key) and its lines."""
+    """One resource as last stored: its compact JSON (the comparison key) and its lines,
+    rendered when first needed (a read that is never followed by a write, as a plan's,
+    renders none)."""
 
-    key: str
-    text: str
+    __slots__ = ("address", "key", "_text")
+
+    def __init__(self, address: str, key: str, text: str | None = None) -> None:
+        self.address = address
+        self.key = key
+        self._text = text
 
     @classmethod
     def of(cls, address: str, view: dict[str, Any], key: str) -> _Entry:
-        # The lines json.dumps(indent=2) gives it at depth 2 ("resources" -> address). JSON
-        # strings never hold a raw newline, so re-indenting by replacing "\n" is exact.
-        body = _PRETTY.encode(view).replace("\n", "\n    ")
-        return cls(key, f"    {_PRETTY.encode(address)}: {body}")
+        return cls(address, key, _lines(address, view))
+
+    @property
+    def text(self) -> str:
+        if self._text is None:
+            self._text = _lines(self.address, json.loads(self.key))
+        return self._text
+
+
+def _lines(address: str, view: dict[str, Any]) -> str:
+    # The lines json.dumps(indent=2) gives it at depth 2 ("resources" -> address). JSON
+    # strings never hold a raw newline, so re-indenting by replacing "\n" is exact.
+    body = _PRETTY.encode(view).replace("\n", "\n    ")
+    return f"    {_PRETTY.encode(address)}: {body}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -168,8 +187,7 @@ def _snapshot(state: StateFile, identity: tuple[int, int, int, int]) -> _Stored:
     head.pop("serial")
     entries: dict[str, _Entry] = {}
     for address, resource in state.resources.items():
-        view = resource.to_dict(deep=False)
-        entries[address] = _Entry.of(address, view, _COMPACT.encode(view))
+        entries[address] = _Entry(address, _COMPACT.encode(resource.to_dict(deep=False)))
     return _Stored(identity, state.lineage, state.serial, _COMPACT.encode(head), entries)
 
 
@@ -185,6 +203,8 @@ class FileStateStore:
             and never written (see `StateFile.with_external_key`).
         owner: the manifest (and environment) being run: a state recording another is
             refused on read; one recording none is claimed (docs/state-identity.md).
+        notify: told of what reading repaired (a torn last journal record dropped);
+            default: a note on stderr.
     """
 
     def __init__(
@@ -194,8 +214,12 @@ class FileStateStore:
         durable: bool = True,
         external_key: str | None = None,
         owner: Owner | None = None,
+        notify: Callable[[str], None] | None = None,
     ) -> None:
         self.path = Path(path)
+        self.journal_path = journal_path_for(self.path)
+        self._notify = notify or _note
+        self._journal: FileJournal | None = None
         self.external_key = external_key
         self.owner = owner
         self.backup_path = self.path.with_name(self.path.name + ".backup")
@@ -222,8 +246,10 @@ class FileStateStore:
             StateCorruptError: the file cannot be trusted (see the module docstring), or it is
                 missing while its backup exists.
         """
-        with self._mutex:
+        with STORE_CLOCK.measure(), self._mutex:
             loaded = self._load()
+            if loaded is not None:
+                loaded = (self._replay(loaded[0]), loaded[1])
             if loaded is None:
                 self._stored = None
                 new = StateFile.new(self.owner)
@@ -237,12 +263,33 @@ class FileStateStore:
                     )
             return state.with_external_key(self.external_key, str(self.path))
 
+    def _replay(self, state: StateFile) -> StateFile:
+        """`state` with what the journal holds beyond it (left by a killed run)."""
+        try:
+            raw = self.journal_path.read_bytes()
+        except FileNotFoundError:
+            return state
+        except OSError as exc:
+            raise StateError(f"cannot read {self.journal_path}: {exc.strerror or exc}") from exc
+        replayed = replay(state, raw, self.journal_path)
+        if replayed.notice:
+            self._notify(replayed.notice)
+        return replayed.state
+
     def _load(self) -> tuple[StateFile, _Stored] | None:
         try:
             with open(self.path, "rb") as f:
                 identity = _identity(os.fstat(f.fileno()))
                 raw = f.read()
         except FileNotFoundError:
+            if self.journal_path.exists() and self.journal_path.stat().st_size:
+                raise StateCorruptError(
+                    f"{self.path} does not exist, but its journal {self.journal_path} does: "
+                    f"the state file was removed. Refusing to start from an empty state, "
+                    f"since that would create every resource again. Restore the state file "
+                    f"(its backup is {self.backup_path}); to really start over, delete the "
+                    f"journal and the backup too."
+                ) from None
             if self.backup_path.exists():
                 raise StateCorruptError(
                     f"{self.path} does not exist, but its backup {self.backup_path} does: the "
@@ -303,7 +350,12 @@ class FileStateStore:
             StateError: the stored serial is higher than `state.serial` (another writer got
                 in between), or the file cannot be written.
         """
-        with self._mutex:
+        return self._write(state, fold=False)
+
+    def _write(self, state: StateFile, *, fold: bool) -> StateFile:
+        """`write`, or with `fold` a fold of the journal: the file takes `state`'s serial
+        (which counts the journal's records) instead of one more."""
+        with STORE_CLOCK.measure(), self._mutex:
             stored = self._current()
             if stored is not None:
                 if stored.lineage != state.lineage:
@@ -323,7 +375,10 @@ class FileStateStore:
             head_key = _COMPACT.encode(head)
             old = stored.entries if stored is not None else {}
             changed = (
-                stored is None or head_key != stored.head_key or len(old) != len(state.resources)
+                stored is None
+                or head_key != stored.head_key
+                or len(old) != len(state.resources)
+                or (fold and state.serial != stored.serial)
             )
             entries: dict[str, _Entry] = {}
             for address, resource in state.resources.items():
@@ -338,11 +393,61 @@ class FileStateStore:
             if not changed:
                 assert stored is not None
                 return replace(state, serial=stored.serial)
-            serial = state.serial + 1
+            serial = state.serial if fold and stored is not None else state.serial + 1
             head["serial"] = serial
             identity = self._replace(_render(head, entries).encode())
             self._stored = _Stored(identity, state.lineage, serial, head_key, entries)
+            # Every record of the journal is in the file now (at or below its serial).
+            if self._journal is not None:
+                self._journal.reset()
+            else:
+                try:
+                    self.journal_path.unlink(missing_ok=True)
+                except OSError as exc:
+                    raise StateError(f"cannot remove {self.journal_path}: {exc}") from exc
             return replace(state, serial=serial)
+
+    # the journal ---------------------------------------------------------------------------
+
+    def open_journal(self, state: StateFile) -> StateFile:
+        """Start journaling the changes to `state` (with the lock held): what a killed run
+        left in the journal (already replayed into `state` by `read`) is folded first, and
+        a state never stored is written, so that every record has a file to apply to."""
+        state = self._write(state, fold=True)
+        # What is left is in the file now, or a torn record that must not precede new ones.
+        self.journal_path.unlink(missing_ok=True)
+        self._journal = FileJournal(self.journal_path, durable=self.durable)
+        return state
+
+    def append_journal(self, data: bytes) -> None:
+        """Make records durable (encoded by `journal.encode_record`)."""
+        assert self._journal is not None, "open_journal first"
+        with STORE_CLOCK.measure():
+            self._journal.append(data)
+
+    def fold(self, state: StateFile) -> StateFile:
+        """Write `state`, whose serial counts the journal's records, and empty the journal."""
+        return self._write(state, fold=True)
+
+    def abandon_journal(self) -> None:
+        """Stop journaling without a fold (a write failed): what is in the journal stays,
+        for the next read to replay."""
+        journal, self._journal = self._journal, None
+        if journal is not None:
+            journal.close(remove=False)
+
+    def close_journal(self, state: StateFile) -> StateFile:
+        """The last fold of the run; the journal file goes."""
+        folded = False
+        try:
+            state = self.fold(state)
+            folded = True
+        finally:
+            journal, self._journal = self._journal, None
+            if journal is not None:
+                # Kept if the fold failed: the next read replays it.
+                journal.close(remove=folded)
+        return state
 
     def _replace(self, data: bytes) -> tuple[int, int, int, int]:
         """Atomically make `data` the file's content, keeping the old one as the backup."""
@@ -433,6 +538,10 @@ class FileStateStore:
 
     def force_unlock(self, lock_id: str, *, force: bool = False) -> LockInfo | str:
         return force_unlock(self.lock_path, lock_id, subject=str(self.path), force=force)
+
+
+def _note(message: str) -> None:
+    sys.stderr.write(f"Note: {message}\n")
 
 
 def _fsync_directory(directory: Path) -> None:

@@ -117,6 +117,36 @@ def test_verdicts_pass_and_fail() -> None:
         for v in bench.judge(rows, latency=0.05, startup=0.05, assistants=100, limited=(300, 20.0))
         if "at 20 req/s" in v.target
     ]
-    # 300 accepted in 15.05 s against a bucket of 20 + 20/s: 300 / 321 = 93%.
-    assert limited[0].passed is True
+    # 300 accepted in 15.05 s against a bucket of 20 + 20/s: 300 / 321 = 93% < 95%.
+    assert limited[0].passed is False
     assert "93%" in limited[0].measured
+
+
+def test_verdicts_against_bounds() -> None:
+    rows = [
+        _row("100 mixed", "create", 0.9, bound=0.63),  # 1.43 x
+        _row("1000 mixed", "create", 8.0, bound=5.13),  # 1.56 x
+        _row("1000 mixed", "plan0", 0.55, bound=0.18),  # <= 1.5 x 0.18 + 0.3 = 0.57
+        _row("1000 mixed", "apply0", 0.6, bound=0.18),
+        _row("5000 mixed", "create", 40.0, bound=25.1, peak_mb=260.0),
+    ]
+    verdicts = {
+        v.target.split(" <=")[0].split(":")[0] + (":mem" if "memory" in v.target else ""): v
+        for v in bench.judge(rows, latency=0.05, startup=0.13, assistants=0, limited=None)
+    }
+    assert verdicts["create 100 mixed"].passed is True
+    assert verdicts["create 1000 mixed"].passed is False
+    assert "1.56 x" in verdicts["create 1000 mixed"].measured
+    assert verdicts["plan of 1000 unchanged"].passed is True
+    assert verdicts["apply of 1000 unchanged"].passed is False
+    assert verdicts["create 5000 mixed"].passed is True  # 1.59 x <= 2 x
+    assert verdicts["create 5000 mixed:mem"].passed is False
+
+
+def test_bound_counts_the_clients_ceiling() -> None:
+    m = bench.generate_manifest(1000)
+    fast = bench.Config(latency=0.05, parallelism=10, startup=0.1, max_rps=1000.0)
+    # 100 waves of 50 ms, more than 1000 requests at 1000/s.
+    assert bench.bound_for("create", m, None, fast) == pytest.approx(5.0 + 0.1)
+    # At the default ceiling of 100 requests/s: 10 s.
+    assert bench.bound_for("default", m, None, fast) == pytest.approx(10.0 + 0.1)

@@ -448,3 +448,75 @@ def purchase_kill_matrix(sandbox: Sandbox, base: Path, boundaries: int = 4) -> F
         },
         "\n".join(failures[:3]),
     )
+
+
+def journal_kill(sandbox: Sandbox, base: Path, boundaries: tuple[int, ...] = (8, 12)) -> Figures:
+    """SIGKILL an apply between journal appends and their fold into the state file, then:
+    as left (replayed from state + journal), with a torn last record added (dropped with a
+    notice), and with a corrupt record in the middle (refused, nothing sent). The rerun
+    finishes with no duplicate and no lost ID; the corrupt journal is refused."""
+    from provisioner.state.store import FileStateStore
+
+    runs = unfolded = torn_noted = refused = 0
+    failures: list[str] = []
+    for boundary in boundaries:
+        for variant in ("as left", "torn tail", "corrupt middle"):
+            _reset(sandbox)
+            cwd = workdir(base / f"journal-{boundary}-{variant.replace(' ', '-')}")
+            killed = kill_at(sandbox, cwd, boundary, "after", "apply", FULL, "--auto-approve")
+            state_file = cwd / STATE
+            journal = state_file.with_name(state_file.name + ".journal")
+            in_file = json.loads(state_file.read_text())["resources"] if killed else {}
+            replayed = FileStateStore(state_file, notify=lambda _: None).read().resources
+            records = journal.read_bytes().splitlines(keepends=True) if journal.exists() else []
+            # The kill came after changes were journaled and before they were folded.
+            if killed and len(records) >= 2 and len(replayed) > len(in_file):
+                unfolded += 1
+            else:
+                failures.append(f"boundary {boundary} {variant}: nothing left unfolded")
+                continue
+            if variant == "torn tail":
+                journal.write_bytes(b"".join(records) + records[-1][: len(records[-1]) // 2])
+            if variant == "corrupt middle":
+                records[0] = records[0][:9] + records[0][9:].replace(b'"', b"'", 1)
+                journal.write_bytes(b"".join(records))
+                before = _writes(sandbox.stats())
+                run = cli(sandbox, cwd, "apply", FULL, "--auto-approve")
+                written = _writes(sandbox.stats()) - before
+                runs += 1
+                if run.returncode == 1 and "record 1" in run.stderr and written == 0:
+                    refused += 1
+                else:
+                    failures.append(
+                        f"boundary {boundary} corrupt middle not refused: {run.returncode} "
+                        f"{written} writes\n{run.stderr[-800:]}"
+                    )
+                continue
+            second = cli(sandbox, cwd, "apply", FULL, "--auto-approve")
+            plan = cli(sandbox, cwd, "plan", FULL, "--detailed-exitcode")
+            c = census(sandbox, state_file, EXPECTED)
+            runs += 1
+            noted = "is incomplete" in second.stderr
+            torn_noted += noted
+            if (
+                second.returncode != 0
+                or plan.returncode != 0
+                or not c.ok
+                or journal.exists()
+                or noted != (variant == "torn tail")
+            ):
+                failures.append(
+                    f"boundary {boundary} ({variant}): apply={second.returncode} "
+                    f"plan={plan.returncode} {c}\n{second.stdout[-1200:]}{second.stderr[-600:]}"
+                )
+    return Figures(
+        "kill between journal append and fold",
+        not failures,
+        {
+            "runs": runs,
+            "killed with unfolded records": unfolded,
+            "torn tails noted": torn_noted,
+            "corrupt journals refused": refused,
+        },
+        "\n".join(failures[:3]),
+    )

@@ -101,3 +101,11 @@ def test_voice_agent_survives_a_kill_at_every_request_boundary(
 def test_voice_agent_converges_under_faults(sandbox: Sandbox, tmp_path: Path) -> None:
     fig = agent_scenarios.agent_faulty_apply(sandbox, tmp_path, seed=scenarios.FAULT_SEEDS[0])
     check(fig)
+
+
+def test_kill_between_journal_append_and_fold(sandbox: Sandbox, tmp_path: Path) -> None:
+    fig = scenarios.journal_kill(sandbox, tmp_path)
+    check(fig)
+    assert fig.figures["killed with unfolded records"] == 6
+    assert fig.figures["torn tails noted"] == 2
+    assert fig.figures["corrupt journals refused"] == 2

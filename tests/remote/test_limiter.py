@@ -163,7 +163,7 @@ def test_max_rps_caps_everything() -> None:
 
 def test_recovers_quickly_to_just_under_the_limit_then_probes_slowly() -> None:
     clock = FakeClock()
-    limiter = make(clock, initial_rps=20.0)
+    limiter = make(clock, initial_rps=20.0, slow_start_seconds=0.5)
     saturate(limiter, clock, 2.0)  # slow start: the rate has grown past 20
     limiter.record_rate_limited()
     w_max = limiter.rate * 2
@@ -305,7 +305,9 @@ def test_sustains_close_to_a_steady_server_limit(limit: int, retry_after: float 
     limiter = make(clock)
     accepted, rejected = run_against_server(limiter, clock, limit, 120.0, retry_after)
     assert accepted >= 0.9 * limit * 120
-    assert rejected <= 12  # a few per minute at most
+    # A few per minute at most (most in the first second: slow start doubles every
+    # 0.1 s, so that a latency-bound run is not held back by the limiter for long).
+    assert rejected <= 16
 
 
 def test_probe_gets_gentler_when_the_limit_holds_still() -> None:

@@ -209,23 +209,25 @@ def test_a_state_restored_from_an_older_copy_duplicates_nothing_silently(
 ) -> None:
     earlier = bought_since(sandbox, [])  # the Twilio fake keeps other tests' numbers
     root = repo(tmp_path / "acme")
-    path = root / "vapi.yaml"
+    # (its own manifest path: the module's shared sandbox keeps the Twilio numbers that
+    # earlier tests bought for another state of a `vapi.yaml`, which would be refused)
+    path = root / "restored.yaml"
     manifest(path, assistant("support", "Acme Support"))
-    ok(run(sandbox, root, "apply", "vapi.yaml", "--auto-approve"))
-    state = root / "state/vapi.json"
+    ok(run(sandbox, root, "apply", "restored.yaml", "--auto-approve"))
+    state = root / "state/restored.json"
     older = state.read_bytes()
 
     manifest(
         path, assistant("support", "Acme Support") + assistant("sales", "Acme Sales"), ANALYTICS
     )
-    ok(run(sandbox, root, "apply", "vapi.yaml", "--auto-approve"))
+    ok(run(sandbox, root, "apply", "restored.yaml", "--auto-approve"))
     counts = {kind: len(objs) for kind, objs in sandbox.objects().items()}
     assert counts["assistant"] == 2 and counts["phoneNumber"] == 2
     bought = bought_since(sandbox, earlier)
     assert len(bought) == 1
 
     state.write_bytes(older)  # serial goes backwards: the newer entries are forgotten
-    out = ok(run(sandbox, root, "plan", "vapi.yaml"))
+    out = ok(run(sandbox, root, "plan", "restored.yaml"))
     sales = next(o for o in sandbox.objects()["assistant"] if o["name"] == "Acme Sales")
     assert f"assistant.sales: adopted assistant {sales['id']}" in out
     assert f"phoneNumber.sf-line: found {bought[0]['phone_number']}, bought at Twilio" in out
@@ -236,16 +238,16 @@ def test_a_state_restored_from_an_older_copy_duplicates_nothing_silently(
         ("board.overview", "name 'Support overview'"),
     ):
         assert f"{address}: a" in out and said in out, address
-        assert f"`provisioner import vapi.yaml {address} " in out
+        assert f"`provisioner import restored.yaml {address} " in out
     assert "4 to create" in out  # the kinds without a marker; named, never silently
 
-    doc = json.loads(ok(run(sandbox, root, "plan", "vapi.yaml", "--format", "json")))
+    doc = json.loads(ok(run(sandbox, root, "plan", "restored.yaml", "--format", "json")))
     warned = " ".join(doc["warnings"])
     assert "structuredOutput.call-summary: a structured output with name" in warned
-    markdown = ok(run(sandbox, root, "plan", "vapi.yaml", "--format", "markdown"))
-    assert "provisioner import vapi.yaml board.overview" in markdown
+    markdown = ok(run(sandbox, root, "plan", "restored.yaml", "--format", "markdown"))
+    assert "provisioner import restored.yaml board.overview" in markdown
 
-    ok(run(sandbox, root, "apply", "vapi.yaml", "--auto-approve"))
+    ok(run(sandbox, root, "apply", "restored.yaml", "--auto-approve"))
     assert names(sandbox, "assistant") == ["Acme Sales", "Acme Support"]
     assert bought_since(sandbox, earlier) == bought  # not bought a second time
     numbers: list[dict[str, Any]] = sandbox.objects()["phoneNumber"]
