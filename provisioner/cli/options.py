@@ -102,3 +102,30 @@ def check_out_path(out: Path) -> None:
         f"{out} is {what}: a plan is only written to a new or regular file; nothing was written",
         param_hint="--out",
     )
+
+
+def _complete_address(ctx: click.Context, param: click.Parameter, incomplete: str) -> list[Any]:
+    from provisioner.cli.toolkit import complete_address
+
+    return complete_address(ctx, param, incomplete)
+
+
+TARGET = click.option(
+    "--target",
+    "targets",
+    metavar="ADDRESS",
+    multiple=True,
+    shell_complete=_complete_address,
+    help="Plan only this resource and what it depends on (for destroy: what depends on it). "
+    "Repeatable. The plan says it is partial and what it left out.",
+)
+
+REPLACE = click.option(
+    "--replace",
+    "replace",
+    metavar="ADDRESS",
+    multiple=True,
+    shell_complete=_complete_address,
+    help="Delete this resource and create it again, even if unchanged. Repeatable. "
+    "A phone number keeps its digits (imported again at once, never bought again).",
+)

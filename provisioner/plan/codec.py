@@ -146,6 +146,8 @@ def plan_to_dict(plan: Plan, secret_hashes: Mapping[str, str]) -> dict[str, Any]
         "warnings": list(plan.warnings),
         "moved": list(plan.moved),
         "cost": None if plan.cost is None else dict(plan.cost),
+        "targets": list(plan.targets),
+        "excluded": list(plan.excluded),
         "changes": [_encode_change(c, secret_hashes) for c in plan.changes],
     }
 
@@ -246,6 +248,8 @@ def plan_from_dict(data: Any) -> Plan:
         warnings=tuple(json_str(w) for w in json_list(d.get("warnings", []))),
         moved=tuple(json_str(m) for m in json_list(d.get("moved", []))),
         cost=None if d.get("cost") is None else json_object(d["cost"]),
+        targets=tuple(json_str(a) for a in json_list(d.get("targets", []))),
+        excluded=tuple(json_str(a) for a in json_list(d.get("excluded", []))),
     )
 
 

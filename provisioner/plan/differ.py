@@ -62,8 +62,10 @@ def make_plan(
     live: LiveSnapshot,
     *,
     mode: PlanMode = PlanMode.NORMAL,
+    replace: frozenset[str] = frozenset(),
 ) -> Plan:
-    """Compute the plan. `desired` is keyed by address string, in manifest order."""
+    """Compute the plan. `desired` is keyed by address string, in manifest order.
+    `replace` (`--replace`): addresses to delete and create again even if unchanged."""
     in_manifest = desired
     if mode is PlanMode.DESTROY:
         desired = {}
@@ -73,7 +75,7 @@ def make_plan(
     # Topological order so a dependent sees `Unknown` for anything recreated before it.
     for addr in graph.topological_order(edges):
         res = desired[addr]
-        change = _plan_resource(res, state, live, ids)
+        change = _plan_resource(res, state, live, ids, replace=addr in replace)
         if change.action in (Action.CREATE, Action.REPLACE):
             ids.pop(addr, None)
         changes[addr] = change
@@ -110,6 +112,8 @@ def _plan_resource(
     state: StateFile,
     live: LiveSnapshot,
     ids: Mapping[str, str],
+    *,
+    replace: bool = False,
 ) -> ResourceChange:
     addr = str(res.address)
     kind = res.kind
@@ -167,7 +171,7 @@ def _plan_resource(
         drift = _ignore(_diff(applied, seen, drift=True), res.lifecycle.ignore_changes)
     drift_paths = {d.path for d in drift}
     marked: list[FieldChange] = []
-    replace = False
+    requested = replace
     for f in fields:
         forces = bool(f.path) and f.path[0] in kind.replace_fields
         replace = replace or forces
@@ -183,7 +187,7 @@ def _plan_resource(
         after = {**after, "number": Unknown("number")}
     before = display(have)
     common.update(id=rid, before=before, after=after, drift=drift)
-    if not marked:
+    if not marked and not requested:
         return ResourceChange(action=Action.NO_OP, reason=ActionReason.UNCHANGED, **common)
     if replace:
         warnings: tuple[str, ...] = ()
@@ -198,7 +202,7 @@ def _plan_resource(
             warnings = (f"{addr} will be replaced: calls to this number fail while it is swapped",)
         return ResourceChange(
             action=Action.REPLACE,
-            reason=ActionReason.CANNOT_UPDATE,
+            reason=ActionReason.REPLACE_REQUESTED if requested else ActionReason.CANNOT_UPDATE,
             fields=tuple(marked),
             warnings=warnings,
             **common,

@@ -44,6 +44,9 @@ class ActionReason(StrEnum):
     DRIFT = "changed outside the manifest"
     REFERENCE_CHANGED = "a resource it references is being recreated"
     CANNOT_UPDATE = "a field that cannot be updated in place changed"
+    REPLACE_REQUESTED = "replace requested"
+    # `removed:` in the manifest: the entry leaves the state, the remote object stays.
+    FORGET_REQUESTED = "removed from management (the remote object stays)"
     REMOVED = "removed from the manifest"
     DESTROY = "destroy requested"
     RELEASE_PENDING = "a number it replaced could not be released at Twilio yet"
@@ -135,6 +138,14 @@ class Plan:
     moved: tuple[str, ...] = ()
     # The monthly cost of the phone numbers, JSON-ready (`provisioner.costs.estimate`).
     cost: Mapping[str, Any] | None = None
+    # `--target`: the addresses asked for (empty: a full plan), and the addresses with a
+    # change that the partial plan left out (still pending; a full plan shows them).
+    targets: tuple[str, ...] = ()
+    excluded: tuple[str, ...] = ()
+
+    @property
+    def partial(self) -> bool:
+        return bool(self.targets)
 
     def counts(self) -> dict[str, int]:
         out = {a.value: 0 for a in Action}

@@ -17,7 +17,7 @@ import click
 from provisioner.apply.events import ChangeOutcome, Outcome
 from provisioner.diagnostics import Diagnostic
 from provisioner.kinds import KINDS
-from provisioner.plan.model import MISSING, Action, FieldChange, Plan, ResourceChange
+from provisioner.plan.model import MISSING, Action, FieldChange, Plan, PlanMode, ResourceChange
 from provisioner.render.blocks import create_lines
 from provisioner.render.costs import describe_purchase, format_cost
 from provisioner.render.escape import visible
@@ -69,6 +69,12 @@ class Renderer:
 
     def plan(self, plan: Plan, *, show_drift: bool = True) -> str:
         lines: list[str] = []
+        if plan.partial:
+            lines.extend(
+                self.style("Warning: ", fg="yellow", bold=True) + line if i == 0 else f"  {line}"
+                for i, line in enumerate(partial_notice(plan))
+            )
+            lines.append("")
         for m in plan.moved:
             lines.append(f"  {m.replace(' -> ', ' has moved to ')}")
         if plan.moved:
@@ -312,3 +318,15 @@ def _jsonable(value: Any) -> Any:
 
 def dashboard_url(kind: str, resource_id: str) -> str:
     return f"https://dashboard.vapi.ai/{KINDS[kind].dashboard_path}/{resource_id}"
+
+
+def partial_notice(plan: Plan) -> list[str]:
+    """What a `--target` plan says first, as Terraform warns (lines of plain text)."""
+    mode = "what depends on them" if plan.mode is PlanMode.DESTROY else "what they depend on"
+    lines = [
+        f"partial plan (--target {', '.join(plan.targets)}): only these and {mode}.",
+    ]
+    if plan.excluded:
+        lines.append(f"Left out, still pending: {', '.join(plan.excluded)}.")
+    lines.append("A full plan shows every change; use --target only to recover from mistakes.")
+    return lines

@@ -12,10 +12,10 @@ sentinel) is an *absent key* (`"before"` or `"after"` left out of the field entr
 `null` always means an explicit JSON null. At the change level, `"before"` is null for a
 create and `"after"` is null for a delete (the whole object does not exist on that side).
 
-Plan document (`format_version` "1.1"; additive changes keep "1.x")::
+Plan document (`format_version` "1.2"; additive changes keep "1.x")::
 
     {
-      "format_version": "1.1",
+      "format_version": "1.2",
       "mode": "normal" | "destroy",
       "lineage": str, "serial": int,
       "has_changes": bool,
@@ -35,6 +35,8 @@ Plan document (`format_version` "1.1"; additive changes keep "1.x")::
       }],
       "drift": [{"address", "kind", "name", "deleted": bool, "fields": [...]}],
       "moved": [{"from": address, "to": address}],   (state entries re-keyed by `moved`)
+      "partial": bool, "targets": [address],   (`--target`: the addresses asked for)
+      "excluded": [address],   (changes a partial plan left out: still pending)
       "warnings": [str],
       "cost": {"currency", "monthly_before", "monthly_after", "monthly_change" ("+1.15"),
                "numbers": [{"address", "provider", "number", "country", "type",
@@ -81,7 +83,9 @@ __all__ = [
 # 1.1 (additive): the `release` action, a number an entry replaced whose release at Twilio
 # failed; its `address` is the entry's (it may also have a change of its own), its
 # `purchase` names the number, and `depends_on` the entry's change it runs after.
-FORMAT_VERSION = "1.1"
+# 1.2 (additive): `partial`, `targets` and `excluded` (a `--target` plan), and the
+# reason `replace_requested` (`--replace`).
+FORMAT_VERSION = "1.2"
 
 # Stable machine codes for ActionReason: the enum member names, lower-cased.
 REASON_CODES: Mapping[ActionReason, str] = {r: r.name.lower() for r in ActionReason}
@@ -110,6 +114,9 @@ def plan_to_json(plan: Plan, *, cost: Mapping[str, Any] | None = None) -> dict[s
         "changes": [change_to_json(c) for c in plan.changes],
         "drift": [_drift_to_json(c) for c in plan.drifted()],
         "moved": [_move_to_json(m) for m in plan.moved],
+        "partial": plan.partial,
+        "targets": list(plan.targets),
+        "excluded": list(plan.excluded),
         "warnings": list(plan.warnings),
     }
     if cost is not None:

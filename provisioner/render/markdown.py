@@ -27,7 +27,7 @@ from provisioner.render.blocks import create_lines
 from provisioner.render.costs import describe_purchase, format_cost
 from provisioner.render.escape import visible
 from provisioner.render.graph import markdown_section
-from provisioner.render.human import SYMBOLS  # the same marks as the terminal
+from provisioner.render.human import SYMBOLS, partial_notice  # the terminal's marks and words
 from provisioner.render.json import as_json_data
 from provisioner.values import KNOWN_AFTER_APPLY, SENSITIVE_TEXT, Sensitive, Unknown
 
@@ -108,6 +108,12 @@ def _drift_section(drifted: Iterable[ResourceChange], *, details: bool) -> list[
 
 def _render(plan: Plan, title: str | None, *, details: bool) -> str:
     out: list[str] = [f"### {_escape_text(title or _DEFAULT_TITLE)}", ""]
+    if plan.partial:
+        for i, line in enumerate(partial_notice(plan)):
+            out.append(
+                f"> **Warning:** {_escape_text(line)}" if i == 0 else f"> {_escape_text(line)}"
+            )
+        out.append("")
     pending = plan.pending()
     if pending:
         out.append(_summary(plan))

@@ -1,0 +1,79 @@
+"""`--target ADDRESS`: cut a plan down to some resources and what they need. Pure.
+
+As Terraform: a normal plan keeps each target and what it depends on (created or updated
+first); a destroy plan keeps each target and what depends on it (deleted first). What is
+left out stays pending: the plan says so (`Plan.excluded`), and a later full plan shows it.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Iterable, Mapping
+
+from provisioner.plan.model import Plan, PlanMode, ResourceChange
+
+
+def unknown_addresses(
+    asked: Iterable[str], known: Iterable[str], option: str, where: str
+) -> str | None:
+    """What is wrong when `option` names an address that `where` does not hold, with the
+    known ones listed; None when every address is known."""
+    known_list = list(dict.fromkeys(known))
+    unknown = [t for t in dict.fromkeys(asked) if t not in known_list]
+    if not unknown:
+        return None
+    listed = ", ".join(known_list) or "none"
+    return f"{option} {', '.join(unknown)}: no such resource in {where} (known: {listed})"
+
+
+def target_plan(plan: Plan, targets: Iterable[str]) -> Plan:
+    """`plan` with only the targets and their dependencies (dependents for a destroy)."""
+    wanted = tuple(dict.fromkeys(targets))
+    if not wanted:
+        return plan
+    keep = _closure(wanted, plan.changes, dependents=plan.mode is PlanMode.DESTROY)
+    kept = [c for c in plan.changes if c.address in keep]
+    left = tuple(
+        dict.fromkeys(
+            c.address for c in plan.changes if c.address not in keep and c.action.is_change
+        )
+    )
+    keys = {c.key for c in kept} | {c.address for c in kept}
+    kept = [
+        dataclasses.replace(c, depends_on=tuple(d for d in c.depends_on if d in keys)) for c in kept
+    ]
+    addresses = {c.address for c in kept}
+    warnings = tuple(w for w in plan.warnings if not _names_other(w, plan.changes, addresses))
+    return dataclasses.replace(
+        plan, changes=tuple(kept), targets=wanted, excluded=left, warnings=warnings
+    )
+
+
+def _closure(
+    targets: Iterable[str], changes: Iterable[ResourceChange], *, dependents: bool
+) -> set[str]:
+    """The targets and, transitively, what they reference (or what references them)."""
+    needs: dict[str, set[str]] = {}
+    for c in changes:
+        needs.setdefault(c.address, set()).update(c.references, c.depends_on)
+    edges: Mapping[str, set[str]] = needs
+    if dependents:
+        back: dict[str, set[str]] = {a: set() for a in needs}
+        for a, deps in needs.items():
+            for d in deps:
+                back.setdefault(d, set()).add(a)
+        edges = back
+    seen: set[str] = set()
+    todo = list(targets)
+    while todo:
+        a = todo.pop()
+        if a in seen:
+            continue
+        seen.add(a)
+        todo.extend(edges.get(a, ()))
+    return seen
+
+
+def _names_other(warning: str, changes: Iterable[ResourceChange], kept: set[str]) -> bool:
+    """A change's own warning about a resource left out of the plan."""
+    return any(c.address not in kept and warning in c.warnings for c in changes)
