@@ -8,7 +8,7 @@ left out stays pending: the plan says so (`Plan.excluded`), and a later full pla
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable
 
 from provisioner.plan.model import Plan, PlanMode, ResourceChange
 
@@ -52,17 +52,16 @@ def target_plan(plan: Plan, targets: Iterable[str]) -> Plan:
 def _closure(
     targets: Iterable[str], changes: Iterable[ResourceChange], *, dependents: bool
 ) -> set[str]:
-    """The targets and, transitively, what they reference (or what references them)."""
-    needs: dict[str, set[str]] = {}
+    """The targets and, transitively, what must happen before them: what they reference
+    and (a delete's `depends_on`) the changes it waits for; for a destroy, what references
+    them."""
+    edges: dict[str, set[str]] = {}
     for c in changes:
-        needs.setdefault(c.address, set()).update(c.references, c.depends_on)
-    edges: Mapping[str, set[str]] = needs
-    if dependents:
-        back: dict[str, set[str]] = {a: set() for a in needs}
-        for a, deps in needs.items():
-            for d in deps:
-                back.setdefault(d, set()).add(a)
-        edges = back
+        if dependents:
+            for d in c.references:
+                edges.setdefault(d, set()).add(c.address)
+        else:
+            edges.setdefault(c.address, set()).update(c.references, c.depends_on)
     seen: set[str] = set()
     todo = list(targets)
     while todo:
