@@ -250,7 +250,12 @@ def plan(
         return None, diags
     validated, state, live = prepared.validated, prepared.state, prepared.live
     result = make_plan(
-        validated.resolved.resources, state, live, mode=mode, replace=frozenset(selection.replace)
+        validated.resolved.resources,
+        state,
+        live,
+        mode=mode,
+        replace=frozenset(selection.replace),
+        forget=frozenset(str(r.source) for r in validated.manifest.removed),
     )
     result = dataclasses.replace(
         result, moved=prepared.moves, warnings=(*prepared.notes, *result.warnings)

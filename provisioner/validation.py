@@ -20,6 +20,7 @@ from provisioner.manifest.model import Manifest, build_manifest
 from provisioner.manifest.schema import schema_digest, validate_schema
 from provisioner.manifest.valid_cache import ValidCache
 from provisioner.moves import check_moves
+from provisioner.removals import check_removed
 from provisioner.resolve import ResolvedManifest, checkable_document, resolve_manifest
 
 
@@ -62,6 +63,7 @@ def validate(
     diags.extend(_check_resolved_values(loaded, resolved, diags, stand_ins))
     _check_moves(manifest, diags)
     diags.extend(check_moves(manifest))
+    diags.extend(check_removed(manifest))
     edges = {a: r.depends_on for a, r in resolved.resources.items()}
     cycle = find_cycle(edges)
     if cycle:

@@ -776,6 +776,19 @@ def manifest_schema(api: Mapping[str, Any]) -> dict[str, Any]:
                     },
                 },
             },
+            "removed": {
+                "type": "array",
+                "description": (
+                    "Resources to stop managing without deleting them: each leaves the state, "
+                    "its remote object stays (its ownership marker cleared)."
+                ),
+                "items": {
+                    "type": "object",
+                    "additionalProperties": False,
+                    "required": ["from"],
+                    "properties": {"from": {"type": "string", "pattern": ADDRESS_PATTERN}},
+                },
+            },
         },
         "$defs": defs,
     }

@@ -40,6 +40,7 @@ from provisioner.errors import (
 from provisioner.kinds import KINDS, OWNER_MARKER_KEY, ResourceKind
 from provisioner.plan.model import Action, Plan, ResourceChange
 from provisioner.refresh import ReadClient, creation_intent, find_created, owner_marker
+from provisioner.removals import clear_marker
 from provisioner.resolve import bind
 from provisioner.state.model import (
     ResourceState,
@@ -234,6 +235,9 @@ class _Runner:
         if change.action is Action.DELETE:
             self._delete(change, kind)
             return None
+        if change.action is Action.FORGET:
+            self._forget(change, kind)
+            return None
         if change.action is Action.REPLACE:
             # (e.g. another number bought while the old one still answers in Vapi)
             self.hook.before_replace(self.fx, change, self._bound(change))
@@ -381,6 +385,18 @@ class _Runner:
 
         self.recorder.mutate(record)
         return obj
+
+    def _forget(self, change: ResourceChange, kind: ResourceKind) -> None:
+        """`removed:`: the marker off the live object first (a run that dies after it
+        still holds the entry, and does it again), then the entry out of the state."""
+        if change.id is not None and clear_marker(self.client, kind, change.id):
+            self._local.begun = True
+            self.fx.note(change.address, "cleared its ownership marker")
+
+        def forget(state: StateFile) -> None:
+            state.resources.pop(change.address, None)
+
+        self.recorder.mutate(forget)
 
     def _delete(self, change: ResourceChange, kind: ResourceKind) -> None:
         if change.id is not None:

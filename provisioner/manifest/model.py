@@ -43,11 +43,19 @@ class Moved:
 
 
 @dataclass(frozen=True, slots=True)
+class Removed:
+    """`removed: [{from: ADDRESS}]`: stop managing it; the remote object stays."""
+
+    source: ResourceAddress
+
+
+@dataclass(frozen=True, slots=True)
 class Manifest:
     path: Path
     source: SourceMap
     resources: dict[str, ResourceConfig] = field(default_factory=dict)
     moved: tuple[Moved, ...] = ()
+    removed: tuple[Removed, ...] = ()
 
     @property
     def base_dir(self) -> Path:
@@ -81,4 +89,7 @@ def build_manifest(loaded: LoadedManifest) -> Manifest:
         Moved(ResourceAddress.parse(m["from"]), ResourceAddress.parse(m["to"]))
         for m in data.get("moved") or ()
     )
-    return Manifest(path=loaded.path, source=loaded.source, resources=resources, moved=moved)
+    removed = tuple(Removed(ResourceAddress.parse(r["from"])) for r in data.get("removed") or ())
+    return Manifest(
+        path=loaded.path, source=loaded.source, resources=resources, moved=moved, removed=removed
+    )

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from provisioner import graph
-from provisioner.kinds import KINDS
+from provisioner.kinds import KINDS, OWNER_MARKER_KEY
 from provisioner.plan.model import (
     MISSING,
     Action,
@@ -33,6 +33,7 @@ from provisioner.plan.purchase import (
     same_purchase,
     wanted_number,
 )
+from provisioner.removals import marker_of
 from provisioner.resolve import ResolvedResource, bind
 from provisioner.state.model import (
     ResourceState,
@@ -63,9 +64,11 @@ def make_plan(
     *,
     mode: PlanMode = PlanMode.NORMAL,
     replace: frozenset[str] = frozenset(),
+    forget: frozenset[str] = frozenset(),
 ) -> Plan:
     """Compute the plan. `desired` is keyed by address string, in manifest order.
-    `replace` (`--replace`): addresses to delete and create again even if unchanged."""
+    `replace` (`--replace`): addresses to delete and create again even if unchanged.
+    `forget` (the manifest's `removed:`): state entries to drop, the remote object kept."""
     in_manifest = desired
     if mode is PlanMode.DESTROY:
         desired = {}
@@ -81,6 +84,9 @@ def make_plan(
         changes[addr] = change
     for addr, rs in state.resources.items():
         if addr in desired or _only_releases_left(rs):
+            continue
+        if addr in forget:
+            changes[addr] = _plan_forget(addr, state, live)
             continue
         change = _plan_delete(addr, state, live, mode)
         config = in_manifest.get(addr)
@@ -362,6 +368,28 @@ def _plan_delete(addr: str, state: StateFile, live: LiveSnapshot, mode: PlanMode
         # What it referenced, for the plan's dependency graph.
         references=tuple(sorted(rs.depends_on)),
         name=name,
+    )
+
+
+def _plan_forget(addr: str, state: StateFile, live: LiveSnapshot) -> ResourceChange:
+    """`removed:`: the entry leaves the state; the one visible remote change is the
+    ownership marker taken off the object (when its kind has one and it carries it)."""
+    rs = state.resources[addr]
+    live_obj = live.objects.get(addr) or live.adopted.get(addr)
+    marker = marker_of(live_obj) if KINDS[rs.kind].owner_marker else None
+    name = (live_obj or {}).get("name") or rs.applied.get("name")
+    return ResourceChange(
+        address=addr,
+        kind=rs.kind,
+        action=Action.FORGET,
+        reason=ActionReason.FORGET_REQUESTED,
+        id=rs.id,
+        fields=(
+            (FieldChange(("metadata", OWNER_MARKER_KEY), display(marker), MISSING),)
+            if marker is not None
+            else ()
+        ),
+        name=name if isinstance(name, str) else None,
     )
 
 

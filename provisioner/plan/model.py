@@ -23,6 +23,9 @@ class Action(StrEnum):
     # A Twilio number this entry gave up (replaced by another) whose release at Twilio
     # failed: released by a change of its own, after the entry's other change.
     RELEASE = "release"
+    # `removed:` in the manifest: the entry leaves the state, the remote object stays (its
+    # ownership marker cleared, so another manifest can import it).
+    FORGET = "forget"
     NO_OP = "no-op"
 
     @property

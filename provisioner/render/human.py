@@ -31,6 +31,7 @@ SYMBOLS = {
     Action.REPLACE: "-/+",
     Action.DELETE: "-",
     Action.RELEASE: "-",
+    Action.FORGET: "<=",
     Action.NO_OP: " ",
 }
 COLORS = {
@@ -39,6 +40,7 @@ COLORS = {
     Action.REPLACE: "magenta",
     Action.DELETE: "red",
     Action.RELEASE: "red",
+    Action.FORGET: "cyan",
     Action.NO_OP: None,
 }
 VERBS = {
@@ -47,6 +49,7 @@ VERBS = {
     Action.REPLACE: "must be replaced",
     Action.DELETE: "will be deleted",
     Action.RELEASE: "will be released at Twilio",
+    Action.FORGET: "will no longer be managed",
     Action.NO_OP: "is up to date",
 }
 
@@ -122,12 +125,7 @@ class Renderer:
         return "\n".join(lines)
 
     def summary_line(self, plan: Plan) -> str:
-        n = plan.counts()
-        return self.style("Plan:", bold=True) + (
-            f" {n['create']} to create, {n['update']} to update, "
-            f"{n['replace']} to replace, {n['delete']} to delete"
-            + (f", {n['release']} to release at Twilio." if n["release"] else ".")
-        )
+        return self.style("Plan:", bold=True) + f" {summary_counts(plan)}"
 
     def _title(self, c: ResourceChange) -> str:
         sym = SYMBOLS[c.action]
@@ -154,6 +152,8 @@ class Renderer:
         elif c.action in (Action.DELETE, Action.RELEASE):
             pass
         else:
+            # (a forget shows the ownership marker it clears, as a field removed)
+            sym = "-" if c.action is Action.FORGET else sym
             for f in c.fields:
                 lines.extend(self._field_change(f, sym))
         return lines
@@ -208,6 +208,7 @@ class Renderer:
             Action.REPLACE: "replacing",
             Action.DELETE: "deleting",
             Action.RELEASE: "releasing at Twilio",
+            Action.FORGET: "forgetting",
         }.get(c.action, "checking")
         return f"{c.label}: {verb}..."
 
@@ -221,6 +222,7 @@ class Renderer:
                 Action.REPLACE: "replaced",
                 Action.DELETE: "deleted",
                 Action.RELEASE: "released at Twilio",
+                Action.FORGET: "forgotten (the remote object stays)",
             }.get(c.action, "done")
             shown_id = o.id and c.action not in (Action.DELETE, Action.RELEASE)
             rid = f" (id {o.id})" if shown_id else ""
@@ -330,3 +332,18 @@ def partial_notice(plan: Plan) -> list[str]:
         lines.append(f"Left out, still pending: {', '.join(plan.excluded)}.")
     lines.append("A full plan shows every change; use --target only to recover from mistakes.")
     return lines
+
+
+def summary_counts(plan: Plan) -> str:
+    """ "1 to create, 0 to update, 0 to replace, 0 to delete." and the rarer actions
+    when there are any (a release at Twilio, a resource forgotten)."""
+    n = plan.counts()
+    text = (
+        f"{n['create']} to create, {n['update']} to update, "
+        f"{n['replace']} to replace, {n['delete']} to delete"
+    )
+    if n["release"]:
+        text += f", {n['release']} to release at Twilio"
+    if n["forget"]:
+        text += f", {n['forget']} to forget"
+    return text + "."
