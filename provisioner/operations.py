@@ -30,7 +30,7 @@ from provisioner.plan.checks import (
 from provisioner.plan.differ import LiveSnapshot, make_plan
 from provisioner.plan.model import Plan, PlanMode
 from provisioner.plan.normalize import comparable, live_view
-from provisioner.plan.targeting import target_plan, unknown_addresses
+from provisioner.plan.targeting import Selection, target_plan
 from provisioner.purchasing import PurchaseError, Twilio
 from provisioner.purchasing import open_twilio as open_twilio
 from provisioner.refresh import adopt_found, refresh_state
@@ -141,14 +141,6 @@ def open_client(
 
 
 @dataclass(frozen=True, slots=True)
-class Selection:
-    """`--target` and `--replace`: addresses, as given (checked by `prepare`)."""
-
-    targets: tuple[str, ...] = ()
-    replace: tuple[str, ...] = ()
-
-
-@dataclass(frozen=True, slots=True)
 class Prepared:
     """Everything a plan is made from: the manifest, the state and what refresh saw."""
 
@@ -192,18 +184,8 @@ def prepare(
     state, moves, mdiags = apply_moves(original, validated.manifest.moved)
     diags.extend(mdiags)
     if selection is not None:
-        declared = list(validated.resolved.resources)
-        for problem in (
-            unknown_addresses(
-                selection.targets,
-                [*declared, *state.resources],
-                "--target",
-                "the manifest or its state",
-            ),
-            unknown_addresses(selection.replace, declared, "--replace", "the manifest"),
-        ):
-            if problem:
-                diags.error(problem)
+        for problem in selection.problems(validated.resolved.resources, state.resources):
+            diags.error(problem)
     if diags.has_errors():
         return None, diags
     if not state.resources and validated.manifest.resources:
@@ -232,11 +214,12 @@ def plan(
     store: StateWriter | None = None,
     numbers: Twilio | None = None,
     checked: tuple[Validated, Diagnostics] | None = None,
-    selection: Selection = Selection(),
+    selection: Selection | None = None,
 ) -> tuple[PlanResult | None, Diagnostics]:
     """Prepare, then compute the plan (and check lifecycle rules). With `numbers`, the
     plan carries what its phone numbers cost per month (Twilio's prices). `selection`:
     replace some resources, or plan only some (a partial plan)."""
+    selection = selection or Selection()
     prepared, diags = prepare(
         settings,
         path,

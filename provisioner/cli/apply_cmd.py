@@ -123,6 +123,7 @@ def _apply_run(app: AppContext, run: _Run, summarized: list[bool] | None = None)
     from provisioner.apply.purchases import Purchases
     from provisioner.plan.checks import record_protection
     from provisioner.plan.model import PlanMode
+    from provisioner.plan.targeting import Selection
     from provisioner.render.json import JsonApplyEvents
     from provisioner.validation import validate as validate_manifest
     from provisioner.validation import validate_for_destroy
@@ -175,7 +176,7 @@ def _apply_run(app: AppContext, run: _Run, summarized: list[bool] | None = None)
                 store=store,
                 numbers=numbers,
                 checked=(validated, diags),
-                selection=operations.Selection(run.flags["targets"], run.replace),
+                selection=Selection(run.flags["targets"], run.replace),
             )
         for note in getattr(store, "notes", ()):
             app.err(f"Recovered from a rescue copy of an earlier run: {note}")

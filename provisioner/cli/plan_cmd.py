@@ -88,6 +88,7 @@ def plan(
     """Refresh the live resources and show what apply would change."""
     from provisioner import operations
     from provisioner.plan.model import PlanMode
+    from provisioner.plan.targeting import Selection
 
     if refresh_only and (out is not None or destroy):
         other = "--out" if out is not None else "--destroy"
@@ -110,7 +111,7 @@ def plan(
             client,
             mode=mode,
             numbers=numbers,
-            selection=operations.Selection(targets, replace),
+            selection=Selection(targets, replace),
         )
     app.diagnostics(diags)
     if result is None or diags.has_errors():

@@ -9,8 +9,29 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Iterable
+from dataclasses import dataclass
 
 from provisioner.plan.model import Plan, PlanMode, ResourceChange
+
+
+@dataclass(frozen=True, slots=True)
+class Selection:
+    """`--target` and `--replace`: addresses, as given on the command line."""
+
+    targets: tuple[str, ...] = ()
+    replace: tuple[str, ...] = ()
+
+    def problems(self, declared: Iterable[str], in_state: Iterable[str]) -> list[str]:
+        """An address that is neither declared nor in the state (for `--replace`: not
+        declared), with the known ones listed."""
+        known = list(declared)
+        found = (
+            unknown_addresses(
+                self.targets, [*known, *in_state], "--target", "the manifest or its state"
+            ),
+            unknown_addresses(self.replace, known, "--replace", "the manifest"),
+        )
+        return [p for p in found if p]
 
 
 def unknown_addresses(
