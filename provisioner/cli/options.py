@@ -11,6 +11,8 @@ from typing import Any, TypeVar
 
 import click
 
+from provisioner.cli.toolkit import complete_address
+
 # A click command callback: any signature (click's own decorators are typed the same way).
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -104,18 +106,12 @@ def check_out_path(out: Path) -> None:
     )
 
 
-def _complete_address(ctx: click.Context, param: click.Parameter, incomplete: str) -> list[Any]:
-    from provisioner.cli.toolkit import complete_address
-
-    return complete_address(ctx, param, incomplete)
-
-
 TARGET = click.option(
     "--target",
     "targets",
     metavar="ADDRESS",
     multiple=True,
-    shell_complete=_complete_address,
+    shell_complete=complete_address,
     help="Plan only this resource and what it depends on (for destroy: what depends on it). "
     "Repeatable. The plan says it is partial and what it left out.",
 )
@@ -125,7 +121,7 @@ REPLACE = click.option(
     "replace",
     metavar="ADDRESS",
     multiple=True,
-    shell_complete=_complete_address,
+    shell_complete=complete_address,
     help="Delete this resource and create it again, even if unchanged. Repeatable. "
     "A phone number keeps its digits (imported again at once, never bought again).",
 )
