@@ -57,13 +57,14 @@ def test_json_plan_matches_golden(run: Cli, everything: dict[str, Any]) -> None:
     result = run("plan", FULL, "--sandbox", "--format", "json", "--detailed-exitcode")
     assert result.exit_code == 2, result.output
     doc = json.loads(result.stdout)
-    assert doc["format_version"] == "1.1"
+    assert doc["format_version"] == "1.2"
     assert doc["summary"] == {
         "create": 1,
         "update": 2,
         "replace": 1,
         "delete": 1,
         "release": 0,
+        "forget": 0,
         "no-op": 10,
     }
     actions = {c["address"]: (c["action"], c["reason"]) for c in doc["changes"]}
