@@ -138,3 +138,13 @@ def test_state_rm_and_removed_refuse_mistakes(run: Cli, project: Path) -> None:
     shape = run("validate", ONE)
     assert shape.exit_code == 1
     assert "is not a resource address: expected KIND.KEY" in shape.output
+
+
+def test_destroy_keeps_what_removed_lists(run: Cli, project: Path) -> None:
+    rid = legacy_applied(run)
+    write(ONE, {"support": "Support"}, "removed:\n  - from: assistant.legacy\n")
+    out = ok(run("destroy", ONE, "--sandbox", "--auto-approve"))
+    assert "assistant.support: deleted" in out
+    assert "assistant.legacy: forgotten (the remote object stays)" in out
+    assert read_state(ONE_STATE)["resources"] == {}
+    assert [o["id"] for o in sandbox_objects()] == [rid]
