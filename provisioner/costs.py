@@ -138,8 +138,8 @@ def estimate(
     `why_no_price` explains a missing price (e.g. Twilio could not be reached)."""
     tally = _Tally(prices, why_no_price)
     for c in plan.changes:
-        if c.kind != "phoneNumber":
-            continue
+        if c.kind != "phoneNumber" or c.action is Action.FORGET:
+            continue  # (a forgotten number is billed on, but no longer by this manifest)
         step = c.purchase or {}
         if c.action is Action.REPLACE:
             # Two numbers: the one given up, and the one that takes its place.

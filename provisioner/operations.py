@@ -31,6 +31,7 @@ from provisioner.plan.checks import (
 from provisioner.plan.differ import LiveSnapshot, make_plan
 from provisioner.plan.model import Plan, PlanMode
 from provisioner.plan.normalize import comparable, live_view
+from provisioner.plan.targeting import Selection, target_plan
 from provisioner.purchasing import PurchaseError, Twilio
 from provisioner.purchasing import open_twilio as open_twilio
 from provisioner.refresh import adopt_found, refresh_state
@@ -160,6 +161,7 @@ def prepare(
     store: StateWriter | None = None,
     checked: tuple[Validated, Diagnostics] | None = None,
     look_for_existing: bool = True,
+    selection: Selection | None = None,
 ) -> tuple[Prepared | None, Diagnostics]:
     """Validate, read state, re-key `moved` entries, refresh, adopt interrupted creates,
     and (`look_for_existing`) look for what the plan would create (`look_before_creating`).
@@ -167,6 +169,8 @@ def prepare(
     Without `store` (a plan) the state is read without a lock and changes stay in memory;
     with it (an apply holding the lock) they are saved first, so the plan's serial is the
     one on disk. `checked` is the manifest already validated by the caller (not redone).
+    `selection` (`--target`, `--replace`) is checked against the manifest and the state
+    before anything is refreshed or written.
     """
     validated: Validated | None
     if checked is not None:
@@ -180,6 +184,9 @@ def prepare(
     original = reader.read()
     state, moves, mdiags = apply_moves(original, validated.manifest.moved)
     diags.extend(mdiags)
+    if selection is not None:
+        for problem in selection.problems(validated.resolved.resources, state.resources):
+            diags.error(problem)
     if diags.has_errors():
         return None, diags
     if not state.resources and validated.manifest.resources:
@@ -216,9 +223,12 @@ def plan(
     store: StateWriter | None = None,
     numbers: Twilio | None = None,
     checked: tuple[Validated, Diagnostics] | None = None,
+    selection: Selection | None = None,
 ) -> tuple[PlanResult | None, Diagnostics]:
     """Prepare, then compute the plan (and check lifecycle rules). With `numbers`, the
-    plan carries what its phone numbers cost per month (Twilio's prices)."""
+    plan carries what its phone numbers cost per month (Twilio's prices). `selection`:
+    replace some resources, or plan only some (a partial plan)."""
+    selection = selection or Selection()
     prepared, diags = prepare(
         settings,
         path,
@@ -226,14 +236,23 @@ def plan(
         store=store,
         checked=checked,
         look_for_existing=mode is PlanMode.NORMAL,
+        selection=selection,
     )
     if prepared is None:
         return None, diags
     validated, state, live = prepared.validated, prepared.state, prepared.live
-    result = make_plan(validated.resolved.resources, state, live, mode=mode)
+    result = make_plan(
+        validated.resolved.resources,
+        state,
+        live,
+        mode=mode,
+        replace=frozenset(selection.replace),
+        forget=frozenset(str(r.source) for r in validated.manifest.removed),
+    )
     result = dataclasses.replace(
         result, moved=prepared.moves, warnings=(*prepared.notes, *result.warnings)
     )
+    result = target_plan(result, selection.targets)
     if numbers is not None:
         result = price_plan(result, validated, numbers)
     check_prevent_destroy(result, validated, state, diags)

@@ -21,6 +21,7 @@ from provisioner.manifest.model import Manifest, build_manifest
 from provisioner.manifest.schema import schema_digest, validate_schema
 from provisioner.manifest.valid_cache import ValidCache
 from provisioner.moves import check_moves
+from provisioner.removals import check_removed
 from provisioner.resolve import ResolvedManifest, checkable_document, resolve_manifest
 
 
@@ -64,6 +65,7 @@ def validate(
     check_agent(manifest, resolved, diags)
     _check_moves(manifest, diags)
     diags.extend(check_moves(manifest))
+    diags.extend(check_removed(manifest))
     # A cycle through a handoff tool's destinations is broken by setting them after the
     # create; any other cycle no tool breaks.
     edges = {a: r.depends_on - r.deferrable for a, r in resolved.resources.items()}

@@ -885,6 +885,19 @@ def _manifest_document(sections: Mapping[str, Any], data: Mapping[str, Any]) -> 
                     },
                 },
             },
+            "removed": {
+                "type": "array",
+                "description": (
+                    "Resources to stop managing without deleting them: each leaves the state, "
+                    "its remote object stays (its ownership marker cleared)."
+                ),
+                "items": {
+                    "type": "object",
+                    "additionalProperties": False,
+                    "required": ["from"],
+                    "properties": {"from": {"type": "string", "pattern": ADDRESS_PATTERN}},
+                },
+            },
         },
     }
 

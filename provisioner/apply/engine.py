@@ -45,6 +45,7 @@ from provisioner.errors import (
 from provisioner.kinds import KINDS, OWNER_MARKER_KEY, ResourceKind
 from provisioner.plan.model import Action, Plan, ResourceChange
 from provisioner.refresh import ReadClient, creation_intent, find_created, owner_marker
+from provisioner.removals import clear_marker
 from provisioner.resolve import bind
 from provisioner.state.model import (
     ResourceState,
@@ -178,9 +179,9 @@ def _run_graph(
                         deps.discard(addr)
                         if not deps and dependent not in outcomes:
                             heapq.heappush(ready, order[dependent])
-            # Workers go on (a dependent's intent comes after its dependency's result in
-            # the journal) while the results become durable; only then are they reported.
-            start_ready(pool)
+            # A result is durable (one group commit for all that finished) before it is
+            # reported and before what depends on it starts: a dependent never starts
+            # before its dependency is reported done.
             try:
                 recorder.sync()
             except StateError as exc:
@@ -258,6 +259,9 @@ class _Runner:
             return self._update(change, kind)
         if change.action is Action.DELETE:
             self._delete(change, kind)
+            return None
+        if change.action is Action.FORGET:
+            self._forget(change, kind)
             return None
         if change.action is Action.REPLACE:
             # (e.g. another number bought while the old one still answers in Vapi)
@@ -409,6 +413,18 @@ class _Runner:
 
         self.recorder.mutate(record, wait=False)
         return obj
+
+    def _forget(self, change: ResourceChange, kind: ResourceKind) -> None:
+        """`removed:`: the marker off the live object first (a run that dies after it
+        still holds the entry, and does it again), then the entry out of the state."""
+        if change.id is not None and clear_marker(self.client, kind, change.id):
+            self._local.begun = True
+            self.fx.note(change.address, "cleared its ownership marker")
+
+        def forget(state: StateFile) -> None:
+            state.resources.pop(change.address, None)
+
+        self.recorder.mutate(forget)
 
     def _delete(self, change: ResourceChange, kind: ResourceKind) -> None:
         if change.id is not None:

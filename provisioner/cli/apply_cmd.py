@@ -19,7 +19,9 @@ from provisioner.cli.options import (
     MANIFEST,
     MAX_RPS,
     PARALLELISM,
+    REPLACE,
     SECONDS,
+    TARGET,
     F,
     common,
 )
@@ -36,6 +38,7 @@ class _Flags(TypedDict):
     parallelism: int
     max_rps: float | None
     lock_timeout: float
+    targets: tuple[str, ...]
 
 
 def _shared_options(lock_help: str | None) -> Callable[[F], F]:
@@ -44,7 +47,7 @@ def _shared_options(lock_help: str | None) -> Callable[[F], F]:
     def decorate(fn: F) -> F:
         fn = click.option("--lock-timeout", type=SECONDS, default=0, help=lock_help)(fn)
         fn = click.option("--max-rps", type=MAX_RPS, help="Cap on requests per second.")(fn)
-        return common(AUTO_APPROVE(PARALLELISM(fn)))
+        return common(AUTO_APPROVE(PARALLELISM(TARGET(fn))))
 
     return decorate
 
@@ -53,11 +56,19 @@ def _shared_options(lock_help: str | None) -> Callable[[F], F]:
 @click.argument("target", metavar="MANIFEST|PLANFILE", type=click.Path(path_type=Path))
 @_shared_options("Seconds to wait for another run's state lock.")
 @click.option("--json", "json_events", is_flag=True, help="Progress as JSON lines.")
+@REPLACE
 @pass_app
-def apply(app: AppContext, target: Path, json_events: bool, **flags: Unpack[_Flags]) -> None:
+def apply(
+    app: AppContext,
+    target: Path,
+    json_events: bool,
+    replace: tuple[str, ...],
+    **flags: Unpack[_Flags],
+) -> None:
     """Apply the changes needed to make the remote match MANIFEST, or run exactly the
     plan saved in PLANFILE by `plan --out` (refused if anything changed since)."""
-    _run_apply(app, _Run(target, destroy=False, flags=flags, json_events=json_events))
+    run = _Run(target, destroy=False, flags=flags, json_events=json_events, replace=replace)
+    _run_apply(app, run)
 
 
 @click.command()
@@ -77,6 +88,7 @@ class _Run:
     destroy: bool
     flags: _Flags
     json_events: bool = False
+    replace: tuple[str, ...] = ()
 
 
 def _run_apply(app: AppContext, run: _Run) -> None:
@@ -111,6 +123,7 @@ def _apply_run(app: AppContext, run: _Run, summarized: list[bool] | None = None)
     from provisioner.apply.purchases import Purchases
     from provisioner.plan.checks import record_protection
     from provisioner.plan.model import PlanMode
+    from provisioner.plan.targeting import Selection
     from provisioner.render.json import JsonApplyEvents
     from provisioner.validation import validate as validate_manifest
     from provisioner.validation import validate_for_destroy
@@ -126,6 +139,11 @@ def _apply_run(app: AppContext, run: _Run, summarized: list[bool] | None = None)
     plan_file = target if not destroy and operations.is_plan_file(target) else None
     manifest = operations.saved_manifest_path(plan_file) if plan_file else target
     command = f"provisioner {'destroy' if destroy else 'apply'} {target}"
+    if plan_file is not None and (run.flags["targets"] or run.replace):
+        # The saved plan is what was reviewed: it already says what it targets.
+        raise click.UsageError(
+            "--target and --replace belong to `plan --out`; a saved plan runs as it was made"
+        )
     if json_events and plan_file is None and not run.flags["auto_approve"]:
         # JSON mode shows no plan, so there would be nothing to approve (as Terraform).
         raise click.UsageError(
@@ -158,6 +176,7 @@ def _apply_run(app: AppContext, run: _Run, summarized: list[bool] | None = None)
                 store=store,
                 numbers=numbers,
                 checked=(validated, diags),
+                selection=Selection(run.flags["targets"], run.replace),
             )
         for note in getattr(store, "notes", ()):
             app.err(f"Recovered from a rescue copy of an earlier run: {note}")

@@ -11,6 +11,8 @@ from typing import Any, TypeVar
 
 import click
 
+from provisioner.cli.toolkit import complete_address
+
 # A click command callback: any signature (click's own decorators are typed the same way).
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -102,3 +104,24 @@ def check_out_path(out: Path) -> None:
         f"{out} is {what}: a plan is only written to a new or regular file; nothing was written",
         param_hint="--out",
     )
+
+
+TARGET = click.option(
+    "--target",
+    "targets",
+    metavar="ADDRESS",
+    multiple=True,
+    shell_complete=complete_address,
+    help="Plan only this resource and what it depends on (for destroy: what depends on it). "
+    "Repeatable. The plan says it is partial and what it left out.",
+)
+
+REPLACE = click.option(
+    "--replace",
+    "replace",
+    metavar="ADDRESS",
+    multiple=True,
+    shell_complete=complete_address,
+    help="Delete this resource and create it again, even if unchanged. Repeatable. "
+    "A phone number keeps its digits (imported again at once, never bought again).",
+)

@@ -8,7 +8,16 @@ from pathlib import Path
 import click
 
 from provisioner.cli.app import AppContext, locked, pass_app
-from provisioner.cli.options import FORMAT, MANIFEST, PARALLELISM, SECONDS, check_out_path, common
+from provisioner.cli.options import (
+    FORMAT,
+    MANIFEST,
+    PARALLELISM,
+    REPLACE,
+    SECONDS,
+    TARGET,
+    check_out_path,
+    common,
+)
 from provisioner.cli.toolkit import saved_plan_note
 from provisioner.cli.views import request_printer, show_drift, show_plan
 
@@ -59,6 +68,8 @@ def validate(app: AppContext, manifest: Path, sandbox: bool, strict: bool) -> No
 )
 @FORMAT
 @PARALLELISM
+@TARGET
+@REPLACE
 @pass_app
 def plan(
     app: AppContext,
@@ -71,16 +82,21 @@ def plan(
     out: Path | None,
     fmt: str,
     parallelism: int,
+    targets: tuple[str, ...],
+    replace: tuple[str, ...],
 ) -> None:
     """Refresh the live resources and show what apply would change."""
     from provisioner import operations
     from provisioner.plan.model import PlanMode
+    from provisioner.plan.targeting import Selection
 
     if refresh_only and (out is not None or destroy):
         other = "--out" if out is not None else "--destroy"
         raise click.UsageError(
             f"--refresh-only reports drift only; it cannot be combined with {other}"
         )
+    if destroy and replace:
+        raise click.UsageError("--replace cannot be combined with --destroy")
     if out is not None:
         check_out_path(out)
     settings = app.settings(sandbox=sandbox, state_path=state_path, parallelism=parallelism)
@@ -89,7 +105,14 @@ def plan(
         operations.open_client(settings, request_printer(app)) as client,
         operations.open_twilio(settings) as numbers,
     ):
-        result, diags = operations.plan(settings, manifest, client, mode=mode, numbers=numbers)
+        result, diags = operations.plan(
+            settings,
+            manifest,
+            client,
+            mode=mode,
+            numbers=numbers,
+            selection=Selection(targets, replace),
+        )
     app.diagnostics(diags)
     if result is None or diags.has_errors():
         raise SystemExit(app.fail("Planning failed."))

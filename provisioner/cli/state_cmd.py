@@ -1,5 +1,6 @@
-"""`output`, `state list|show|migrate` and `force-unlock`: read what the state records,
-move it to where the manifest now keeps it, and remove a lock left by a run that died."""
+"""`output`, `state list|show|rm|migrate` and `force-unlock`: read what the state records,
+stop managing a resource, move the state to where the manifest now keeps it, and remove a
+lock left by a run that died."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ from pathlib import Path
 import click
 
 from provisioner.cli.app import AppContext, locked, pass_app
-from provisioner.cli.options import MANIFEST, common
+from provisioner.cli.options import MANIFEST, SECONDS, common
 from provisioner.cli.toolkit import complete_address
 from provisioner.cli.views import output_rows, print_outputs
 from provisioner.errors import ProvisionerError
@@ -77,6 +78,60 @@ def state_show(
     data = rs.to_dict()
     data["applied"] = display(data["applied"])
     app.out(json.dumps({"address": address, **data}, indent=2))
+
+
+@state.command("rm")
+@MANIFEST
+@click.argument("address", shell_complete=complete_address)
+@common
+@click.option("--lock-timeout", type=SECONDS, default=0)
+@pass_app
+def state_rm(
+    app: AppContext,
+    manifest: Path,
+    address: str,
+    sandbox: bool,
+    state_path: str | None,
+    lock_timeout: float,
+) -> None:
+    """Stop managing ADDRESS at once: its entry leaves the state, the remote object stays
+    (its ownership marker cleared when the API is reachable). Remove it from MANIFEST too,
+    or the next apply creates it again; `removed:` in the manifest does this in review."""
+    from provisioner import operations
+    from provisioner.kinds import KINDS
+    from provisioner.removals import clear_marker
+
+    settings = app.settings(sandbox=sandbox, state_path=state_path)
+    store = operations.open_state(settings, manifest)
+    with locked(app, store, f"provisioner state rm {manifest} {address}", lock_timeout):
+        st = store.read()
+        rs = st.resources.get(address)
+        if rs is None:
+            known = ", ".join(sorted(st.resources)) or "none"
+            raise ProvisionerError(
+                f"{address} is not in the state ({store.describe()}; it holds: {known})"
+            )
+        kind = KINDS[rs.kind]
+        marker = "it carries no ownership marker"
+        if kind.owner_marker and rs.id:
+            try:
+                with operations.open_client(settings) as client:
+                    cleared = clear_marker(client, kind, rs.id)
+                marker = (
+                    "cleared its ownership marker in Vapi"
+                    if cleared
+                    else "it holds no ownership marker in Vapi"
+                )
+            except (ProvisionerError, OSError) as exc:
+                marker = (
+                    f"could not clear its ownership marker in Vapi ({exc}): it still names "
+                    "this state, so an `import` elsewhere will say so; run `state rm` "
+                    "again with the API reachable to clear it"
+                )
+        st.resources.pop(address)
+        store.write(st)
+    shown = f" (ID {rs.id})" if rs.id else ""
+    app.out(f"Removed {address}{shown} from {store.describe()}; the remote object stays: {marker}.")
 
 
 @click.command("force-unlock")

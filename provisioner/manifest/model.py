@@ -44,6 +44,13 @@ class Moved:
 
 
 @dataclass(frozen=True, slots=True)
+class Removed:
+    """`removed: [{from: ADDRESS}]`: stop managing it; the remote object stays."""
+
+    source: ResourceAddress
+
+
+@dataclass(frozen=True, slots=True)
 class Manifest:
     path: Path
     source: SourceMap
@@ -51,6 +58,7 @@ class Manifest:
     moved: tuple[Moved, ...] = ()
     # `data:` lookups of objects the manifest does not own, by address.
     lookups: dict[str, Lookup] = field(default_factory=dict)
+    removed: tuple[Removed, ...] = ()
 
     @property
     def base_dir(self) -> Path:
@@ -84,10 +92,12 @@ def build_manifest(loaded: LoadedManifest) -> Manifest:
         Moved(ResourceAddress.parse(m["from"]), ResourceAddress.parse(m["to"]))
         for m in data.get("moved") or ()
     )
+    removed = tuple(Removed(ResourceAddress.parse(r["from"])) for r in data.get("removed") or ())
     return Manifest(
         path=loaded.path,
         source=loaded.source,
         resources=resources,
         moved=moved,
         lookups=lookups_in(data),
+        removed=removed,
     )

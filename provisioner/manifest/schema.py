@@ -86,6 +86,7 @@ class _Checker:
                 node = node.get("properties", {}).get(part, {})
             ours.extend(node.get("properties", {}).values())
         ours.append(props.get("moved", {}).get("items"))
+        ours.append(props.get("removed", {}).get("items"))
         defs = schema.get("$defs", {})
         ours.extend(defs.get(name) for name in ("Lifecycle", "Purchase"))
         self.own_schemas = {id(s) for s in ours if isinstance(s, Mapping)}
@@ -303,7 +304,11 @@ def _message(error: jsonschema.exceptions.ValidationError) -> str:
         if value == 1:
             return "must not be empty"
         return f"{_show(instance)} is shorter than {value} characters"
-    if keyword == "pattern" and error.absolute_path and error.absolute_path[0] == "moved":
+    if (
+        keyword == "pattern"
+        and error.absolute_path
+        and error.absolute_path[0] in ("moved", "removed")
+    ):
         kinds = ", ".join(KINDS)
         return (
             f"{_show(instance)} is not a resource address: expected KIND.KEY, KIND one of {kinds}"

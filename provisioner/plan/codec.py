@@ -149,6 +149,8 @@ def plan_to_dict(plan: Plan, secret_hashes: Mapping[str, str]) -> dict[str, Any]
         "warnings": list(plan.warnings),
         "moved": list(plan.moved),
         "cost": None if plan.cost is None else dict(plan.cost),
+        "targets": list(plan.targets),
+        "excluded": list(plan.excluded),
         "changes": [_encode_change(c, secret_hashes) for c in plan.changes],
         "reads": [dataclasses.asdict(r) for r in plan.reads],
     }
@@ -260,6 +262,8 @@ def plan_from_dict(data: Any) -> Plan:
             )
             for r in map(json_object, json_list(d.get("reads", [])))
         ),
+        targets=tuple(json_str(a) for a in json_list(d.get("targets", []))),
+        excluded=tuple(json_str(a) for a in json_list(d.get("excluded", []))),
     )
 
 

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from provisioner import graph, unread_secrets
-from provisioner.kinds import KINDS
+from provisioner.kinds import KINDS, OWNER_MARKER_KEY
 from provisioner.plan.model import (
     MISSING,
     Action,
@@ -34,6 +34,7 @@ from provisioner.plan.purchase import (
     same_purchase,
     wanted_number,
 )
+from provisioner.removals import marker_of
 from provisioner.resolve import DEFERRABLE_FIELD, ResolvedResource, bind, bind_lookups
 from provisioner.state.model import (
     ResourceState,
@@ -65,8 +66,12 @@ def make_plan(
     live: LiveSnapshot,
     *,
     mode: PlanMode = PlanMode.NORMAL,
+    replace: frozenset[str] = frozenset(),
+    forget: frozenset[str] = frozenset(),
 ) -> Plan:
-    """Compute the plan. `desired` is keyed by address string, in manifest order."""
+    """Compute the plan. `desired` is keyed by address string, in manifest order.
+    `replace` (`--replace`): addresses to delete and create again even if unchanged.
+    `forget` (the manifest's `removed:`): state entries to drop, the remote object kept."""
     in_manifest = desired
     if mode is PlanMode.DESTROY:
         desired = {}
@@ -82,7 +87,7 @@ def make_plan(
         if found:
             # Lookups are read, not made: their IDs go into the body the plan carries.
             res = dataclasses.replace(res, body=bind_lookups(res.body, found))
-        change = _plan_resource(res, state, live, ids)
+        change = _plan_resource(res, state, live, ids, replace=addr in replace)
         if change.action in (Action.CREATE, Action.REPLACE):
             ids.pop(addr, None)
             waits = sorted(a for a in res.deferrable if a not in ids)
@@ -92,6 +97,9 @@ def make_plan(
         changes[addr] = change
     for addr, rs in state.resources.items():
         if addr in desired or _only_releases_left(rs):
+            continue
+        if addr in forget:
+            changes[addr] = _plan_forget(addr, state, live)
             continue
         change = _plan_delete(addr, state, live, mode)
         config = in_manifest.get(addr)
@@ -130,6 +138,8 @@ def _plan_resource(
     state: StateFile,
     live: LiveSnapshot,
     ids: Mapping[str, str],
+    *,
+    replace: bool = False,
 ) -> ResourceChange:
     addr = str(res.address)
     kind = res.kind
@@ -190,7 +200,7 @@ def _plan_resource(
         drift = _ignore(_diff(applied, seen, drift=True), res.lifecycle.ignore_changes)
     drift_paths = {d.path for d in drift}
     marked: list[FieldChange] = []
-    replace = False
+    requested = replace
     variant = str(bound.get(kind.discriminator, "")) if kind.discriminator else ""
     # (a credential provider with no Update DTO: any change is a delete and re-create)
     no_update = kind.replaced_on_any_change(variant)
@@ -209,7 +219,7 @@ def _plan_resource(
         after = {**after, "number": Unknown("number")}
     before = display(have)
     common.update(id=rid, before=before, after=after, drift=drift)
-    if not marked:
+    if not marked and not requested:
         return ResourceChange(action=Action.NO_OP, reason=ActionReason.UNCHANGED, **common)
     if replace:
         warnings: tuple[str, ...] = ()
@@ -224,7 +234,7 @@ def _plan_resource(
             warnings = (f"{addr} will be replaced: calls to this number fail while it is swapped",)
         return ResourceChange(
             action=Action.REPLACE,
-            reason=ActionReason.CANNOT_UPDATE,
+            reason=ActionReason.REPLACE_REQUESTED if requested else ActionReason.CANNOT_UPDATE,
             fields=tuple(marked),
             warnings=warnings,
             **common,
@@ -417,6 +427,28 @@ def _plan_delete(addr: str, state: StateFile, live: LiveSnapshot, mode: PlanMode
         # What it referenced, for the plan's dependency graph.
         references=tuple(sorted(rs.depends_on)),
         name=name,
+    )
+
+
+def _plan_forget(addr: str, state: StateFile, live: LiveSnapshot) -> ResourceChange:
+    """`removed:`: the entry leaves the state; the one visible remote change is the
+    ownership marker taken off the object (when its kind has one and it carries it)."""
+    rs = state.resources[addr]
+    live_obj = live.objects.get(addr) or live.adopted.get(addr)
+    marker = marker_of(live_obj) if KINDS[rs.kind].owner_marker else None
+    name = (live_obj or {}).get("name") or rs.applied.get("name")
+    return ResourceChange(
+        address=addr,
+        kind=rs.kind,
+        action=Action.FORGET,
+        reason=ActionReason.FORGET_REQUESTED,
+        id=rs.id,
+        fields=(
+            (FieldChange(("metadata", OWNER_MARKER_KEY), display(marker), MISSING),)
+            if marker is not None
+            else ()
+        ),
+        name=name if isinstance(name, str) else None,
     )
 
 

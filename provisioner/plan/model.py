@@ -23,6 +23,9 @@ class Action(StrEnum):
     # A Twilio number this entry gave up (replaced by another) whose release at Twilio
     # failed: released by a change of its own, after the entry's other change.
     RELEASE = "release"
+    # `removed:` in the manifest: the entry leaves the state, the remote object stays (its
+    # ownership marker cleared, so another manifest can import it).
+    FORGET = "forget"
     NO_OP = "no-op"
 
     @property
@@ -44,6 +47,9 @@ class ActionReason(StrEnum):
     DRIFT = "changed outside the manifest"
     REFERENCE_CHANGED = "a resource it references is being recreated"
     CANNOT_UPDATE = "a field that cannot be updated in place changed"
+    REPLACE_REQUESTED = "replace requested"
+    # `removed:` in the manifest: the entry leaves the state, the remote object stays.
+    FORGET_REQUESTED = "removed from management (the remote object stays)"
     REMOVED = "removed from the manifest"
     DESTROY = "destroy requested"
     RELEASE_PENDING = "a number it replaced could not be released at Twilio yet"
@@ -154,6 +160,14 @@ class Plan:
     cost: Mapping[str, Any] | None = None
     # What the manifest's `data:` lookups found (JSON plan format 1.2).
     reads: tuple[DataRead, ...] = ()
+    # `--target`: the addresses asked for (empty: a full plan), and the addresses with a
+    # change that the partial plan left out (still pending; a full plan shows them).
+    targets: tuple[str, ...] = ()
+    excluded: tuple[str, ...] = ()
+
+    @property
+    def partial(self) -> bool:
+        return bool(self.targets)
 
     def counts(self) -> dict[str, int]:
         out = {a.value: 0 for a in Action}

@@ -15,7 +15,8 @@ convention)::
       "manifest": {"path": "...", "digest": "sha256:..."},
       "live_fingerprint": {"assistant.a": "hmac-sha256:..." | "absent", ...},
       "secrets": {"assistant.a#/server/secret": "hmac-sha256:...", ...},
-      "plan": {"mode", "lineage", "serial", "warnings", "moved", "changes": [...]},
+      "plan": {"mode", "lineage", "serial", "warnings", "moved", "targets", "excluded",
+               "changes": [...]},
       "checksum": "sha256:..."             # over the canonical JSON of everything else
     }
 

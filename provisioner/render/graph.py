@@ -37,6 +37,7 @@ _SYMBOLS = {
     Action.REPLACE: "-/+",
     Action.DELETE: "-",
     Action.RELEASE: "-",
+    Action.FORGET: "<=",
     Action.NO_OP: "",
 }
 # (fill, stroke) per action: GitHub's own diff colours, readable in light and dark themes.
@@ -46,6 +47,7 @@ _COLOURS = {
     Action.REPLACE: ("#fbefff", "#8250df"),
     Action.DELETE: ("#ffebe9", "#cf222e"),
     Action.RELEASE: ("#ffebe9", "#cf222e"),
+    Action.FORGET: ("#ddf4ff", "#0969da"),
     Action.NO_OP: ("#f6f8fa", "#6e7781"),
 }
 _CLASS = {a: a.name.lower() for a in Action}  # Mermaid class names: no "-" in "no-op"

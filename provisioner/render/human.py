@@ -17,7 +17,7 @@ import click
 from provisioner.apply.events import ChangeOutcome, Outcome
 from provisioner.diagnostics import Diagnostic
 from provisioner.kinds import KINDS
-from provisioner.plan.model import MISSING, Action, FieldChange, Plan, ResourceChange
+from provisioner.plan.model import MISSING, Action, FieldChange, Plan, PlanMode, ResourceChange
 from provisioner.render.blocks import create_lines
 from provisioner.render.costs import describe_purchase, format_cost
 from provisioner.render.escape import visible
@@ -31,6 +31,7 @@ SYMBOLS = {
     Action.REPLACE: "-/+",
     Action.DELETE: "-",
     Action.RELEASE: "-",
+    Action.FORGET: "<=",
     Action.NO_OP: " ",
 }
 COLORS = {
@@ -39,6 +40,7 @@ COLORS = {
     Action.REPLACE: "magenta",
     Action.DELETE: "red",
     Action.RELEASE: "red",
+    Action.FORGET: "cyan",
     Action.NO_OP: None,
 }
 VERBS = {
@@ -47,6 +49,7 @@ VERBS = {
     Action.REPLACE: "must be replaced",
     Action.DELETE: "will be deleted",
     Action.RELEASE: "will be released at Twilio",
+    Action.FORGET: "will no longer be managed",
     Action.NO_OP: "is up to date",
 }
 
@@ -69,6 +72,12 @@ class Renderer:
 
     def plan(self, plan: Plan, *, show_drift: bool = True) -> str:
         lines: list[str] = []
+        if plan.partial:
+            lines.extend(
+                self.style("Warning: ", fg="yellow", bold=True) + line if i == 0 else f"  {line}"
+                for i, line in enumerate(partial_notice(plan))
+            )
+            lines.append("")
         for m in plan.moved:
             lines.append(f"  {m.replace(' -> ', ' has moved to ')}")
         if plan.moved:
@@ -121,12 +130,7 @@ class Renderer:
         return "\n".join(lines)
 
     def summary_line(self, plan: Plan) -> str:
-        n = plan.counts()
-        return self.style("Plan:", bold=True) + (
-            f" {n['create']} to create, {n['update']} to update, "
-            f"{n['replace']} to replace, {n['delete']} to delete"
-            + (f", {n['release']} to release at Twilio." if n["release"] else ".")
-        )
+        return self.style("Plan:", bold=True) + f" {summary_counts(plan)}"
 
     def _title(self, c: ResourceChange) -> str:
         sym = SYMBOLS[c.action]
@@ -153,6 +157,8 @@ class Renderer:
         elif c.action in (Action.DELETE, Action.RELEASE):
             pass
         else:
+            # (a forget shows the ownership marker it clears, as a field removed)
+            sym = "-" if c.action is Action.FORGET else sym
             for f in c.fields:
                 lines.extend(self._field_change(f, sym))
         return lines
@@ -207,6 +213,7 @@ class Renderer:
             Action.REPLACE: "replacing",
             Action.DELETE: "deleting",
             Action.RELEASE: "releasing at Twilio",
+            Action.FORGET: "forgetting",
         }.get(c.action, "checking")
         return f"{c.label}: {verb}..."
 
@@ -220,6 +227,7 @@ class Renderer:
                 Action.REPLACE: "replaced",
                 Action.DELETE: "deleted",
                 Action.RELEASE: "released at Twilio",
+                Action.FORGET: "forgotten (the remote object stays)",
             }.get(c.action, "done")
             shown_id = o.id and c.action not in (Action.DELETE, Action.RELEASE)
             rid = f" (id {o.id})" if shown_id else ""
@@ -317,3 +325,30 @@ def _jsonable(value: Any) -> Any:
 
 def dashboard_url(kind: str, resource_id: str) -> str:
     return f"https://dashboard.vapi.ai/{KINDS[kind].dashboard_path}/{resource_id}"
+
+
+def partial_notice(plan: Plan) -> list[str]:
+    """What a `--target` plan says first, as Terraform warns (lines of plain text)."""
+    mode = "what depends on them" if plan.mode is PlanMode.DESTROY else "what they depend on"
+    lines = [
+        f"partial plan (--target {', '.join(plan.targets)}): only these and {mode}.",
+    ]
+    if plan.excluded:
+        lines.append(f"Left out, still pending: {', '.join(plan.excluded)}.")
+    lines.append("A full plan shows every change; use --target only to recover from mistakes.")
+    return lines
+
+
+def summary_counts(plan: Plan) -> str:
+    """ "1 to create, 0 to update, 0 to replace, 0 to delete." and the rarer actions
+    when there are any (a release at Twilio, a resource forgotten)."""
+    n = plan.counts()
+    text = (
+        f"{n['create']} to create, {n['update']} to update, "
+        f"{n['replace']} to replace, {n['delete']} to delete"
+    )
+    if n["release"]:
+        text += f", {n['release']} to release at Twilio"
+    if n["forget"]:
+        text += f", {n['forget']} to forget"
+    return text + "."

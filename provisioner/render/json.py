@@ -40,6 +40,8 @@ Plan document (`format_version` "1.2"; additive changes keep "1.x")::
       "moved": [{"from": address, "to": address}],   (state entries re-keyed by `moved`)
       "reads": [{"address": "data.KIND.KEY", "kind", "id", "name"}],   (since 1.2: what
                the `data:` lookups found; read only, never changed)
+      "partial": bool, "targets": [address],   (`--target`: the addresses asked for)
+      "excluded": [address],   (changes a partial plan left out: still pending)
       "warnings": [str],
       "cost": {"currency", "monthly_before", "monthly_after", "monthly_change" ("+1.15"),
                "numbers": [{"address", "provider", "number", "country", "type",
@@ -86,6 +88,9 @@ __all__ = [
 # 1.1 (additive): the `release` action, a number an entry replaced whose release at Twilio
 # failed; its `address` is the entry's (it may also have a change of its own), its
 # `purchase` names the number, and `depends_on` the entry's change it runs after.
+# 1.2 (additive, this release): `reads` (`data:` lookups), `deferred` updates (a handoff
+# cycle broken), `partial`, `targets` and `excluded` (a `--target` plan), the action
+# `forget` (`removed:`) and the reasons `cycle_broken` and `replace_requested`.
 FORMAT_VERSION = "1.2"
 
 # Stable machine codes for ActionReason: the enum member names, lower-cased.
@@ -118,6 +123,9 @@ def plan_to_json(plan: Plan, *, cost: Mapping[str, Any] | None = None) -> dict[s
         "reads": [
             {"address": r.address, "kind": r.kind, "id": r.id, "name": r.name} for r in plan.reads
         ],
+        "partial": plan.partial,
+        "targets": list(plan.targets),
+        "excluded": list(plan.excluded),
         "warnings": list(plan.warnings),
     }
     if cost is not None:

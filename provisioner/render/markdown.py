@@ -27,7 +27,11 @@ from provisioner.render.blocks import create_lines
 from provisioner.render.costs import describe_purchase, format_cost
 from provisioner.render.escape import visible
 from provisioner.render.graph import markdown_section
-from provisioner.render.human import SYMBOLS  # the same marks as the terminal
+from provisioner.render.human import (  # the terminal's marks and words
+    SYMBOLS,
+    partial_notice,
+    summary_counts,
+)
 from provisioner.render.json import as_json_data
 from provisioner.values import KNOWN_AFTER_APPLY, SENSITIVE_TEXT, Sensitive, Unknown
 
@@ -39,6 +43,7 @@ _VERBS = {
     Action.REPLACE: "replace",
     Action.DELETE: "delete",
     Action.RELEASE: "release",
+    Action.FORGET: "forget",
     Action.NO_OP: "no change",
 }
 # GitHub refuses comments over 65,536 characters; leave room for a bot's own text.
@@ -108,6 +113,12 @@ def _drift_section(drifted: Iterable[ResourceChange], *, details: bool) -> list[
 
 def _render(plan: Plan, title: str | None, *, details: bool) -> str:
     out: list[str] = [f"### {_escape_text(title or _DEFAULT_TITLE)}", ""]
+    if plan.partial:
+        for i, line in enumerate(partial_notice(plan)):
+            out.append(
+                f"> **Warning:** {_escape_text(line)}" if i == 0 else f"> {_escape_text(line)}"
+            )
+        out.append("")
     pending = plan.pending()
     if pending:
         out.append(_summary(plan))
@@ -154,12 +165,7 @@ def _render(plan: Plan, title: str | None, *, details: bool) -> str:
 
 
 def _summary(plan: Plan) -> str:
-    n = plan.counts()
-    return (
-        f"**Plan:** {n['create']} to create, {n['update']} to update, "
-        f"{n['replace']} to replace, {n['delete']} to delete"
-        + (f", {n['release']} to release at Twilio." if n["release"] else ".")
-    )
+    return f"**Plan:** {summary_counts(plan)}"
 
 
 def _table(changes: Iterable[ResourceChange]) -> list[str]:
@@ -193,6 +199,7 @@ def _change_details(c: ResourceChange) -> list[str]:
         Action.REPLACE: "must be replaced",
         Action.DELETE: "will be deleted",
         Action.RELEASE: "will be released at Twilio",
+        Action.FORGET: "will no longer be managed",
     }[c.action]
     text = _html(f"{verb} ({c.reason.value})")
     out = ["<details>", _summary_tag(SYMBOLS[c.action], c, text), ""]

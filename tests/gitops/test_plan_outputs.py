@@ -64,6 +64,7 @@ def test_json_plan_matches_golden(run: Cli, everything: dict[str, Any]) -> None:
         "replace": 1,
         "delete": 1,
         "release": 0,
+        "forget": 0,
         "no-op": 10,
     }
     actions = {c["address"]: (c["action"], c["reason"]) for c in doc["changes"]}

@@ -56,8 +56,10 @@ def test_top_level_shape() -> None:
         "replace": 1,
         "delete": 1,
         "release": 0,
+        "forget": 0,
         "no-op": 1,
     }
+    assert (doc["partial"], doc["targets"], doc["excluded"]) == (False, [], [])
     assert [w for w in doc["warnings"] if "calls to this number fail" in w]
     assert "cost" not in doc
     json.dumps(doc)  # plain JSON data all the way down

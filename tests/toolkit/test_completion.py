@@ -86,20 +86,16 @@ def test_completion_scripts(shell: str) -> None:
     assert "_PROVISIONER_COMPLETE" in result.stdout and f"{shell}_complete" in result.stdout
 
 
-def test_ready_for_an_option_such_as_target() -> None:
-    """`--target`/`--replace` (to come) take `shell_complete=complete_address`; with the
-    manifest given first, their values complete to its addresses, as an argument does."""
-    import click
-    from click.shell_completion import ShellComplete
-
-    from provisioner.cli.toolkit import complete_address
-
-    @click.command()
-    @click.argument("manifest")
-    @click.option("--target", multiple=True, shell_complete=complete_address)
-    def plan(manifest: str, target: tuple[str, ...]) -> None: ...
-
-    small = str(EXAMPLES / "small.yaml")
-    done = ShellComplete(plan, {}, "provisioner", "_PROVISIONER_COMPLETE")
-    found = [c.value for c in done.get_completions([small, "--target"], "ph")]
-    assert found == ["phoneNumber.test-line"]
+@pytest.mark.parametrize(
+    "words",
+    [
+        ["plan", "examples/small.yaml", "--target", "ph"],
+        ["plan", "examples/small.yaml", "--replace", "ph"],
+        ["apply", "examples/small.yaml", "--target", "ph"],
+        ["apply", "examples/small.yaml", "--replace", "ph"],
+        ["destroy", "examples/small.yaml", "--target", "ph"],
+        ["state", "rm", "examples/small.yaml", "ph"],
+    ],
+)
+def test_target_replace_and_state_rm_complete_addresses(words: list[str]) -> None:
+    assert _complete("bash", words) == ["phoneNumber.test-line"]
