@@ -22,6 +22,7 @@ from provisioner.errors import ProvisionerError, RemoteError, StateCorruptError
 from provisioner.kinds import KINDS, OWNER_MARKER_KEY
 from provisioner.manifest.model import Manifest
 from provisioner.moves import apply_moves
+from provisioner.org_guard import guard_org
 from provisioner.ownership import look_before_creating
 from provisioner.plan import saved
 from provisioner.plan.differ import LiveSnapshot, make_plan
@@ -67,9 +68,10 @@ def open_state(
     # Empty counts as unset: CI systems expand a secret nobody defined to "". A state
     # that uses an external key still refuses to run without it (its key_check).
     external_key = settings.environ.get(STATE_KEY_ENV) or None
-    owner = locate(manifest_path).owner
+    env = settings.environment
+    owner = locate(manifest_path, env.name if env else None).owner
     path = settings.state_file_for(manifest_path)
-    if settings.state_path is None:
+    if settings.state_path is None and env is None:
         old = old_default(manifest_path, sandbox=settings.sandbox)
         if move_old_state(old, path, owner):
             (notify or _to_stderr)(
@@ -168,6 +170,7 @@ def prepare(
         # pass every plan (in CI, on every pull request) and surface only at apply.
         client.check_access()
     live = refresh_state(client, state, parallelism=settings.parallelism)
+    state = guard_org(state, live, settings)
     _check_lineage(state, live, reader, client)
     state, live = adopt_found(state, live)
     notes: tuple[str, ...] = ()

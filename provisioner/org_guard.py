@@ -9,7 +9,9 @@ must find them there:
 - a state that manages objects of which refresh found none is refused as "wrong org or
   deleted org?", never re-created, unless the operator says so (`--allow-empty-org`).
 
-Pure: the state and what refresh saw in, the org to record (or an error) out.
+`check_org` is pure: the state and what refresh saw in, the org to record (or an error) out.
+The all-missing refusal applies to states of an environment (#12); a manifest without
+environments keeps re-creating what was deleted outside, as before.
 """
 
 from __future__ import annotations
@@ -18,6 +20,8 @@ from collections.abc import Mapping
 from typing import Any
 
 from provisioner.errors import StateError
+from provisioner.plan.differ import LiveSnapshot
+from provisioner.settings import Settings
 from provisioner.state.model import ResourceStatus, StateFile
 
 ALLOW_EMPTY_FLAG = "--allow-empty-org"
@@ -75,3 +79,24 @@ def check_org(
             f"the state records Vapi org {seen}, but the manifest pins orgId {pinned}{env}"
         )
     return seen
+
+
+def guard_org(state: StateFile, live: LiveSnapshot, settings: Settings) -> StateFile:
+    """`check_org` for a run: the state (a copy) recording the org its objects are in.
+
+    Raises:
+        StateError: as `check_org`.
+    """
+    env = settings.environment
+    org = check_org(
+        state,
+        {**live.objects, **live.adopted},
+        pinned=env.org_id if env else None,
+        environment=env.name if env else None,
+        allow_empty=settings.allow_empty_org or state.environment is None,
+    )
+    if org is None or org == state.org_id:
+        return state
+    state = state.copy()
+    state.org_id = org
+    return state

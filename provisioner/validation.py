@@ -15,6 +15,14 @@ from typing import Any
 from provisioner.diagnostics import Diagnostics
 from provisioner.graph import find_cycle
 from provisioner.kinds import KINDS
+from provisioner.manifest.env_diff import per_environment
+from provisioner.manifest.environments import (
+    Environment,
+    Environments,
+    Origins,
+    parse_environments,
+    select_environment,
+)
 from provisioner.manifest.loader import JsonPath, LoadedManifest, format_path, load_manifest
 from provisioner.manifest.model import Manifest, build_manifest
 from provisioner.manifest.schema import schema_digest, validate_schema
@@ -27,6 +35,10 @@ from provisioner.resolve import ResolvedManifest, checkable_document, resolve_ma
 class Validated:
     manifest: Manifest
     resolved: ResolvedManifest
+    # The environment selected (#12; None: the manifest declares none), and where the
+    # values that differ by environment came from.
+    environment: Environment | None = None
+    origins: Origins = dataclasses.field(default_factory=dict)
 
 
 def validate(
@@ -35,6 +47,7 @@ def validate(
     *,
     stand_ins: Collection[str] = (),
     strict: bool = True,
+    environment: str | None = None,
 ) -> tuple[Validated | None, Diagnostics]:
     """Every problem in the manifest at once: YAML, schema, references, env vars, files, cycles.
 
@@ -42,10 +55,21 @@ def validate(
     (a destroy sends no manifest value anywhere): what they produce is not schema-checked.
     `strict=False` (`provisioner validate`): an unset `${env:}` is a warning, as a pull
     request from a fork has no secrets.
+    `environment`: the `--env` name, required once the manifest declares environments.
+
+    Raises:
+        ProvisionerError: `--env` missing, unknown, or given for a manifest without them.
     """
     loaded, diags = load_manifest(path)
     if loaded is None:
         return None, diags
+    envs, edicts = parse_environments(loaded)
+    diags.extend(edicts)
+    if edicts.has_errors():
+        return None, diags
+    selected, sdiags = select_environment(loaded, envs, envs.select(environment))
+    diags.extend(sdiags)
+    loaded = selected.loaded
     diags.extend(_check_schema(loaded, environ))
     if not _sections_usable(loaded.data):
         return None, diags
@@ -72,7 +96,35 @@ def validate(
         )
     if diags.has_errors():
         return None, diags
-    return Validated(manifest, resolved), diags
+    return Validated(manifest, resolved, selected.environment, selected.origins), diags
+
+
+def declared_environments(path: Path) -> tuple[Environments, Diagnostics]:
+    """The manifest's `environments:` (none if it cannot be read: `validate` says why)."""
+    loaded, diags = load_manifest(path)
+    if loaded is None:
+        return Environments(), diags
+    return parse_environments(loaded)
+
+
+def validate_all(
+    path: Path, environ: Mapping[str, str], *, strict: bool = True
+) -> tuple[list[Validated], Diagnostics]:
+    """`provisioner validate`: the manifest of every declared environment (or the one
+    manifest when it declares none), every problem prefixed with its environments."""
+    envs, diags = declared_environments(path)
+    if diags.has_errors() or not envs.declared:
+        if diags.has_errors():
+            return [], diags
+        validated, diags = validate(path, environ, strict=strict)
+        return ([validated] if validated else []), diags
+    found: list[Validated] = []
+    problems: dict[str, Diagnostics] = {}
+    for name in envs.names:
+        validated, problems[name] = validate(path, environ, strict=strict, environment=name)
+        if validated is not None:
+            found.append(validated)
+    return found, per_environment(problems)
 
 
 def _check_schema(loaded: LoadedManifest, environ: Mapping[str, str]) -> Diagnostics:

@@ -210,6 +210,56 @@ PURCHASE_PROVIDERS = frozenset({"twilio"})
 # Address prefixes for `moved` and interpolation, from the kinds registry.
 ADDRESS_PATTERN = f"^({'|'.join(KINDS)})\\.{KEY_PATTERN}$"
 
+# Environments (#12): the top-level keys that select one environment's manifest
+# (provisioner/manifest/environments.py checks them; this is for editors).
+ENV_NAME_PATTERN = "^[a-z][a-z0-9_-]{0,31}$"
+ENVIRONMENT_KEYS = {
+    "environments": {
+        "type": "object",
+        "description": "Declared environments: each needs --env NAME on the command line.",
+        "propertyNames": {"pattern": ENV_NAME_PATTERN, "not": {"const": "default"}},
+        "minProperties": 1,
+        "additionalProperties": {
+            "type": ["object", "null"],
+            "additionalProperties": False,
+            "properties": {
+                "apiKey": {
+                    "type": "string",
+                    "pattern": r"^\$\{env:[A-Za-z_][A-Za-z0-9_]*\}$",
+                    "description": "${env:NAME} holding this environment's Vapi key "
+                    "(default VAPI_TOKEN).",
+                },
+                "baseUrl": {"type": "string", "pattern": "^https?://"},
+                "state": {"type": "string", "minLength": 1},
+                "protect": {"type": "boolean", "description": "No resource may be deleted."},
+                "orgId": {"type": "string", "minLength": 1, "description": "Vapi org pinned."},
+            },
+        },
+    },
+    "variables": {
+        "type": "object",
+        "description": "${var.NAME} values: per environment name, or `default`.",
+        "propertyNames": {"pattern": "^[A-Za-z_][A-Za-z0-9_]*$"},
+        "additionalProperties": {"type": "object", "minProperties": 1},
+    },
+    "overrides": {
+        "type": "object",
+        "description": "Per environment: JSON Merge Patches (RFC 7386) by address KIND.KEY.",
+        "additionalProperties": {
+            "type": "object",
+            "propertyNames": {"pattern": ADDRESS_PATTERN},
+            "additionalProperties": {"type": "object"},
+        },
+    },
+}
+RESOURCE_ENVIRONMENTS = {
+    "type": "array",
+    "description": "The environments this resource exists in (default: all).",
+    "items": {"type": "string", "pattern": ENV_NAME_PATTERN},
+    "minItems": 1,
+    "uniqueItems": True,
+}
+
 
 class SpecError(Exception):
     """The OpenAPI document has a shape this converter does not understand."""
@@ -660,6 +710,7 @@ def _entry(kind: ResourceKind, variant: str, dto: str, defs: Mapping[str, Any]) 
     entry: dict[str, Any] = copy.deepcopy(defs[dto])
     props = entry.setdefault("properties", {})
     props["lifecycle"] = {"$ref": "#/$defs/Lifecycle"}
+    props["environments"] = RESOURCE_ENVIRONMENTS
     if kind.name == "phoneNumber" and variant in E164_PROVIDERS and "number" in props:
         props["number"] = {**props["number"], "pattern": E164.pattern}
     if kind.name == "phoneNumber" and variant == "byo-phone-number" and "number" in props:
@@ -762,6 +813,7 @@ def manifest_schema(api: Mapping[str, Any]) -> dict[str, Any]:
         "properties": {
             "version": {"const": 1, "description": "Manifest format version; must be 1."},
             **sections,
+            **ENVIRONMENT_KEYS,
             "moved": {
                 "type": "array",
                 "description": "Renamed resources: keep the remote object, change its address.",
