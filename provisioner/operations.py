@@ -22,12 +22,14 @@ from provisioner.errors import ProvisionerError, RemoteError, StateCorruptError
 from provisioner.kinds import KINDS, OWNER_MARKER_KEY
 from provisioner.manifest.model import Manifest
 from provisioner.moves import apply_moves
-from provisioner.org_guard import guard_org
+from provisioner.org_guard import guard_org, refuse_other_environment
 from provisioner.ownership import look_before_creating
 from provisioner.plan import saved
 from provisioner.plan.differ import LiveSnapshot, make_plan
 from provisioner.plan.model import Action, Plan, PlanMode
 from provisioner.plan.normalize import comparable, live_view
+from provisioner.plan.origins import with_origins
+from provisioner.plan.protection import check_protected
 from provisioner.plan.purchase import PurchaseStep, purchase_step
 from provisioner.purchasing import UNSET_FOR_DESTROY, PurchaseError, Twilio
 from provisioner.refresh import adopt_found, refresh_state
@@ -156,7 +158,7 @@ def prepare(
         validated, diags = checked[0], Diagnostics()
         diags.extend(checked[1])
     else:
-        validated, diags = validate(path, settings.environ)
+        validated, diags = validate(path, settings.environ, environment=settings.env_name)
     if validated is None:
         return None, diags
     reader = store or open_state(settings, path)
@@ -212,7 +214,10 @@ def plan(
     )
     if numbers is not None:
         result = price_plan(result, validated, numbers)
+    env = validated.environment
+    result = with_origins(result, validated.origins, env.name if env else None)
     _check_prevent_destroy(result, validated, state, diags)
+    diags.extend(check_protected(result, env))
     _check_twilio_credentials(result, validated, diags)
     return PlanResult(result, state, validated, live, diags), diags
 
@@ -283,14 +288,14 @@ def record_protection(state: StateFile, manifest: Manifest) -> StateFile:
 
 
 def validate_for_destroy(
-    path: Path, environ: Mapping[str, str]
+    path: Path, environ: Mapping[str, str], *, environment: str | None = None
 ) -> tuple[Validated | None, Diagnostics]:
     """`validate`, except that an unset `${env:NAME}` does not stop a destroy: it deletes
     what state holds and sends the manifest's values nowhere. Only releasing a number at
     Twilio needs a secret, and the plan refuses that without it (see `plan`)."""
     from provisioner.resolve import value_sources
 
-    validated, diags = validate(path, environ)
+    validated, diags = validate(path, environ, environment=environment)
     if validated is not None:
         return validated, diags
     try:
@@ -303,7 +308,10 @@ def validate_for_destroy(
     if not unset:
         return None, diags
     again, again_diags = validate(
-        path, {**environ, **dict.fromkeys(unset, UNSET_FOR_DESTROY)}, stand_ins=unset
+        path,
+        {**environ, **dict.fromkeys(unset, UNSET_FOR_DESTROY)},
+        stand_ins=unset,
+        environment=environment,
     )
     return (again, again_diags) if again is not None else (None, diags)
 
@@ -413,6 +421,10 @@ def load_plan_file(
     """
     loaded = saved.load_plan(plan_file)
     manifest = Path(loaded.manifest_path)
+    if loaded.plan.environment != settings.env_name:
+        raise ProvisionerError(
+            refuse_other_environment(plan_file, loaded.plan.environment, settings.env_name)
+        )
     on_disk = store.read()
     try:
         digest = saved.digest_bytes(manifest.read_bytes())
@@ -488,7 +500,7 @@ def import_resource(
     store: StateWriter,
 ) -> dict[str, Any]:
     """Adopt the existing remote object `resource_id` as `address` of the manifest."""
-    validated, diags = validate(manifest, settings.environ)
+    validated, diags = validate(manifest, settings.environ, environment=settings.env_name)
     if validated is None:
         raise ManifestInvalid(diags)
     resolved = validated.resolved.resources.get(address)

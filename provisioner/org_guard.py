@@ -100,3 +100,14 @@ def guard_org(state: StateFile, live: LiveSnapshot, settings: Settings) -> State
     state = state.copy()
     state.org_id = org
     return state
+
+
+def refuse_other_environment(plan_file: object, made_for: str | None, given: str | None) -> str:
+    """Why a plan saved for one environment is not applied in another."""
+    made = f"environment {made_for}" if made_for else "no environment"
+    now = f"--env {given}" if given else "no --env"
+    return (
+        f"{plan_file} was planned for {made}, and this apply has {now}: a plan is applied only "
+        f"in the environment it was made for. Plan {given or 'again'} on its own "
+        f"(`provisioner plan MANIFEST --env {given or made_for} --out FILE`)"
+    )

@@ -103,6 +103,11 @@ class Settings:
         return self.environ.get("VAPI_TOKEN") or self.environ.get("VAPI_API_KEY") or None
 
     @property
+    def env_name(self) -> str | None:
+        """The `--env` name, None for a manifest without environments."""
+        return self.environment.name if self.environment else None
+
+    @property
     def token_var(self) -> str:
         """The environment variable the Vapi key is read from (for messages)."""
         return self.environment.api_key_var if self.environment else DEFAULT_TOKEN_VAR

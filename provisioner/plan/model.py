@@ -106,6 +106,9 @@ class ResourceChange:
     # (country, type, areaCode, contains, release) plus `number`/`sid` once bought and
     # `monthly`/`currency` once priced. See `provisioner.costs`.
     purchase: Mapping[str, Any] | None = None
+    # Fields this environment sets itself (#12), as (field path, where): an override or
+    # a per-environment variable, so a reviewer sees why prod differs from dev.
+    origins: tuple[tuple[str, str], ...] = ()
 
     @property
     def key(self) -> str:
@@ -135,6 +138,8 @@ class Plan:
     moved: tuple[str, ...] = ()
     # The monthly cost of the phone numbers, JSON-ready (`provisioner.costs.estimate`).
     cost: Mapping[str, Any] | None = None
+    # The manifest's environment the plan is for (#12); None without environments.
+    environment: str | None = None
 
     def counts(self) -> dict[str, int]:
         out = {a.value: 0 for a in Action}

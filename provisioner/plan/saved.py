@@ -472,6 +472,8 @@ def plan_to_dict(plan: Plan, secret_hashes: Mapping[str, str]) -> dict[str, Any]
         "moved": list(plan.moved),
         "cost": None if plan.cost is None else dict(plan.cost),
         "changes": [_encode_change(c, secret_hashes) for c in plan.changes],
+        # (#12) apply refuses the plan in another environment; left out without them.
+        **({} if plan.environment is None else {"environment": plan.environment}),
     }
 
 
@@ -570,6 +572,7 @@ def plan_from_dict(data: Any) -> Plan:
         warnings=tuple(_str(w) for w in _list(d.get("warnings", []))),
         moved=tuple(_str(m) for m in _list(d.get("moved", []))),
         cost=None if d.get("cost") is None else _dict(d["cost"]),
+        environment=None if d.get("environment") is None else _str(d["environment"]),
     )
 
 

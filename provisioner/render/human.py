@@ -69,6 +69,8 @@ class Renderer:
 
     def plan(self, plan: Plan, *, show_drift: bool = True) -> str:
         lines: list[str] = []
+        if plan.environment is not None:
+            lines.extend([self.style(f"Environment: {plan.environment}", bold=True), ""])
         for m in plan.moved:
             lines.append(f"  {m.replace(' -> ', ' has moved to ')}")
         if plan.moved:
@@ -150,6 +152,10 @@ class Renderer:
         else:
             for f in c.fields:
                 lines.extend(self._field_change(f, sym))
+        for path, origin in c.origins:
+            lines.append(
+                self.style(f"      # {path} set for this environment by {origin}", dim=True)
+            )
         return lines
 
     def _drift_block(self, c: ResourceChange) -> list[str]:

@@ -12,10 +12,11 @@ sentinel) is an *absent key* (`"before"` or `"after"` left out of the field entr
 `null` always means an explicit JSON null. At the change level, `"before"` is null for a
 create and `"after"` is null for a delete (the whole object does not exist on that side).
 
-Plan document (`format_version` "1.1"; additive changes keep "1.x")::
+Plan document (`format_version` "1.2"; additive changes keep "1.x")::
 
     {
-      "format_version": "1.1",
+      "format_version": "1.2",
+      "environment": str | null,   (the manifest's environment, #12)
       "mode": "normal" | "destroy",
       "lineage": str, "serial": int,
       "has_changes": bool,
@@ -29,6 +30,7 @@ Plan document (`format_version` "1.1"; additive changes keep "1.x")::
         "fields": [{"path": "model.temperature", "path_parts": ["model", "temperature"],
                     "before"?, "after"?, "drift": bool, "forces_replace": bool}],
         "depends_on": [address], "warnings": [str],
+        "origins": [{"path": "maxDurationSeconds", "origin": "var.max (prod), vapi.yaml:5"}],
         "purchase"?: {"action" (buy|bought|release|keep), "country", "type", "areaCode"?,
                       "contains"?, "release", "number"?, "sid"?, "account"?, "monthly"?,
                       "currency"?}
@@ -81,7 +83,9 @@ __all__ = [
 # 1.1 (additive): the `release` action, a number an entry replaced whose release at Twilio
 # failed; its `address` is the entry's (it may also have a change of its own), its
 # `purchase` names the number, and `depends_on` the entry's change it runs after.
-FORMAT_VERSION = "1.1"
+# 1.2 (additive, #12): `environment` (the manifest's environment the plan is for, null
+# without environments) and per change `origins`: the fields that environment set itself.
+FORMAT_VERSION = "1.2"
 
 # Stable machine codes for ActionReason: the enum member names, lower-cased.
 REASON_CODES: Mapping[ActionReason, str] = {r: r.name.lower() for r in ActionReason}
@@ -102,6 +106,7 @@ def plan_to_json(plan: Plan, *, cost: Mapping[str, Any] | None = None) -> dict[s
     """
     out: dict[str, Any] = {
         "format_version": FORMAT_VERSION,
+        "environment": plan.environment,
         "mode": plan.mode.value,
         "lineage": plan.lineage,
         "serial": plan.serial,
@@ -137,6 +142,7 @@ def change_to_json(change: ResourceChange) -> dict[str, Any]:
         "fields": [field_to_json(f) for f in change.fields],
         "depends_on": list(change.depends_on),
         "warnings": list(change.warnings),
+        "origins": [{"path": p, "origin": o} for p, o in change.origins],
         **({} if change.purchase is None else {"purchase": as_json_data(change.purchase)}),
     }
 

@@ -57,7 +57,7 @@ def test_json_plan_matches_golden(run: Cli, everything: dict[str, Any]) -> None:
     result = run("plan", FULL, "--sandbox", "--format", "json", "--detailed-exitcode")
     assert result.exit_code == 2, result.output
     doc = json.loads(result.stdout)
-    assert doc["format_version"] == "1.1"
+    assert doc["format_version"] == "1.2"
     assert doc["summary"] == {
         "create": 1,
         "update": 2,

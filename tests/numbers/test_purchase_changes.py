@@ -151,7 +151,7 @@ def test_a_failed_release_never_takes_the_line_down_and_is_retried_by_the_next_a
         )
         assert "1 to release at Twilio" in plan.output
         doc = json.loads(run("plan", BUY, "--format", "json", env=s.env()).output)
-        assert doc["format_version"] == "1.1" and doc["summary"]["release"] == 1
+        assert doc["format_version"] == "1.2" and doc["summary"]["release"] == 1
         (release,) = [c for c in doc["changes"] if c["action"] == "release"]
         assert release["address"] == ADDRESS and release["reason"] == "release_pending"
         assert release["purchase"]["sid"] == first["sid"]

@@ -47,7 +47,7 @@ def test_no_secret_in_json() -> None:
 
 def test_top_level_shape() -> None:
     doc = plan_to_json(sample_plan())
-    assert doc["format_version"] == FORMAT_VERSION == "1.1"
+    assert doc["format_version"] == FORMAT_VERSION == "1.2"
     assert (doc["mode"], doc["lineage"], doc["serial"]) == ("normal", "L-0001", 7)
     assert doc["has_changes"] is True
     assert doc["summary"] == {
