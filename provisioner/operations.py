@@ -105,8 +105,9 @@ def open_client(
     token = settings.token
     if not token:
         raise ProvisionerError(
-            "no Vapi API key: set VAPI_TOKEN (or VAPI_API_KEY) to your private key, "
-            "or use --sandbox to run against the local emulator"
+            f"no Vapi API key: set {settings.token_var}"
+            + (" (or VAPI_API_KEY)" if settings.environment is None else "")
+            + " to your private key, or use --sandbox to run against the local emulator"
         )
     limiter = RateLimiter(max_rps=settings.max_rps)
     import httpx

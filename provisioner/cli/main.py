@@ -180,9 +180,11 @@ SECONDS = _FiniteFloat(0)
 
 
 def _settings(app: AppContext, **kw: Any) -> Any:
+    from provisioner.cli.environments import with_environment
     from provisioner.settings import Settings
 
-    return Settings(environ=app.environ, **{k: v for k, v in kw.items() if v is not None})
+    settings = Settings(environ=app.environ, **{k: v for k, v in kw.items() if v is not None})
+    return with_environment(settings)
 
 
 MANIFEST = click.argument("manifest", type=click.Path(path_type=Path))
@@ -207,15 +209,24 @@ MANIFEST = click.argument("manifest", type=click.Path(path_type=Path))
 @pass_app
 def validate(app: AppContext, manifest: Path, sandbox: bool, strict: bool) -> None:
     """Check MANIFEST against the schema, references, env vars and files."""
+    from provisioner.cli.environments import given_env
     from provisioner.validation import validate as validate_manifest
+    from provisioner.validation import validate_all
 
-    validated, diags = validate_manifest(manifest, app.environ, strict=strict)
+    env = given_env()
+    if env is not None:
+        one, diags = validate_manifest(manifest, app.environ, strict=strict, environment=env)
+        found = [one] if one else []
+    else:  # every environment the manifest declares, problems prefixed with theirs
+        found, diags = validate_all(manifest, app.environ, strict=strict)
     app.diagnostics(diags)
-    if validated is None or diags.has_errors():
+    if not found or diags.has_errors():
         n = len(diags.errors())
         raise SystemExit(_fail(app, f"{n} problem{'s' if n != 1 else ''} found in {manifest}."))
-    count = len(validated.manifest.resources)
-    app.out(f"{manifest} is valid: {count} resource{'s' if count != 1 else ''}.")
+    count = len(found[0].manifest.resources)
+    envs = [v.environment.name for v in found if v.environment]
+    where = f" in {', '.join(envs)}" if envs else ""
+    app.out(f"{manifest} is valid{where}: {count} resource{'s' if count != 1 else ''}.")
 
 
 def _fail(app: AppContext, message: str) -> int:
@@ -555,7 +566,7 @@ def _apply_run(
         )
     # Check the manifest before taking the lock or touching anything.
     check = operations.validate_for_destroy if destroy else validate_manifest
-    validated, diags = check(manifest, app.environ)
+    validated, diags = check(manifest, app.environ, environment=settings.env_name)
     if validated is None:
         app.diagnostics(diags)
         raise SystemExit(_fail(app, "Nothing was changed."))
@@ -644,6 +655,7 @@ def _next_steps(settings: Any, manifest: Path, state: Any, the_plan: Any) -> str
     from provisioner.kinds import KINDS
 
     sandbox = " --sandbox" if settings.sandbox else ""
+    sandbox += f" --env {settings.env_name}" if settings.env_name else ""
     lines = ["Next steps:"]
     calls = [r for r in _output_rows(state) if r.get("call")]
     if calls:
@@ -1016,6 +1028,15 @@ def _register_toolkit() -> None:
 
 
 _register_toolkit()
+
+
+def _register_environments() -> None:
+    from provisioner.cli.environments import register
+
+    register(cli)
+
+
+_register_environments()
 
 
 def _no_color_given(ctx: click.Context, param: click.Parameter, value: bool) -> None:

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from provisioner.diagnostics import Diagnostic, Diagnostics
-from provisioner.manifest.environments import Origin, Origins
+from provisioner.manifest.environments import Origin, Origins, resource_paths
 from provisioner.manifest.loader import JsonPath, format_path
 
 MISSING: Any = object()  # a field one environment's manifest does not have
@@ -46,8 +46,15 @@ def diff_environments(
 ) -> list[EnvDifference]:
     """The fields whose values differ between two merged manifests, in document order
     (left's, then right's own), each with the origin of either side's value: the override
-    or variable that set it there (or above it)."""
+    or variable that set it there (or above it). A resource that exists in one of them
+    only is one difference, shown whole."""
     a, b = leaves(left), leaves(right)
+    ra, rb = resource_paths(left), resource_paths(right)
+    for only, other, here in ((ra, rb, a), (rb, ra, b)):
+        for path in only.keys() - other.keys():
+            for p in [p for p in here if p[: len(path)] == path]:
+                del here[p]
+            here[path] = only[path]
     out: list[EnvDifference] = []
     for path in [*a, *(p for p in b if p not in a)]:
         lv, rv = a.get(path, MISSING), b.get(path, MISSING)

@@ -45,6 +45,8 @@ _INTERP = re.compile(r"\$\$\{|\$\{([^{}]*)\}")
 class OriginKind(StrEnum):
     OVERRIDE = "override"
     VARIABLE = "variable"
+    # A resource's own `environments: [dev]`: it exists in those environments only.
+    LIMITED = "environments"
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,7 +61,7 @@ class Origin:
 
     def describe(self) -> str:
         which = self.environment or DEFAULT_VALUE
-        what = self.name if self.kind is OriginKind.OVERRIDE else f"{self.name} ({which})"
+        what = self.name if self.kind is not OriginKind.VARIABLE else f"{self.name} ({which})"
         return f"{what}, {self.file}:{self.line}"
 
     @property
@@ -218,7 +220,7 @@ def select_environment(
             "overrides: apply per environment, and this manifest declares no environments",
             **src.where((OVERRIDES_KEY,)),
         )
-    resources = _resource_paths(doc)
+    resources = resource_paths(doc)
     for path, body in list(resources.items()):
         if not isinstance(body, Mapping) or ENVIRONMENTS_KEY not in body:
             continue
@@ -238,6 +240,10 @@ def select_environment(
                 **at,
             )
         kept = {k: v for k, v in body.items() if k != ENVIRONMENTS_KEY}
+        listed = ", ".join(n for n in only if isinstance(n, str))
+        origins[path] = Origin(
+            OriginKind.LIMITED, f"environments: [{listed}]", name, src.file, at["line"]
+        )
         if name in only:
             resources[path] = kept
             _set(doc, path, kept)
@@ -253,7 +259,7 @@ def select_environment(
     return Selected(selected, environment, origins), diags
 
 
-def _resource_paths(doc: Mapping[str, Any]) -> dict[JsonPath, Any]:
+def resource_paths(doc: Mapping[str, Any]) -> dict[JsonPath, Any]:
     """(section..., key) -> body of every resource written in `doc`."""
     out: dict[JsonPath, Any] = {}
     for kind in KINDS.values():

@@ -6,7 +6,7 @@ from __future__ import annotations
 import dataclasses
 
 from provisioner.kinds import KINDS
-from provisioner.manifest.environments import Origins
+from provisioner.manifest.environments import OriginKind, Origins
 from provisioner.manifest.loader import format_path
 from provisioner.plan.model import Action, Plan, ResourceChange
 
@@ -17,7 +17,11 @@ def with_origins(plan: Plan, origins: Origins, environment: str | None) -> Plan:
     default is the same everywhere and not marked)."""
     if environment is None:
         return plan
-    own = {p: o for p, o in origins.items() if o.per_environment}
+    own = {
+        p: o
+        for p, o in origins.items()
+        if o.per_environment and o.kind is not OriginKind.LIMITED  # (whole resources)
+    }
     changes = tuple(_marked(c, own) for c in plan.changes)
     return dataclasses.replace(plan, changes=changes, environment=environment)
 

@@ -101,7 +101,7 @@ def test_diff_env_shows_exactly_the_declared_differences() -> None:
         "assistants.support.metadata.team": ("voice", MISSING),
         "assistants.support.metadata.level": (1, 2),
         "assistants.support.endCallPhrases": (["bye", "goodbye"], ["farewell"]),
-        "assistants.sandbox.name": ("Dev only", MISSING),
+        "assistants.sandbox": ({"name": "Dev only"}, MISSING),
     }
     team = next(d for d in diffs if d.dotted.endswith("team"))
     assert team.right_origin is not None and team.right_origin.kind is OriginKind.OVERRIDE
