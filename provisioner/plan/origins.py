@@ -1,14 +1,17 @@
 """Which planned values an environment set itself (#12): the plan's changes marked with the
-override or per-environment variable behind their fields. Pure."""
+override or per-environment variable behind their fields. A list an override replaced is
+shown whole (before and after), never item by item: lists replace, they do not merge.
+Pure."""
 
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Mapping
 
 from provisioner.kinds import KINDS
 from provisioner.manifest.environments import OriginKind, Origins
 from provisioner.manifest.loader import format_path
-from provisioner.plan.model import Action, Plan, ResourceChange
+from provisioner.plan.model import MISSING, Action, FieldChange, Plan, ResourceChange
 
 
 def with_origins(plan: Plan, origins: Origins, environment: str | None) -> Plan:
@@ -34,15 +37,51 @@ def _marked(change: ResourceChange, origins: Origins) -> ResourceChange:
         return change
     key = change.address.partition(".")[2]
     prefix = (*kind.section, key)
-    fields = [f.path for f in change.fields]
     found: list[tuple[str, str]] = []
     for path, origin in origins.items():
         if path[: len(prefix)] != prefix:
             continue
         rel = path[len(prefix) :]
-        if any(_overlaps(rel, f) for f in fields):
+        if any(_overlaps(rel, f.path) for f in change.fields):
             found.append((format_path(rel), origin.describe()))
+            if origin.kind is OriginKind.OVERRIDE:
+                change = _whole_list(change, rel)
     return dataclasses.replace(change, origins=tuple(found)) if found else change
+
+
+def _whole_list(change: ResourceChange, path: tuple[str | int, ...]) -> ResourceChange:
+    """The field changes inside the list at `path` (an override replaced it) as one change
+    of the whole list."""
+    inside = [f for f in change.fields if len(f.path) > len(path) and f.path[: len(path)] == path]
+    after = _at(change.after, path)
+    if not inside or not isinstance(after, list):
+        return change
+    whole = FieldChange(
+        path,
+        _at(change.before, path),
+        after,
+        drift=any(f.drift for f in inside),
+        forces_replace=any(f.forces_replace for f in inside),
+    )
+    fields: list[FieldChange] = []
+    for f in change.fields:
+        if f in inside:
+            if whole not in fields:
+                fields.append(whole)
+        else:
+            fields.append(f)
+    return dataclasses.replace(change, fields=tuple(fields))
+
+
+def _at(value: object, path: tuple[str | int, ...]) -> object:
+    for part in path:
+        if isinstance(value, Mapping) and part in value:
+            value = value[part]
+        elif isinstance(value, list) and isinstance(part, int) and part < len(value):
+            value = value[part]
+        else:
+            return MISSING
+    return value
 
 
 def _overlaps(a: tuple[str | int, ...], b: tuple[str | int, ...]) -> bool:
