@@ -99,11 +99,12 @@ def validate(
     return Validated(manifest, resolved, selected.environment, selected.origins), diags
 
 
-def declared_environments(path: Path) -> tuple[Environments, Diagnostics]:
-    """The manifest's `environments:` (none if it cannot be read: `validate` says why)."""
+def declared_environments(path: Path) -> tuple[Environments | None, Diagnostics]:
+    """The manifest's `environments:`; None if the manifest cannot be read at all (then
+    `validate` says why)."""
     loaded, diags = load_manifest(path)
     if loaded is None:
-        return Environments(), diags
+        return None, diags
     return parse_environments(loaded)
 
 
@@ -113,7 +114,7 @@ def validate_all(
     """`provisioner validate`: the manifest of every declared environment (or the one
     manifest when it declares none), every problem prefixed with its environments."""
     envs, diags = declared_environments(path)
-    if diags.has_errors() or not envs.declared:
+    if envs is None or diags.has_errors() or not envs.declared:
         if diags.has_errors():
             return [], diags
         validated, diags = validate(path, environ, strict=strict)

@@ -103,6 +103,8 @@ def environment_of(manifest: Path) -> Environment | None:
     if manifest.is_file() and operations.is_plan_file(manifest):
         manifest = operations.saved_manifest_path(manifest)
     envs, diags = declared_environments(manifest)
+    if envs is None:
+        return None  # unreadable: the command's own validation reports why
     if diags.has_errors():
         raise ProvisionerError(
             "the manifest's environments are invalid:\n"

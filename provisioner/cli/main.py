@@ -309,7 +309,7 @@ def plan(
         operations.save_plan_file(settings, manifest, result, out)
     _show_plan(app, result.plan, fmt)
     if out is not None and fmt == "human":
-        app.out(saved_plan_note(out))
+        app.out(saved_plan_note(out, result.plan.environment))
     # A `moved` entry alone is pending too: applying the plan rewrites the state.
     if detailed_exitcode and (result.plan.has_changes or result.plan.moved):
         raise SystemExit(2)

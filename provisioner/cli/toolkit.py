@@ -36,14 +36,16 @@ def show(app: AppContext, planfile: Path, fmt: str) -> None:
     from provisioner.cli.main import _show_plan
     from provisioner.plan.saved import load_plan
 
-    _show_plan(app, load_plan(planfile).plan, fmt)
+    the_plan = load_plan(planfile).plan
+    _show_plan(app, the_plan, fmt)
     if fmt == "human":
-        app.out(saved_plan_note(planfile))
+        app.out(saved_plan_note(planfile, the_plan.environment))
 
 
-def saved_plan_note(path: Path) -> str:
+def saved_plan_note(path: Path, environment: str | None = None) -> str:
     """What `plan --out` says after a human plan (and `show` too, byte for byte)."""
-    return f"\nSaved the plan to {path}. Apply exactly it with: provisioner apply {path}"
+    env = f" --env {environment}" if environment else ""
+    return f"\nSaved the plan to {path}. Apply exactly it with: provisioner apply {path}{env}"
 
 
 @click.command()

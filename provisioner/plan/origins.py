@@ -46,7 +46,20 @@ def _marked(change: ResourceChange, origins: Origins) -> ResourceChange:
             found.append((format_path(rel), origin.describe()))
             if origin.kind is OriginKind.OVERRIDE:
                 change = _whole_list(change, rel)
-    return dataclasses.replace(change, origins=tuple(found)) if found else change
+    if not found:
+        return change
+    order = [f.dotted for f in change.fields]
+
+    def first_field(item: tuple[str, str]) -> int:
+        """Listed in the order of the plan's fields."""
+        hits = [i for i, d in enumerate(order) if _within(item[0], d) or _within(d, item[0])]
+        return min(hits, default=len(order))
+
+    return dataclasses.replace(change, origins=tuple(sorted(found, key=first_field)))
+
+
+def _within(path: str, outer: str) -> bool:
+    return path == outer or path.startswith((outer + ".", outer + "["))
 
 
 def _whole_list(change: ResourceChange, path: tuple[str | int, ...]) -> ResourceChange:

@@ -459,6 +459,7 @@ def _encode_change(c: ResourceChange, secret_hashes: Mapping[str, str]) -> dict[
         "warnings": list(c.warnings),
         "purchase": None if c.purchase is None else dict(c.purchase),
         "body": None if c.body is None else _encode_body(c.body, "", lookup),
+        **({"origins": [list(o) for o in c.origins]} if c.origins else {}),
     }
 
 
@@ -555,6 +556,9 @@ def _decode_change(data: Any) -> ResourceChange:
         name=_opt_str(d.get("name")),
         warnings=tuple(_str(w) for w in _list(d.get("warnings", []))),
         purchase=None if d.get("purchase") is None else _dict(d["purchase"]),
+        origins=tuple(
+            (_str(p), _str(o)) for p, o in (_list(x) for x in _list(d.get("origins", [])))
+        ),
     )
 
 

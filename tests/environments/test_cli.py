@@ -119,6 +119,9 @@ def test_env_on_a_manifest_without_environments_is_an_error(run: Cli) -> None:
 def test_a_dev_plan_file_is_refused_in_prod(run: Cli) -> None:
     saved = run("plan", MANIFEST, "--sandbox", "--env", "dev", "--out", "dev.plan")
     assert saved.exit_code == 0, saved.output
+    shown = run("show", "dev.plan")
+    assert shown.exit_code == 0 and shown.output.startswith("Environment: dev\n")
+    assert "# name set for this environment" not in shown.output  # dev uses the defaults
     result = run("apply", "dev.plan", "--sandbox", "--env", "prod")
     assert result.exit_code == 1, result.output
     assert "was planned for environment dev, and this apply has --env prod" in result.output
@@ -155,6 +158,11 @@ def test_a_list_replaced_by_an_override_is_shown_whole_with_its_origin(run: Cli)
     human = run("plan", MANIFEST, "--sandbox", "--env", "prod")
     assert '~ endCallPhrases: ["goodbye"] -> ["goodbye", "farewell"]' in human.output
     assert "# endCallPhrases set for this environment by overrides.prod" in human.output
+    saved = run("plan", MANIFEST, "--sandbox", "--env", "prod", "--out", "prod.plan")
+    shown = run("show", "prod.plan")
+    assert saved.exit_code == 0 and shown.exit_code == 0
+    assert shown.output == saved.output  # what plan printed, origins included
+    assert shown.output.endswith("provisioner apply prod.plan --env prod\n")
     markdown = run("plan", MANIFEST, "--sandbox", "--env", "prod", "--format", "markdown")
     assert markdown.output.startswith("### Provisioner plan for prod")
     assert "set for this environment by overrides.prod.assistant.support" in markdown.output
