@@ -19,12 +19,12 @@ from provisioner.manifest.env_diff import per_environment
 from provisioner.manifest.environments import (
     Environment,
     Environments,
-    Origins,
     parse_environments,
     select_environment,
 )
 from provisioner.manifest.loader import JsonPath, LoadedManifest, format_path, load_manifest
 from provisioner.manifest.model import Manifest, build_manifest
+from provisioner.manifest.origins import Origins
 from provisioner.manifest.schema import schema_digest, validate_schema
 from provisioner.manifest.valid_cache import ValidCache
 from provisioner.moves import check_moves

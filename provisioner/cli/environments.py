@@ -22,7 +22,8 @@ if TYPE_CHECKING:
 
 ENV_KEY = "provisioner.env"
 ALLOW_EMPTY_KEY = "provisioner.allow_empty_org"
-# Commands that read a state or touch an org, and `validate` (one environment, or all).
+# Commands that read a state or touch an org, `validate` (one environment, or all) and
+# `graph` (one environment's resources).
 ENV_COMMANDS = (
     "validate",
     "plan",
@@ -32,6 +33,7 @@ ENV_COMMANDS = (
     "import",
     "output",
     "force-unlock",
+    "graph",
     "state",
 )
 # Commands that write: `--allow-empty-org` lets a state whose objects are all gone

@@ -84,7 +84,10 @@ def graph(app: AppContext, manifest: Path, fmt: str, plan_file: Path | None) -> 
             )
         the_plan = saved.plan
     # As for a destroy: an unset `${env:...}` does not matter, no value is used.
-    validated, diags = validate_for_destroy(manifest, app.environ)
+    from provisioner.cli.environments import given_env
+
+    env = given_env() or (the_plan.environment if the_plan else None)
+    validated, diags = validate_for_destroy(manifest, app.environ, environment=env)
     app.diagnostics(diags)
     if validated is None:
         raise SystemExit(_fail(app, f"Cannot draw the graph of {manifest}."))

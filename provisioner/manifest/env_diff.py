@@ -9,8 +9,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from provisioner.diagnostics import Diagnostic, Diagnostics
-from provisioner.manifest.environments import Origin, Origins, resource_paths
+from provisioner.manifest.environments import resource_paths
 from provisioner.manifest.loader import JsonPath, format_path
+from provisioner.manifest.origins import Origin, Origins
 
 MISSING: Any = object()  # a field one environment's manifest does not have
 

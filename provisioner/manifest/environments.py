@@ -15,10 +15,10 @@ downstream (schema, resolve, plan) sees an ordinary manifest, the one of that en
 from __future__ import annotations
 
 import copy
+import dataclasses
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from enum import StrEnum
 from typing import Any
 
 from provisioner.addresses import ResourceAddress
@@ -26,51 +26,18 @@ from provisioner.diagnostics import Diagnostics
 from provisioner.errors import ProvisionerError
 from provisioner.kinds import KINDS
 from provisioner.manifest.loader import JsonPath, LoadedManifest, Position, SourceMap
+from provisioner.manifest.origins import DEFAULT_VALUE, Origin, OriginKind, Origins
+from provisioner.manifest.variables import parse_variables, substitute
 
 ENVIRONMENTS_KEY = "environments"
 VARIABLES_KEY = "variables"
 OVERRIDES_KEY = "overrides"
 TOP_LEVEL_KEYS = (ENVIRONMENTS_KEY, VARIABLES_KEY, OVERRIDES_KEY)
-DEFAULT_VALUE = "default"
 DEFAULT_API_KEY_VAR = "VAPI_TOKEN"
 ENVIRONMENT_FIELDS = ("apiKey", "baseUrl", "state", "protect", "orgId")
 
 _NAME = re.compile(r"^[a-z][a-z0-9_-]{0,31}$")
-_VAR_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 _ENV_REF = re.compile(r"^\$\{env:([A-Za-z_][A-Za-z0-9_]*)\}$")
-# `$${` (the escape), or `${...}` with no brace inside: the resolver's own pattern.
-_INTERP = re.compile(r"\$\$\{|\$\{([^{}]*)\}")
-
-
-class OriginKind(StrEnum):
-    OVERRIDE = "override"
-    VARIABLE = "variable"
-    # A resource's own `environments: [dev]`: it exists in those environments only.
-    LIMITED = "environments"
-
-
-@dataclass(frozen=True, slots=True)
-class Origin:
-    """Where a value of one environment's manifest was set: an override or a variable."""
-
-    kind: OriginKind
-    name: str  # `overrides.prod.assistant.support` or `var.api_base`
-    environment: str | None  # the value's environment; None for a variable's default
-    file: str
-    line: int
-
-    def describe(self) -> str:
-        which = self.environment or DEFAULT_VALUE
-        what = self.name if self.kind is not OriginKind.VARIABLE else f"{self.name} ({which})"
-        return f"{what}, {self.file}:{self.line}"
-
-    @property
-    def per_environment(self) -> bool:
-        """Set for this environment only (an override, or a variable's own value)."""
-        return self.environment is not None
-
-
-Origins = Mapping[JsonPath, Origin]
 
 
 @dataclass(frozen=True, slots=True)
@@ -194,8 +161,6 @@ def parse_environments(loaded: LoadedManifest) -> tuple[Environments, Diagnostic
 
 
 def _with(env: Environment, **changes: Any) -> Environment:
-    import dataclasses
-
     return dataclasses.replace(env, **changes)
 
 
@@ -251,10 +216,10 @@ def select_environment(
             del resources[path]
             _delete(doc, path)
     _apply_overrides(data, src, envs, name, doc, resources, positions, origins, diags)
-    variables = _parse_variables(data, src, envs, diags)
+    variables = parse_variables(data.get(VARIABLES_KEY), src, envs.names, diags)
     for path in resources:
         body = _get(doc, path)
-        _set(doc, path, _substitute(body, path, variables, name, src, origins, diags))
+        _set(doc, path, substitute(body, path, variables, name, src, origins, diags))
     selected = LoadedManifest(loaded.path, doc, SourceMap(src.file, positions))
     return Selected(selected, environment, origins), diags
 
@@ -374,154 +339,6 @@ def merge_patch(target: Any, patch: Any) -> Any:
         else:
             out[key] = merge_patch(out.get(key), value)
     return out
-
-
-@dataclass(frozen=True, slots=True)
-class _Variable:
-    name: str
-    values: Mapping[str, Any]  # environment name or `default` -> value
-    where: Mapping[str, int]  # the same -> line
-
-
-def _parse_variables(
-    data: Mapping[str, Any], src: SourceMap, envs: Environments, diags: Diagnostics
-) -> dict[str, _Variable]:
-    raw = data.get(VARIABLES_KEY)
-    if raw is None:
-        return {}
-    if not isinstance(raw, Mapping):
-        diags.error(
-            "variables: must map each variable's name to its values", **src.where((VARIABLES_KEY,))
-        )
-        return {}
-    out: dict[str, _Variable] = {}
-    for name, values in raw.items():
-        at = (VARIABLES_KEY, name)
-        if not _VAR_NAME.match(name):
-            diags.error(f"variable name {name!r} must be letters, digits and _", **src.where(at))
-            continue
-        if not isinstance(values, Mapping) or not values:
-            diags.error(
-                f"variable {name}: give its value per environment name, or `{DEFAULT_VALUE}`",
-                **src.where(at),
-            )
-            continue
-        ok = True
-        for key, value in values.items():
-            if key != DEFAULT_VALUE and key not in envs.declared:
-                known = ", ".join((DEFAULT_VALUE, *envs.names))
-                diags.error(
-                    f"variable {name}: {key!r} is not an environment; use one of {known}",
-                    **src.where((*at, key)),
-                )
-                ok = False
-            elif _mentions(value, "${env:"):
-                diags.error(
-                    f"variable {name}: secrets stay in ${{env:}} where they are used, never "
-                    "in variables (whose values plans and `config` show)",
-                    **src.where((*at, key)),
-                )
-                ok = False
-            elif _mentions(value, "${var."):
-                diags.error(
-                    f"variable {name}: a variable's value cannot use another variable",
-                    **src.where((*at, key)),
-                )
-                ok = False
-        if ok:
-            lines = {k: src.locate((*at, k)).line for k in values}
-            out[name] = _Variable(name, dict(values), lines)
-    return out
-
-
-def _mentions(value: Any, text: str) -> bool:
-    if isinstance(value, str):
-        return text in value.replace("$${", "")
-    if isinstance(value, Mapping):
-        return any(_mentions(v, text) for v in value.values())
-    if isinstance(value, list):
-        return any(_mentions(v, text) for v in value)
-    return False
-
-
-def _substitute(
-    value: Any,
-    path: JsonPath,
-    variables: Mapping[str, _Variable],
-    env: str | None,
-    src: SourceMap,
-    origins: dict[JsonPath, Origin],
-    diags: Diagnostics,
-) -> Any:
-    if isinstance(value, Mapping):
-        return {
-            k: _substitute(v, (*path, k), variables, env, src, origins, diags)
-            for k, v in value.items()
-        }
-    if isinstance(value, list):
-        return [
-            _substitute(v, (*path, i), variables, env, src, origins, diags)
-            for i, v in enumerate(value)
-        ]
-    if not isinstance(value, str) or "${var." not in value:
-        return value
-    matches = list(_INTERP.finditer(value))
-    uses = [m for m in matches if m.group(1) is not None and m.group(1).startswith("var.")]
-    if not uses:
-        return value
-    whole = len(matches) == 1 and uses[0].span() == (0, len(value))
-
-    def lookup(m: re.Match[str]) -> tuple[bool, Any]:
-        name = m.group(1)[len("var.") :]
-        var = variables.get(name)
-        if var is None:
-            known = ", ".join(sorted(variables)) or "none"
-            diags.error(f"unknown variable {name!r} (declared: {known})", **src.where(path))
-            return False, None
-        key = env if env is not None and env in var.values else DEFAULT_VALUE
-        if key not in var.values:
-            diags.error(
-                f"variable {name} has no value for environment {env} and no "
-                f"{DEFAULT_VALUE}: give it one",
-                **src.where(path),
-            )
-            return False, None
-        origins[path] = Origin(
-            OriginKind.VARIABLE,
-            f"var.{name}",
-            None if key == DEFAULT_VALUE else key,
-            src.file,
-            var.where[key],
-        )
-        return True, var.values[key]
-
-    if whole:
-        found, result = lookup(uses[0])
-        return copy.deepcopy(result) if found else value
-    out: list[str] = []
-    last = 0
-    for m in matches:
-        out.append(value[last : m.start()])
-        last = m.end()
-        if m.group(1) is None or not m.group(1).startswith("var."):
-            out.append(m.group(0))
-            continue
-        found, result = lookup(m)
-        if not found:
-            out.append(m.group(0))
-        elif isinstance(result, Mapping | list):
-            diags.error(
-                f"{m.group(0)} is a {'list' if isinstance(result, list) else 'map'}: it can "
-                "only be used as a whole value, not inside text",
-                **src.where(path),
-            )
-            out.append(m.group(0))
-        elif isinstance(result, bool) or result is None:
-            out.append({True: "true", False: "false", None: "null"}[result])
-        else:
-            out.append(str(result))
-    out.append(value[last:])
-    return "".join(out)
 
 
 def _get(doc: Mapping[str, Any], path: JsonPath) -> Any:

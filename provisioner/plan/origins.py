@@ -9,8 +9,8 @@ import dataclasses
 from collections.abc import Mapping
 
 from provisioner.kinds import KINDS
-from provisioner.manifest.environments import OriginKind, Origins
 from provisioner.manifest.loader import format_path
+from provisioner.manifest.origins import OriginKind, Origins
 from provisioner.plan.model import MISSING, Action, FieldChange, Plan, ResourceChange
 
 

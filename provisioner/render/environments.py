@@ -10,7 +10,7 @@ from typing import Any
 import yaml
 
 from provisioner.manifest.env_diff import MISSING, EnvDifference
-from provisioner.manifest.environments import Origin
+from provisioner.manifest.origins import Origin
 from provisioner.render.escape import visible
 
 

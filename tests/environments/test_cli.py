@@ -108,6 +108,14 @@ def test_every_command_needs_env_once_environments_are_declared(
     assert "unknown environment 'staging': this manifest declares dev, prod" in unknown.output
 
 
+def test_graph_draws_one_environment(run: Cli) -> None:
+    dev = run("graph", MANIFEST, "--env", "dev")
+    prod = run("graph", MANIFEST, "--env", "prod")
+    assert dev.exit_code == 0 and prod.exit_code == 0, dev.output + prod.output
+    assert "assistant.playground" in dev.output and "assistant.playground" not in prod.output
+    assert run("graph", MANIFEST).exit_code == 1
+
+
 def test_env_on_a_manifest_without_environments_is_an_error(run: Cli) -> None:
     result = run("plan", "examples/small.yaml", "--sandbox", "--env", "dev")
     assert result.exit_code == 1 and "declares no environments" in result.output

@@ -5,7 +5,8 @@ from __future__ import annotations
 import pytest
 
 from provisioner.errors import StateError
-from provisioner.manifest.environments import Environment, Origin, OriginKind
+from provisioner.manifest.environments import Environment
+from provisioner.manifest.origins import Origin, OriginKind
 from provisioner.org_guard import check_org
 from provisioner.plan.model import MISSING, Action, ActionReason, FieldChange, Plan, ResourceChange
 from provisioner.plan.origins import with_origins

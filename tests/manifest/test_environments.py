@@ -10,13 +10,13 @@ import pytest
 from provisioner.errors import ProvisionerError
 from provisioner.manifest.env_diff import MISSING, diff_environments, per_environment
 from provisioner.manifest.environments import (
-    OriginKind,
     Selected,
     merge_patch,
     parse_environments,
     select_environment,
 )
 from provisioner.manifest.loader import parse_manifest_text
+from provisioner.manifest.origins import OriginKind
 
 BASE = """\
 environments:
