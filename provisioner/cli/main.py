@@ -223,10 +223,19 @@ def validate(app: AppContext, manifest: Path, sandbox: bool, strict: bool) -> No
     if not found or diags.has_errors():
         n = len(diags.errors())
         raise SystemExit(_fail(app, f"{n} problem{'s' if n != 1 else ''} found in {manifest}."))
-    count = len(found[0].manifest.resources)
-    envs = [v.environment.name for v in found if v.environment]
-    where = f" in {', '.join(envs)}" if envs else ""
-    app.out(f"{manifest} is valid{where}: {count} resource{'s' if count != 1 else ''}.")
+
+    def counted(n: int) -> str:
+        return f"{n} resource{'s' if n != 1 else ''}"
+
+    if found[0].environment is None:
+        app.out(f"{manifest} is valid: {counted(len(found[0].manifest.resources))}.")
+    else:  # per environment: `valid in dev (2 resources), prod (1 resource).`
+        each = (
+            f"{v.environment.name} ({counted(len(v.manifest.resources))})"
+            for v in found
+            if v.environment
+        )
+        app.out(f"{manifest} is valid in {', '.join(each)}.")
 
 
 def _fail(app: AppContext, message: str) -> int:

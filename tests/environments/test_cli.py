@@ -31,7 +31,7 @@ def _edit(old: str, new: str) -> None:
 def test_the_example_validates_plans_and_applies_in_two_orgs(run: Cli) -> None:
     result = run("validate", MANIFEST)
     assert result.exit_code == 0, result.output
-    assert "valid in dev, prod: 2 resources" in result.output
+    assert "is valid in dev (2 resources), prod (1 resource)." in result.output
     for env, count in (("dev", 2), ("prod", 1)):
         result = run("apply", MANIFEST, "--sandbox", "--env", env, "--auto-approve")
         assert result.exit_code == 0, result.output
