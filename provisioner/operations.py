@@ -22,7 +22,7 @@ from provisioner.errors import ProvisionerError, RemoteError, StateCorruptError
 from provisioner.kinds import KINDS, OWNER_MARKER_KEY
 from provisioner.manifest.model import Manifest
 from provisioner.moves import apply_moves
-from provisioner.org_guard import guard_org, refuse_other_environment
+from provisioner.org_guard import check_org, guard_org, refuse_other_environment
 from provisioner.ownership import look_before_creating
 from provisioner.plan import saved
 from provisioner.plan.differ import LiveSnapshot, make_plan
@@ -540,6 +540,14 @@ def import_resource(
         depends_on=sorted(resolved.depends_on),
         remote_updated_at=live.get("updatedAt"),
         extra=importer.adoption_extra(live, state.lineage),
+    )
+    env = settings.environment
+    state.org_id = check_org(  # the object read is in this state's org (#12)
+        state,
+        {address: live},
+        pinned=env.org_id if env else None,
+        environment=settings.env_name,
+        allow_empty=True,
     )
     store.write(state)
     return dict(live)
