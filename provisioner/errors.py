@@ -8,6 +8,7 @@ Exceptions are for aborts; user mistakes that can be collected are `Diagnostics`
      |    +-- StateLockedError    another live run holds the lock
      |    +-- StateCorruptError   unparseable / newer format / foreign lineage
      |    +-- StalePlanError      a saved plan no longer matches state or remote
+     |    +-- StateConflictError  another writer changed the state since it was read
      +-- RemoteError              the API answered with an error (method, path, status, message)
      |    +-- RemoteTransportError   no usable answer: timeout, connection error
      |    |    +-- RequestInterrupted   Ctrl-C came before the request could be sent (again)
@@ -45,6 +46,11 @@ class StateCorruptError(StateError):
 
 class StalePlanError(StateError):
     """A saved plan was made against a state or remote that has since changed."""
+
+
+class StateConflictError(StateError):
+    """The stored state changed since this run read it (compare-and-swap failed), or this
+    run lost its lock: its write was refused and its state kept as a rescue copy."""
 
 
 class RemoteError(ProvisionerError):

@@ -36,10 +36,11 @@ from provisioner.refresh import adopt_found, refresh_state
 from provisioner.remote.client import RequestEvent, VapiClient
 from provisioner.resolve import bind
 from provisioner.settings import Settings
+from provisioner.state import backend
+from provisioner.state.backend import Backend
 from provisioner.state.identity import locate, move_old_state, old_default
 from provisioner.state.lock import LockInfo
 from provisioner.state.model import STATE_KEY_ENV, ResourceState, StateFile
-from provisioner.state.store import FileStateStore
 from provisioner.validation import Validated, validate
 
 
@@ -49,6 +50,8 @@ class StateWriter(Protocol):
     def write(self, state: StateFile) -> StateFile: ...
 
     def describe(self) -> str: ...
+
+    def version(self) -> str | None: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,25 +65,38 @@ class PlanResult:
 
 def open_state(
     settings: Settings, manifest_path: Path, notify: Callable[[str], None] | None = None
-) -> FileStateStore:
-    """The state of `manifest_path` (`--state`, else its default path): a state recording
-    another manifest is refused when read. A state at the old default (`state/<stem>.json`
-    in the current directory) is moved to the new one first, with a notice (`notify`,
-    default stderr), if it records this manifest or none."""
+) -> Backend:
+    """The state store of `manifest_path`: `--state`, the manifest's `state:`, or the file
+    at its default path. A state recording another manifest is refused when read. A state
+    at the old default (`state/<stem>.json` in the current directory) is moved to the new
+    one first, with a notice (`notify`, default stderr), if it records this manifest or none."""
     # Empty counts as unset: CI systems expand a secret nobody defined to "". A state
     # that uses an external key still refuses to run without it (its key_check).
     external_key = settings.environ.get(STATE_KEY_ENV) or None
     env = settings.environment
-    owner = locate(manifest_path, env.name if env else None).owner
+    located = locate(manifest_path, env.name if env else None)
     path = settings.state_file_for(manifest_path)
-    if settings.state_path is None and env is None:
+    config = backend.configured(
+        manifest_path,
+        state_path=settings.state_path,
+        state_url=settings.state_url,
+        sandbox=settings.sandbox,
+        default=path,
+        environ=settings.environ,
+        default_key=located.key.as_posix(),
+        environment=env.name if env else None,
+        environment_block=env.state if env else None,
+    )
+    if config.kind is backend.BackendKind.LOCAL and settings.state_path is None and env is None:
         old = old_default(manifest_path, sandbox=settings.sandbox)
-        if move_old_state(old, path, owner):
+        if config.path == path and move_old_state(old, path, located.owner):
             (notify or _to_stderr)(
                 f"Moved the state of {manifest_path} from {old} to {path}: states are now "
                 "kept by the manifest's path in its repository, not by the current folder."
             )
-    return FileStateStore(path, external_key=external_key, owner=owner)
+    return backend.open_backend(
+        config, environ=settings.environ, external_key=external_key, owner=located.owner
+    )
 
 
 def _to_stderr(message: str) -> None:
@@ -399,6 +415,8 @@ def save_plan_file(settings: Settings, manifest: Path, result: PlanResult, out: 
                     "made: run plan again"
                 )
             state = store.write(state)
+    if store.version() is None and store.exists():
+        store.read()  # for its version token
     the_plan = dataclasses.replace(result.plan, lineage=state.lineage, serial=state.serial)
     saved.save_plan(
         out,
@@ -408,6 +426,8 @@ def save_plan_file(settings: Settings, manifest: Path, result: PlanResult, out: 
         live_fingerprint=saved.fingerprint_live(result.live, state.hash_key),
         secret_hashes=saved.hash_plan_secrets(the_plan, state.hash_key),
         created_at=datetime.now(UTC),
+        state_backend=store.describe(),
+        state_version=store.version(),
     )
 
 
@@ -433,7 +453,13 @@ def load_plan_file(
         raise ProvisionerError(
             f"the plan was made from {manifest}, which cannot be read: {exc.strerror}"
         ) from exc
-    loaded.verify(lineage=on_disk.lineage, serial=on_disk.serial, manifest_digest=digest)
+    loaded.verify(
+        lineage=on_disk.lineage,
+        serial=on_disk.serial,
+        manifest_digest=digest,
+        backend=store.describe(),
+        version=store.version(),
+    )
     prepared, diags = prepare(settings, manifest, client)
     if prepared is None:
         return None, diags

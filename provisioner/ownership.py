@@ -20,8 +20,9 @@ from typing import Any
 from provisioner import importer
 from provisioner.errors import ProvisionerError, StateError
 from provisioner.kinds import KINDS, PHONE_NUMBER
+from provisioner.numbers.rules import DEFAULT_COUNTRY, DEFAULT_TYPE
 from provisioner.plan.differ import LiveSnapshot
-from provisioner.plan.purchase import purchase_marker
+from provisioner.plan.purchase import marker_owner, names_address, owner_key, purchase_marker
 from provisioner.refresh import ReadClient, find_existing, identity
 from provisioner.settings import Settings
 from provisioner.state.model import ResourceState, ResourceStatus, StateFile
@@ -127,18 +128,30 @@ def _numbers_bought_before(
     if not entries:
         return state, live, []
     found: dict[str, dict[str, Any]] = {}
+    foreign: list[str] = []
+    owner = owner_key(state.manifest, state.environment)
     with open_twilio(settings) as numbers:
         for address, r in entries:
             wish = {k: v for k, v in (r.purchase or {}).items() if v is not None}
-            wish.setdefault("country", "US")
-            wish.setdefault("type", "local")
-            marker = purchase_marker(address, state.lineage, wish)
+            wish.setdefault("country", DEFAULT_COUNTRY)
+            wish.setdefault("type", DEFAULT_TYPE.value)
+            marker = purchase_marker(address, state.lineage, wish, owner=owner)
+            # Numbers bought before markers named their manifest carry the older name.
+            legacy = purchase_marker(address, state.lineage, wish)
             try:
                 account, token = numbers.credentials(r.body)
-                numbers.client(account, token)
-                bought = numbers.find_bought(account, marker)
+                owned = numbers.client(account, token).list_owned()
             except (PurchaseError, ProvisionerError):
                 continue
+            bought = next((n for n in owned if n.friendly_name in (marker, legacy)), None)
+            if bought is None and owner is not None:
+                foreign.extend(
+                    f"  {address}: {n.phone_number} ({n.sid}), bought by lineage {mark.lineage}..."
+                    for n in owned
+                    if (mark := marker_owner(n.friendly_name)) is not None
+                    and names_address(mark, address, owner)
+                    and not state.lineage.startswith(mark.lineage)
+                )
             if bought is not None:
                 found[address] = {
                     **wish,
@@ -147,6 +160,14 @@ def _numbers_bought_before(
                     "number": bought.phone_number,
                     "sid": bought.sid,
                 }
+    if foreign:
+        raise StateError(
+            f"another state of {state.manifest} bought at Twilio the numbers this plan would "
+            f"buy, so buying again would pay twice (this state's lineage is {state.lineage}):\n"
+            + "\n".join(foreign)
+            + "\nUse the state that manages them (the committed one, or a copy of it), or "
+            "import the number with `number:` instead of `purchase:`."
+        )
     if not found:
         return state, live, []
     state = state.copy()

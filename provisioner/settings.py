@@ -9,7 +9,6 @@ timeout) are read here, once, when Settings is built.
 from __future__ import annotations
 
 import math
-import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -41,6 +40,8 @@ class Settings:
     environ: Mapping[str, str] = field(default_factory=dict)
     sandbox: bool = False
     state_path: Path | None = None
+    # `--state s3://...` or `--state postgres://...` (see state/backend.py).
+    state_url: str | None = None
     lock_timeout: float = 0.0
     parallelism: int = 10
     max_rps: float | None = None
@@ -121,10 +122,7 @@ class Settings:
         from provisioner.errors import StateError
         from provisioner.state.identity import locate, shown
 
-        env = self.environment
-        if env is not None and env.state and not self.sandbox:
-            # `environments.NAME.state`: relative to the manifest's folder.
-            return shown(Path(os.path.abspath(manifest.parent / env.state)))
+        env = self.environment  # (its own `state:` is a backend's: state/backend.py)
         located = locate(manifest, env.name if env else None)
         path = shown(located.state_file(sandbox=self.sandbox))
         if self.sandbox and path.resolve() in (

@@ -230,7 +230,11 @@ ENVIRONMENT_KEYS = {
                     "(default VAPI_TOKEN).",
                 },
                 "baseUrl": {"type": "string", "pattern": "^https?://"},
-                "state": {"type": "string", "minLength": 1},
+                "state": {
+                    "description": "This environment's state: a local path, or a block as "
+                    "the top-level `state:` (backend local, s3 or postgres).",
+                    "anyOf": [{"type": "string", "minLength": 1}, {"type": "object"}],
+                },
                 "protect": {"type": "boolean", "description": "No resource may be deleted."},
                 "orgId": {"type": "string", "minLength": 1, "description": "Vapi org pinned."},
             },
@@ -813,6 +817,7 @@ def manifest_schema(api: Mapping[str, Any]) -> dict[str, Any]:
         "properties": {
             "version": {"const": 1, "description": "Manifest format version; must be 1."},
             **sections,
+            "state": STATE_SCHEMA,
             **ENVIRONMENT_KEYS,
             "moved": {
                 "type": "array",
@@ -830,6 +835,36 @@ def manifest_schema(api: Mapping[str, Any]) -> dict[str, Any]:
         },
         "$defs": defs,
     }
+
+
+# Where the state lives (provisioner/state/backend.py reads it; README: State).
+STATE_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "description": "Where the state lives: the local file (default), S3 or PostgreSQL.",
+    "required": ["backend"],
+    "additionalProperties": False,
+    "properties": {
+        "backend": {"enum": ["local", "s3", "postgres"]},
+        "path": {
+            "type": "string",
+            "description": "local: the state file, relative to the manifest.",
+        },
+        "bucket": {"type": "string", "description": "s3: the bucket."},
+        "key": {"type": "string", "description": "s3: the object key; postgres: the row's key."},
+        "region": {"type": "string", "description": "s3: the bucket's region."},
+        "endpoint": {"type": "string", "description": "s3: an S3-compatible endpoint URL."},
+        "lockExpiry": {
+            "type": "number",
+            "minimum": 1,
+            "description": "s3: seconds a lock lives without renewal (default 30).",
+        },
+        "url": {
+            "type": "string",
+            "description": "postgres: the connection string, e.g. ${env:PROVISIONER_PG_URL}.",
+        },
+        "schema": {"type": "string", "description": "postgres: the schema (default provisioner)."},
+    },
+}
 
 
 def dump(doc: Mapping[str, Any]) -> str:

@@ -28,7 +28,13 @@ from provisioner.apply.engine import definitely_not_created
 from provisioner.apply.hooks import Effects
 from provisioner.errors import AmbiguousCreateError, ProvisionerError, RemoteError
 from provisioner.plan.model import Action, Plan, ResourceChange
-from provisioner.plan.purchase import PurchaseStep, purchase_marker, purchase_step, same_purchase
+from provisioner.plan.purchase import (
+    PurchaseStep,
+    owner_key,
+    purchase_marker,
+    purchase_step,
+    same_purchase,
+)
 from provisioner.state.model import (
     ResourceState,
     ResourceStatus,
@@ -174,8 +180,13 @@ class Purchases:
                 if earlier is not None:
                     replaced.append({**prior, "number": earlier.phone_number, "sid": earlier.sid})
             last_sid = replaced[-1].get("sid") if replaced else None
+            state = fx.state()
             marker = purchase_marker(
-                change.address, fx.state().lineage, wanted, str(last_sid) if last_sid else None
+                change.address,
+                state.lineage,
+                wanted,
+                str(last_sid) if last_sid else None,
+                owner_key(state.manifest, state.environment),
             )
         record = {k: v for k, v in wanted.items() if k not in _PLAN_ONLY}
         record.update(account=account, marker=marker)

@@ -55,7 +55,7 @@ pass_app = click.make_pass_decorator(AppContext)
 
 
 @contextmanager
-def _locked(app: AppContext, store: Any, command: str, timeout: float) -> Iterator[None]:
+def _locked(app: AppContext, store: Any, command: str, timeout: float) -> Iterator[Any]:
     """Hold the state lock; say so when waiting for it, and when it was left by a run
     that died."""
     from provisioner import operations
@@ -70,7 +70,9 @@ def _locked(app: AppContext, store: Any, command: str, timeout: float) -> Iterat
                 f"({held.replaced.describe()}); it was probably killed. Anything it created "
                 f"was recorded and is picked up by this run."
             )
-        yield
+        yield held
+        # A lock that must be renewed (S3) may have been lost meanwhile: say so, exit 1.
+        getattr(held, "check", lambda: None)()
 
 
 def _use_color(no_color: bool) -> bool:
@@ -146,8 +148,9 @@ def _common(fn: F) -> F:
     fn = click.option(
         "--state",
         "state_path",
-        type=click.Path(dir_okay=False, path_type=Path),
-        help="State file (default: state/<manifest path in its repository>.json).",
+        type=click.Path(dir_okay=False),
+        help="State file, s3://BUCKET/KEY or postgres://... (default: the manifest's `state:`, "
+        "else state/<manifest path in its repository>.json).",
     )(fn)
     return fn
 
@@ -183,6 +186,11 @@ def _settings(app: AppContext, **kw: Any) -> Any:
     from provisioner.cli.environments import with_environment
     from provisioner.settings import Settings
 
+    state = kw.pop("state_path", None)
+    if isinstance(state, str) and "://" in state:
+        kw["state_url"] = state  # s3:// or postgres:// (see state/backend.py)
+    elif state is not None:
+        kw["state_path"] = Path(state)
     settings = Settings(environ=app.environ, **{k: v for k, v in kw.items() if v is not None})
     return with_environment(settings)
 
@@ -583,7 +591,7 @@ def _apply_run(
     with (
         operations.open_client(settings, _request_printer(app)) as client,
         operations.open_twilio(settings) as numbers,
-        _locked(app, store, command, lock_timeout),
+        _locked(app, store, command, lock_timeout) as held,
     ):
         if plan_file is not None:
             result, diags = operations.load_plan_file(settings, plan_file, client, store)
@@ -600,6 +608,8 @@ def _apply_run(
                 numbers=numbers,
                 checked=(validated, diags),
             )
+        for note in getattr(store, "notes", ()):
+            app.err(f"Recovered from a rescue copy of an earlier run: {note}")
         app.diagnostics(diags)
         if result is None or diags.has_errors():
             raise SystemExit(_fail(app, "Nothing was changed."))
@@ -629,6 +639,10 @@ def _apply_run(
             app.out("")
             events = _ProgressPrinter(app, total)
         with _interruptible() as interrupt:
+            from provisioner.state.remote import guard_interrupt
+
+            # A lost lock (not renewed in time) stops new changes like Ctrl-C does.
+            interrupt = guard_interrupt(interrupt, held)
             applied = apply_plan(
                 the_plan,
                 client=client,
@@ -678,9 +692,13 @@ def _next_steps(settings: Any, manifest: Path, state: Any, the_plan: Any) -> str
     lines.append(
         f"  - Run `provisioner plan {manifest}{sandbox}` again: it should show no changes."
     )
-    if not settings.sandbox:
+    from provisioner import operations
+
+    # A team backend (S3, PostgreSQL) is shared already: nothing to commit.
+    store = operations.open_state(settings, manifest)
+    if not settings.sandbox and getattr(store, "kind", "") == "local":
         lines.append(
-            f"  - Commit {settings.state_file_for(manifest)} (IDs and hashes only, no "
+            f"  - Commit {store.describe()} (IDs and hashes only, no "
             "secrets) so that CI and your teammates plan against the same state."
         )
     return "\n".join(lines)
@@ -1023,8 +1041,10 @@ def sandbox_serve(
 
 def _register_numbers() -> None:
     from provisioner.cli.numbers import numbers
+    from provisioner.cli.state_cmd import migrate
 
     cli.add_command(numbers)
+    state.add_command(migrate)
 
 
 _register_numbers()

@@ -47,7 +47,8 @@ class Environment:
     name: str
     api_key_var: str = DEFAULT_API_KEY_VAR
     base_url: str | None = None
-    state: str | None = None
+    # `environments.NAME.state`, as a `state:` block (a path is a local one).
+    state: Mapping[str, Any] | None = None
     protect: bool = False
     org_id: str | None = None
 
@@ -137,6 +138,9 @@ def parse_environments(loaded: LoadedManifest) -> tuple[Environments, Diagnostic
                     )
                     continue
                 env = _with(env, api_key_var=m.group(1))
+            elif key == "state" and isinstance(value, Mapping):
+                # As the top-level `state:` (state/backend.py checks its fields).
+                env = _with(env, state=dict(value))
             elif key in ("baseUrl", "state", "orgId"):
                 if not isinstance(value, str) or not value.strip():
                     diags.error(f"{key} must be a non-empty string", **at)
@@ -144,7 +148,10 @@ def parse_environments(loaded: LoadedManifest) -> tuple[Environments, Diagnostic
                 if key == "baseUrl" and not value.startswith(("https://", "http://")):
                     diags.error("baseUrl must be an http(s) URL", **at)
                     continue
-                attr = {"baseUrl": "base_url", "state": "state", "orgId": "org_id"}[key]
+                if key == "state":  # a local file, relative to the manifest's folder
+                    env = _with(env, state={"backend": "local", "path": value.strip()})
+                    continue
+                attr = {"baseUrl": "base_url", "orgId": "org_id"}[key]
                 env = _with(env, **{attr: value.strip()})
             elif key == "protect":
                 if not isinstance(value, bool):

@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from collections.abc import Mapping
+from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
 
@@ -21,6 +23,11 @@ PURCHASE_CRITERIA = ("country", "type", "areaCode", "contains")
 _DEFAULTS = {"country": DEFAULT_COUNTRY, "type": DEFAULT_TYPE.value}
 # Twilio's limit on an IncomingPhoneNumber's FriendlyName.
 FRIENDLY_NAME_MAX = 64
+_MARKER_PREFIX = "provisioner "
+_MARKER = re.compile(
+    r"^provisioner (?P<lineage>[0-9a-f-]{8})\.(?P<owner>[0-9a-f]{6}) [0-9a-f]{6}(?:/\S+)? "
+    r"(?P<address>\S+)$"
+)
 
 
 class PurchaseStep(StrEnum):
@@ -54,19 +61,58 @@ def same_purchase(a: Mapping[str, Any], b: Mapping[str, Any]) -> bool:
 
 
 def purchase_marker(
-    address: str, lineage: str, purchase: Mapping[str, Any], replacing: str | None = None
+    address: str,
+    lineage: str,
+    purchase: Mapping[str, Any],
+    replacing: str | None = None,
+    owner: str | None = None,
 ) -> str:
-    """The FriendlyName a bought number carries: the state lineage, a short hash of the
-    criteria (a number bought for other criteria is never adopted for these), the tail
-    of the SID of the number it replaces (if any), and the manifest address, shortened
-    with a hash of its own when the whole would pass Twilio's 64 characters."""
+    """The FriendlyName a bought number carries: the state lineage and a short hash of its
+    owner (the manifest and environment, docs/state-identity.md), a short hash of the
+    criteria (a number bought for other criteria is never adopted for these), the tail of
+    the SID of the number it replaces (if any), and the manifest address, shortened with a
+    hash of its own when the whole would pass Twilio's 64 characters."""
     criteria = _short_hash(json.dumps(wanted_number(purchase), sort_keys=True))
     tag = f"/{replacing[-6:]}" if replacing else ""
-    head = f"provisioner {lineage[:8]} {criteria}{tag} "
-    room = FRIENDLY_NAME_MAX - len(head)
+    whose = f".{_short_hash(owner)}" if owner else ""
+    head = f"{_MARKER_PREFIX}{lineage[:8]}{whose} {criteria}{tag} "
+    return head + _marker_address(address, FRIENDLY_NAME_MAX - len(head))
+
+
+@dataclass(frozen=True, slots=True)
+class MarkerOwner:
+    """Whose a bought number is, as its FriendlyName says."""
+
+    lineage: str  # the first 8 characters of the state's lineage
+    owner: str  # the short hash of the manifest and environment
+    address: str  # the manifest address, shortened as `purchase_marker` shortens it
+
+
+def marker_owner(friendly_name: str) -> MarkerOwner | None:
+    """Who bought a number, from its FriendlyName; None for a name this tool did not give
+    (or gave before markers named their manifest)."""
+    found = _MARKER.match(friendly_name)
+    if found is None:
+        return None
+    return MarkerOwner(found["lineage"], found["owner"], found["address"])
+
+
+def names_address(marker: MarkerOwner, address: str, owner: str) -> bool:
+    """Whether `marker` names `address` of the manifest and environment `owner`."""
+    if marker.owner != _short_hash(owner):
+        return False
+    return marker.address in (address, _marker_address(address, len(marker.address)))
+
+
+def owner_key(manifest: str | None, environment: str | None) -> str | None:
+    """What a marker's owner hash is taken over; None for a state recording no manifest."""
+    return None if manifest is None else f"{manifest}\0{environment or ''}"
+
+
+def _marker_address(address: str, room: int) -> str:
     if len(address) > room:
-        address = f"{address[: room - 7]}~{_short_hash(address)}"
-    return head + address
+        return f"{address[: room - 7]}~{_short_hash(address)}"
+    return address
 
 
 def _short_hash(text: str) -> str:

@@ -129,6 +129,9 @@ class SavedPlan:
     created_at: str | None = None
     tool_version: str = ""
     format_version: int = PLAN_FORMAT_VERSION
+    # Where the state was (backend description) and its version token then.
+    state_backend: str = ""
+    state_version: str | None = None
 
     def stale_reasons(
         self,
@@ -137,6 +140,8 @@ class SavedPlan:
         serial: int,
         manifest_digest: str | None = None,
         live_fingerprint: Mapping[str, str] | None = None,
+        backend: str | None = None,
+        version: str | None = None,
     ) -> list[str]:
         """Every reason this plan can no longer be applied as is (empty when it can).
 
@@ -145,6 +150,7 @@ class SavedPlan:
             manifest_digest: of the manifest as it is now (`digest_bytes` of its bytes);
                 None skips the check.
             live_fingerprint: `fingerprint_live` of a fresh refresh; None skips the check.
+            backend, version: where the state is now and its version token; None skips.
         """
         reasons: list[str] = []
         if self.plan.lineage != lineage:
@@ -156,6 +162,16 @@ class SavedPlan:
             reasons.append(
                 f"the state has changed since the plan was made (serial {self.plan.serial} "
                 f"then, {serial} now)"
+            )
+        elif self.state_version and version is not None and version != self.state_version:
+            reasons.append(
+                f"the state in {backend} has changed since the plan was made (version "
+                f"{self.state_version} then, {version} now)"
+            )
+        if self.state_backend and backend is not None and backend != self.state_backend:
+            reasons.append(
+                f"the plan was made against the state in {self.state_backend}, and this run "
+                f"uses {backend}"
             )
         if manifest_digest is not None and manifest_digest != self.manifest_digest:
             reasons.append(f"the manifest {self.manifest_path} has changed since the plan was made")
@@ -172,6 +188,8 @@ class SavedPlan:
         serial: int,
         manifest_digest: str | None = None,
         live_fingerprint: Mapping[str, str] | None = None,
+        backend: str | None = None,
+        version: str | None = None,
     ) -> None:
         """Raise StalePlanError listing every reason from `stale_reasons`, if any."""
         reasons = self.stale_reasons(
@@ -179,6 +197,8 @@ class SavedPlan:
             serial=serial,
             manifest_digest=manifest_digest,
             live_fingerprint=live_fingerprint,
+            backend=backend,
+            version=version,
         )
         if reasons:
             raise StalePlanError(
@@ -619,6 +639,8 @@ def save_plan(
     secret_hashes: Mapping[str, str],
     created_at: datetime | None = None,
     compress: bool = True,
+    state_backend: str = "",
+    state_version: str | None = None,
 ) -> None:
     """Write `plan` to `path` atomically (temporary file, then rename).
 
@@ -646,6 +668,8 @@ def save_plan(
             created_at.astimezone(UTC).isoformat(timespec="seconds").removesuffix("+00:00") + "Z"
         )
     doc["manifest"] = {"path": os.fspath(manifest_path), "digest": manifest_digest}
+    if state_backend:
+        doc["state"] = {"backend": state_backend, "version": state_version}
     doc["live_fingerprint"] = dict(sorted(live_fingerprint.items()))
     doc["secrets"] = dict(sorted(secret_hashes.items()))
     doc["plan"] = plan_to_dict(plan, secret_hashes)
@@ -714,7 +738,10 @@ def load_plan(path: str | os.PathLike[str]) -> SavedPlan:
     try:
         manifest = _dict(doc["manifest"])
         created_at = doc.get("created_at")
+        where = _dict(doc.get("state", {}))
         return SavedPlan(
+            state_backend=_str(where.get("backend", "")),
+            state_version=_opt_str(where.get("version")),
             plan=plan_from_dict(doc["plan"]),
             manifest_path=_str(manifest["path"]),
             manifest_digest=_str(manifest["digest"]),

@@ -76,7 +76,7 @@ def scalar(value: Any) -> str:
         return "{}"
     if isinstance(value, list | tuple):
         return "[]"
-    return json.dumps(value, ensure_ascii=False)
+    return visible(json.dumps(value, ensure_ascii=False))
 
 
 def _inline_list(values: Iterable[Any]) -> str | None:
@@ -91,7 +91,7 @@ def _multiline(value: Any) -> bool:
 
 
 def _key(label: str) -> str:
-    return label if _BARE_KEY.match(label) else json.dumps(label, ensure_ascii=False)
+    return label if _BARE_KEY.match(label) else visible(json.dumps(label, ensure_ascii=False))
 
 
 def _delimiter(lines: list[str]) -> str:

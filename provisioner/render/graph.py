@@ -12,7 +12,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, replace
 from enum import StrEnum
 
-from provisioner.plan.model import Action, Plan
+from provisioner.plan.model import Action, Plan, ResourceChange
 
 __all__ = [
     "MAX_NODES",
@@ -36,6 +36,7 @@ _SYMBOLS = {
     Action.UPDATE: "~",
     Action.REPLACE: "-/+",
     Action.DELETE: "-",
+    Action.RELEASE: "-",
     Action.NO_OP: "",
 }
 # (fill, stroke) per action: GitHub's own diff colours, readable in light and dark themes.
@@ -44,6 +45,7 @@ _COLOURS = {
     Action.UPDATE: ("#fff8c5", "#9a6700"),
     Action.REPLACE: ("#fbefff", "#8250df"),
     Action.DELETE: ("#ffebe9", "#cf222e"),
+    Action.RELEASE: ("#ffebe9", "#cf222e"),
     Action.NO_OP: ("#f6f8fa", "#6e7781"),
 }
 _CLASS = {a: a.name.lower() for a in Action}  # Mermaid class names: no "-" in "no-op"
@@ -90,7 +92,7 @@ def graph_of(
     """The graph of a manifest: `resources` maps each address to (name, addresses it
     references), in manifest order. With `plan`, each node carries its action, and what
     the plan deletes (no longer in the manifest) is added with its former references."""
-    changes = {c.address: c for c in plan.changes} if plan is not None else {}
+    changes = {c.address: c for c in _resource_changes(plan)} if plan is not None else {}
     nodes = [GraphNode(a, name) for a, (name, _refs) in resources.items()]
     edges = [GraphEdge(a, r) for a, (_n, refs) in resources.items() for r in sorted(refs)]
     if plan is not None:
@@ -98,7 +100,7 @@ def graph_of(
             replace(n, action=changes[n.address].action if n.address in changes else Action.NO_OP)
             for n in nodes
         ]
-        gone = [c for c in plan.changes if c.address not in resources]
+        gone = [c for c in _resource_changes(plan) if c.address not in resources]
         nodes.extend(GraphNode(c.address, c.name, c.action) for c in gone)
         edges.extend(GraphEdge(c.address, r) for c in gone for r in c.references)
         edges.extend(_former_edges(plan, {(e.source, e.target) for e in edges}))
@@ -107,10 +109,17 @@ def graph_of(
 
 def graph_from_plan(plan: Plan) -> DependencyGraph:
     """The graph of every resource in `plan`, each with its action."""
-    nodes = [GraphNode(c.address, c.name, c.action) for c in plan.changes]
-    edges = [GraphEdge(c.address, r) for c in plan.changes for r in c.references]
+    changes = _resource_changes(plan)
+    nodes = [GraphNode(c.address, c.name, c.action) for c in changes]
+    edges = [GraphEdge(c.address, r) for c in changes for r in c.references]
     edges.extend(_former_edges(plan, {(e.source, e.target) for e in edges}))
     return _complete(nodes, edges)
+
+
+def _resource_changes(plan: Plan) -> list[ResourceChange]:
+    """The plan's changes of resources: a pending release is about a number Twilio still
+    bills, not a resource of the graph (its entry has a change of its own, or none)."""
+    return [c for c in plan.changes if c.action is not Action.RELEASE]
 
 
 def _former_edges(plan: Plan, known: set[tuple[str, str]]) -> list[GraphEdge]:

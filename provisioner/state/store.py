@@ -37,7 +37,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Protocol
 
-from provisioner.errors import StateCorruptError, StateError
+from provisioner.errors import StateConflictError, StateCorruptError, StateError
 from provisioner.kinds import KINDS
 from provisioner.state.identity import Owner, check_owner
 from provisioner.state.lock import (
@@ -397,7 +397,7 @@ class FileStateStore:
                         f"--state path and the manifest name."
                     )
                 if state.serial < stored.serial:
-                    raise StateError(
+                    raise StateConflictError(
                         f"{self.path} was changed by another writer in the meantime (stored "
                         f"serial {stored.serial}, ours {state.serial}): refusing to overwrite "
                         f"its changes. Run `provisioner plan` again."

@@ -2,7 +2,7 @@
 and keeps the plan file, an apply-on-merge job that applies that very file, a scheduled
 drift job), every provisioner command in it parses with the flags it uses, and its run
 steps work: they are executed with bash as GitHub runs them, against the emulator served
-over HTTP, with the artifact hand-over and the state push simulated."""
+over HTTP, with the artifact hand-over simulated and the state in S3 (moto's server)."""
 
 from __future__ import annotations
 
@@ -24,6 +24,7 @@ import yaml
 from provisioner.cli.main import cli
 from tests.conftest import EXAMPLES, REPO, SECRET
 from tests.gitops.conftest import LiveApi
+from tests.state.conftest import MotoServer, moto_server  # noqa: F401 - the fixture
 
 WORKFLOW = REPO / "examples" / "ci" / "provisioner.yml"
 
@@ -99,7 +100,6 @@ def test_workflow_shape() -> None:
 
     apply = jobs["apply"]
     assert "push" in apply["if"]
-    assert apply["permissions"]["contents"] == "write"
     assert apply["permissions"]["actions"] == "read"  # to download another run's artifact
     assert apply["permissions"]["pull-requests"] == "read"  # to find the merged PR
     download = step(doc, "apply", "Fetch the plan reviewed on it")
@@ -108,10 +108,14 @@ def test_workflow_shape() -> None:
     (apply_cmd,) = commands(step(doc, "apply", "Apply exactly that plan")["run"])
     assert apply_cmd == ["provisioner", "apply", f"{folder}/plan.bin", "--json"]
     assert "--auto-approve" not in apply_cmd  # a saved plan needs none
-    assert "git push" in step(doc, "apply", "Commit the updated state")["run"]
-    kept = step(doc, "apply", "Keep the state as an artifact")
-    assert kept["uses"].startswith("actions/upload-artifact@")
-    assert "always()" in kept["if"] and kept["with"]["path"] == "state/"
+    # The state is in S3 (vapi.yaml's `state:`): nothing is committed back, no state file
+    # travels in artifacts.
+    assert apply["permissions"]["contents"] == "read"
+    assert "git push" not in WORKFLOW.read_text() and "state/" not in WORKFLOW.read_text()
+    for job, name in (("plan", "Plan"), ("apply", "Apply exactly that plan")):
+        assert (
+            "secrets.AWS_SECRET_ACCESS_KEY" in step(doc, job, name)["env"]["AWS_SECRET_ACCESS_KEY"]
+        )
     assert "always()" in comment["if"]  # a failed plan replaces the old comment too
 
     drift = jobs["drift"]
@@ -139,13 +143,17 @@ def test_every_command_exists_with_its_flags() -> None:
 class Runner:
     """Runs a workflow step's script as GitHub does, in a checkout folder."""
 
-    def __init__(self, doc: dict[str, Any], live: LiveApi, tmp: Path) -> None:
+    def __init__(self, doc: dict[str, Any], live: LiveApi, tmp: Path, s3: MotoServer) -> None:
         self.doc = doc
         self.tmp = tmp
+        self.s3 = s3
+        self.bucket = s3.new_bucket()
         bin_dir = str(Path(sys.executable).parent)
         self.env = {
             **{k: v for k, v in os.environ.items() if not k.startswith(("VAPI_", "TWILIO_"))},
             **live.env,
+            # The repository's AWS secrets, and (as a runner's config would) the endpoint.
+            **s3.env(),
             "TWILIO_AUTH_TOKEN": SECRET,
             "NO_COLOR": "1",
             "PATH": bin_dir + os.pathsep + os.environ.get("PATH", ""),
@@ -161,7 +169,8 @@ class Runner:
         """A clone of the user's repository: vapi.yaml and its prompts."""
         repo = self.tmp / name
         repo.mkdir()
-        shutil.copy(EXAMPLES / "full.yaml", repo / "vapi.yaml")
+        state = f"state: {{backend: s3, bucket: {self.bucket}, key: vapi.json}}\n"
+        (repo / "vapi.yaml").write_text(state + (EXAMPLES / "full.yaml").read_text())
         shutil.copytree(EXAMPLES / "prompts", repo / "prompts")
         # A git work tree of its own, as a checkout is: its state is <repo>/state/vapi.json.
         git(repo, "init", "-q", "-b", "main")
@@ -207,6 +216,11 @@ class Runner:
                 out[k] = str(v)
         return out
 
+    def state(self) -> dict[str, Any]:
+        """The state as stored in S3."""
+        got = self.s3.client().get_object(Bucket=self.bucket, Key="vapi.json")  # type: ignore[attr-defined]
+        return dict(json.loads(got["Body"].read()))
+
     def hand_over_artifact(self, source: Path, target: Path) -> None:
         """upload-artifact (paths relative to their common folder) then download-artifact."""
         upload = step(self.doc, "plan", "actions/upload-artifact")["with"]
@@ -221,20 +235,13 @@ class Runner:
             shutil.copy(p, dest)
 
 
-def git(repo: Path, *args: str) -> str:
-    done = subprocess.run(
-        ["git", "-c", "user.name=t", "-c", "user.email=t@example.com", *args],
-        cwd=repo,
-        capture_output=True,
-        text=True,
-        check=True,
-    )
-    return done.stdout
-
-
-def test_the_steps_run(live_api: LiveApi, tmp_path: Path) -> None:
+def test_the_steps_run(
+    live_api: LiveApi,
+    tmp_path: Path,
+    moto_server: MotoServer,  # noqa: F811
+) -> None:
     doc = load()
-    gh = Runner(doc, live_api, tmp_path)
+    gh = Runner(doc, live_api, tmp_path, moto_server)
 
     # Pull request: the plan job, on a repository with no state yet.
     pr = gh.checkout("pr")
@@ -247,14 +254,9 @@ def test_the_steps_run(live_api: LiveApi, tmp_path: Path) -> None:
     assert (tmp_path / "summary-plan.md").read_text() == comment
     assert SECRET not in comment and SECRET.encode() not in (pr / "plan.bin").read_bytes()
 
-    # Merge: the apply job, on main (which has no state yet), with the PR's artifact.
+    # Merge: the apply job, on main, with the PR's artifact (the plan alone: the state,
+    # new and empty, was saved in S3 by the plan).
     main = gh.checkout("main")
-    git(main, "init", "-q", "-b", "main")
-    git(main, "add", ".")
-    git(main, "commit", "-q", "-m", "vapi.yaml")
-    git(tmp_path, "init", "-q", "--bare", "origin.git")
-    git(main, "remote", "add", "origin", str(tmp_path / "origin.git"))
-    git(main, "push", "-q", "-u", "origin", "main")
     gh.hand_over_artifact(pr, main)
 
     applied = gh.run("apply", "Apply exactly that plan", main)
@@ -264,22 +266,9 @@ def test_the_steps_run(live_api: LiveApi, tmp_path: Path) -> None:
     assert events[-1]["counts"]["done"] == 14
     assert live_api.app.stats()["objects"]["assistant"] == 2
 
-    # main moved meanwhile (another merge): the state is rebased onto it, not lost.
-    other = tmp_path / "other"
-    git(tmp_path, "clone", "-q", "-b", "main", str(tmp_path / "origin.git"), str(other))
-    (other / "README.md").write_text("another merge\n")
-    git(other, "add", "README.md")
-    git(other, "commit", "-q", "-m", "another merge")
-    git(other, "push", "-q", "origin", "main")
-
-    pushed = gh.run("apply", "Commit the updated state", main)
-    assert pushed.returncode == 0, pushed.stderr
-    state = json.loads(git(tmp_path / "origin.git", "show", "main:state/vapi.json"))
-    assert git(tmp_path / "origin.git", "show", "main:README.md") == "another merge\n"
+    state = gh.state()
     assert len(state["resources"]) == 14
     assert SECRET not in json.dumps(state)
-    # Nothing new to commit: the step still succeeds.
-    assert gh.run("apply", "Commit the updated state", main).returncode == 0
 
     # The same plan again is stale: refused, and `| tee` does not hide the failure.
     again = gh.run("apply", "Apply exactly that plan", main)
@@ -303,9 +292,13 @@ def test_the_steps_run(live_api: LiveApi, tmp_path: Path) -> None:
     assert "Edited in the dashboard" in summary
 
 
-def test_a_plan_made_stale_before_the_merge_is_refused(live_api: LiveApi, tmp_path: Path) -> None:
+def test_a_plan_made_stale_before_the_merge_is_refused(
+    live_api: LiveApi,
+    tmp_path: Path,
+    moto_server: MotoServer,  # noqa: F811
+) -> None:
     doc = load()
-    gh = Runner(doc, live_api, tmp_path)
+    gh = Runner(doc, live_api, tmp_path, moto_server)
     pr = gh.checkout("pr")
     assert gh.run("plan", "Plan", pr).returncode == 0
     main = gh.checkout("main")
@@ -324,7 +317,7 @@ def test_installs_this_tool_pinned_never_the_pypi_name() -> None:
     from its repository, at a pinned tag or commit, named in one place."""
     doc = load()
     spec = doc["env"]["PROVISIONER_PIP_SPEC"]
-    assert spec.startswith("git+https://") and "@" in spec.split("/")[-1]
+    assert spec.startswith("vapi-provisioner[s3] @ git+https://") and "@" in spec.split("/")[-1]
     installs = [
         s["run"] for job in doc["jobs"].values() for s in job["steps"] if "pip" in s.get("run", "")
     ]
@@ -356,9 +349,13 @@ def test_actions_pinned_by_commit() -> None:
         assert re.search(r"@[0-9a-f]{40} # v\d", line), f"not pinned by commit: {line}"
 
 
-def test_a_failed_plan_replaces_the_comment(live_api: LiveApi, tmp_path: Path) -> None:
+def test_a_failed_plan_replaces_the_comment(
+    live_api: LiveApi,
+    tmp_path: Path,
+    moto_server: MotoServer,  # noqa: F811
+) -> None:
     doc = load()
-    gh = Runner(doc, live_api, tmp_path)
+    gh = Runner(doc, live_api, tmp_path, moto_server)
     pr = gh.checkout("pr")
     manifest = pr / "vapi.yaml"
     manifest.write_text(
@@ -384,9 +381,11 @@ def test_a_failed_plan_replaces_the_comment(live_api: LiveApi, tmp_path: Path) -
 
 
 def test_a_direct_push_to_main_says_why_nothing_is_applied(
-    live_api: LiveApi, tmp_path: Path
+    live_api: LiveApi,
+    tmp_path: Path,
+    moto_server: MotoServer,  # noqa: F811
 ) -> None:
-    gh = Runner(load(), live_api, tmp_path)
+    gh = Runner(load(), live_api, tmp_path, moto_server)
     main = gh.checkout("main")
     # `gh api .../commits/SHA/pulls` finds no merged pull request for a direct push.
     fake = tmp_path / "bin"
@@ -405,3 +404,14 @@ def test_a_direct_push_to_main_says_why_nothing_is_applied(
     found = gh.run("apply", "Find the merged pull request", main, {"PATH": path})
     assert found.returncode == 0, found.stderr
     assert "number=17" in (tmp_path / "github_output").read_text()
+
+
+def git(repo: Path, *args: str) -> str:
+    done = subprocess.run(
+        ["git", "-c", "user.name=t", "-c", "user.email=t@example.com", *args],
+        cwd=repo,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    return done.stdout

@@ -44,7 +44,7 @@ def test_meaningless_numbers_are_bad_parameters(
     assert result.exit_code == 1
     _no_crash(result)
     assert f"Invalid value for '{option}': {words}" in result.output, result.output
-    assert not (project / "state/.sandbox/small.json").exists()
+    assert not (project / "state/.sandbox/examples/small.json").exists()
 
 
 # plan --out ------------------------------------------------------------------------------
@@ -83,7 +83,7 @@ def test_plan_out_writes_only_to_a_regular_file(run: Cli, project: Path, kind: s
     )
     if kind == "symlink":
         assert (project / "victim.txt").read_text() == "keep me\n"
-    assert not (project / "state/.sandbox/small.json").exists()
+    assert not (project / "state/.sandbox/examples/small.json").exists()
 
 
 def test_plan_out_replaces_a_regular_file(run: Cli, project: Path) -> None:
@@ -156,7 +156,7 @@ def test_apply_json_ends_with_a_summary_on_early_failure(
 def _applied(run: Cli, project: Path) -> Path:
     result = run("apply", SMALL, "--sandbox", "--auto-approve")
     assert result.exit_code == 0, result.output
-    return project / "state/.sandbox/small.json"
+    return project / "state/.sandbox/examples/small.json"
 
 
 def _edit(path: Path, address: str, **changes: object) -> None:

@@ -259,3 +259,33 @@ def test_buying_with_an_api_key_over_http(run: Cli, project: Path, tmp_path: Pat
         assert again.exit_code == 0, again.output
         assert "Twilio prices for US" in again.output
         assert "not priced: phoneNumber.sf-line" in again.output
+
+
+def test_another_state_of_the_manifest_never_buys_its_numbers_again(
+    run: Cli, project: Path
+) -> None:
+    # Only a bought number: no assistant marker to catch a second deployment first.
+    manifest = project / "examples" / "only-a-number.yaml"
+    text = (project / BUY).read_text()
+    number_only = text[text.index("phoneNumbers:") :].replace(
+        "    assistantId: ${assistant.support.id}\n", ""
+    )
+    manifest.write_text("version: 1\n" + number_only)
+    name = "examples/only-a-number.yaml"
+    assert run("apply", name, "--sandbox", "--auto-approve").exit_code == 0
+    (friendly,) = [o["friendly_name"] for o in owned_numbers(project)]
+    assert friendly.startswith("provisioner ") and friendly.endswith("phoneNumber.sf-line")
+
+    # A fresh clone: the state is gone, a new lineage would buy the number again.
+    state = project / "state" / ".sandbox" / "examples" / "only-a-number.json"
+    lineage = json.loads(state.read_text())["lineage"]
+    state.unlink()
+    state.with_name(state.name + ".backup").unlink(missing_ok=True)
+    refused = run("plan", name, "--sandbox")
+    assert refused.exit_code == 1, refused.output
+    assert "bought at Twilio the numbers this plan would buy" in refused.output
+    assert f"bought by lineage {lineage[:8]}" in refused.output
+    assert "Traceback" not in refused.output
+    assert len(owned_numbers(project)) == 1
+    assert run("apply", name, "--sandbox", "--auto-approve").exit_code == 1
+    assert len(owned_numbers(project)) == 1
