@@ -282,3 +282,22 @@ def test_state_location_per_environment(run: Cli, orgs: _Orgs) -> None:
     # A state of one environment is refused for another.
     other = run("plan", MANIFEST, "--sandbox", "--env", "prod", "--state", "mine.json")
     assert other.exit_code == 1 and "(environment dev)" in other.output
+
+
+def test_a_shared_state_block_keeps_each_environment_apart(run: Cli, orgs: _Orgs) -> None:
+    _edit("version: 1\n", "version: 1\nstate: {backend: local, path: ../shared/vapi.json}\n")
+    prod = orgs.env(key_of="prod", url_of="prod")
+    assert run("apply", MANIFEST, "--env", "prod", "--auto-approve", env=prod).exit_code == 0
+    assert _json(Path("shared/vapi/prod.json").read_text())["environment"] == "prod"
+    assert not Path("shared/vapi.json").exists()
+
+
+def test_shared_remote_backends_get_a_key_or_row_per_environment() -> None:
+    from provisioner.state.backend import BackendKind, StateConfig, per_environment
+
+    s3 = per_environment(StateConfig(BackendKind.S3, bucket="b", key="teams/a/vapi.json"), "prod")
+    assert s3.key == "teams/a/vapi/prod.json"
+    pg = per_environment(
+        StateConfig(BackendKind.POSTGRES, url="postgres://db/x", key="a/vapi"), "dev"
+    )
+    assert pg.key == "a/vapi/dev"
