@@ -301,3 +301,12 @@ def test_shared_remote_backends_get_a_key_or_row_per_environment() -> None:
         StateConfig(BackendKind.POSTGRES, url="postgres://db/x", key="a/vapi"), "dev"
     )
     assert pg.key == "a/vapi/dev"
+
+
+def test_text_included_by_file_is_taken_literally(run: Cli) -> None:
+    Path("examples/prompts/support.md").write_text("Say ${var.company} as is.\n")
+    result = run("plan", MANIFEST, "--sandbox", "--env", "prod", "--format", "json")
+    assert result.exit_code == 0, result.output
+    [support] = [c for c in _json(result.output)["changes"] if c["address"] == "assistant.support"]
+    assert support["after"]["model"]["messages"][0]["content"] == "Say ${var.company} as is.\n"
+    assert support["after"]["name"] == "Acme Support"  # while the manifest's own is replaced
