@@ -310,3 +310,20 @@ def test_text_included_by_file_is_taken_literally(run: Cli) -> None:
     [support] = [c for c in _json(result.output)["changes"] if c["address"] == "assistant.support"]
     assert support["after"]["model"]["messages"][0]["content"] == "Say ${var.company} as is.\n"
     assert support["after"]["name"] == "Acme Support"  # while the manifest's own is replaced
+
+
+def test_drift_and_import_work_per_environment(run: Cli) -> None:
+    assert run("apply", MANIFEST, "--sandbox", "--env", "prod", "--auto-approve").exit_code == 0
+    drift = run("drift", MANIFEST, "--sandbox", "--env", "prod")
+    assert drift.exit_code == 0, drift.output
+    state = _json((STATES / "prod.json").read_text())
+    support = state["resources"]["assistant.support"]["id"]
+    (STATES / "prod.json").unlink()
+    (STATES / "prod.json.backup").unlink()
+    imported = run("import", MANIFEST, "assistant.support", support, "--sandbox", "--env", "prod")
+    assert imported.exit_code == 0, imported.output
+    again = _json((STATES / "prod.json").read_text())
+    assert again["environment"] == "prod" and again["org_id"] == state["org_id"]
+    # The same ID is not in dev's org.
+    other = run("import", MANIFEST, "assistant.support", support, "--sandbox", "--env", "dev")
+    assert other.exit_code == 1, other.output

@@ -88,3 +88,16 @@ def test_plan_marks_fields_an_environment_set_with_their_origin() -> None:
         ("metadata.level", "overrides.prod.assistant.support, m.yaml:21"),
     )
     assert with_origins(plan, origins, None) is plan
+
+
+def test_each_environment_reads_its_own_key_and_url() -> None:
+    from provisioner.settings import Settings
+
+    environ = {"VAPI_TOKEN": "default-key", "VAPI_TOKEN_PROD": "prod-key"}
+    prod = Environment("prod", api_key_var="VAPI_TOKEN_PROD", base_url="https://api.eu.vapi.ai/")
+    assert Settings(environ=environ, environment=prod).token == "prod-key"
+    assert Settings(environ=environ, environment=prod).base_url == "https://api.eu.vapi.ai"
+    assert Settings(environ=environ, environment=Environment("dev")).token == "default-key"
+    missing = Environment("qa", api_key_var="VAPI_TOKEN_QA")
+    assert Settings(environ=environ, environment=missing).token is None
+    assert Settings(environ=environ, environment=missing).token_var == "VAPI_TOKEN_QA"
