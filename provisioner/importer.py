@@ -14,10 +14,13 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from importlib import resources
+from pathlib import Path
 from typing import Any
 
 import yaml
 
+from provisioner.addresses import ResourceAddress
+from provisioner.errors import ProvisionerError
 from provisioner.kinds import KINDS, OWNER_MARKER_KEY, SECRET_FIELD_NAMES, ResourceKind
 from provisioner.plan.normalize import strip_server_fields
 from provisioner.state.model import ResourceState, ResourceStatus
@@ -90,7 +93,7 @@ def generate_manifest(objects: Mapping[str, list[Mapping[str, Any]]], hash_key: 
     `${env:NAME}` and to state as its keyed hash (`hash_key`): never in clear in a file a
     team commits. The notes name each variable to set.
     """
-    keys: dict[str, str] = {}  # remote id -> address
+    keys: dict[str, ResourceAddress] = {}  # remote id -> address
     used: set[str] = set()
     for kind_name, objs in objects.items():
         for i, obj in enumerate(sorted(objs, key=lambda o: str(o.get("createdAt", "")))):
@@ -101,7 +104,7 @@ def generate_manifest(objects: Mapping[str, list[Mapping[str, Any]]], hash_key: 
             while f"{kind_name}.{candidate}" in used:
                 candidate, n = f"{key}-{n}", n + 1
             used.add(f"{kind_name}.{candidate}")
-            keys[str(obj["id"])] = f"{kind_name}.{candidate}"
+            keys[str(obj["id"])] = ResourceAddress(kind_name, candidate)
 
     doc: dict[str, Any] = {"version": 1}
     files: dict[str, str] = {}
@@ -110,8 +113,8 @@ def generate_manifest(objects: Mapping[str, list[Mapping[str, Any]]], hash_key: 
     for kind_name, objs in objects.items():
         kind = KINDS[kind_name]
         for obj in sorted(objs, key=lambda o: str(o.get("createdAt", ""))):
-            address = keys[str(obj["id"])]
-            key = address.split(".", 1)[1]
+            parsed = keys[str(obj["id"])]
+            address, key = str(parsed), parsed.key
             applied = body_from_live(kind, obj)
             deps: set[str] = set()
             body = _with_references(applied, keys, address, deps)
@@ -206,14 +209,31 @@ def _field(obj: Mapping[str, Any], dotted: str) -> Any:
     return value
 
 
-def _with_references(value: Any, keys: Mapping[str, str], me: str, deps: set[str]) -> Any:
+def _with_references(
+    value: Any, keys: Mapping[str, ResourceAddress], me: str, deps: set[str]
+) -> Any:
     if isinstance(value, Mapping):
         return {k: _with_references(v, keys, me, deps) for k, v in value.items()}
     if isinstance(value, list):
         return [_with_references(v, keys, me, deps) for v in value]
-    if isinstance(value, str) and value in keys and keys[value] != me:
-        deps.add(keys[value])
-        return "${" + keys[value] + ".id}"
+    if isinstance(value, str) and value in keys and str(keys[value]) != me:
+        deps.add(str(keys[value]))
+        return "${" + str(keys[value]) + ".id}"
     if isinstance(value, str) and "${" in value:
         return value.replace("${", "$${")
     return value
+
+
+def write_generated(manifest: Path, generated: Generated) -> None:
+    """Write the generated manifest and its prompt files beside it; refuses (before
+    writing anything) to overwrite a prompt file that exists."""
+    for rel in generated.files:
+        target = manifest.parent / rel
+        if target.exists():
+            raise ProvisionerError(f"{target} already exists: choose another folder")
+    manifest.parent.mkdir(parents=True, exist_ok=True)
+    for rel, text in generated.files.items():
+        target = manifest.parent / rel
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_text(text, encoding="utf-8")
+    manifest.write_text(generated.manifest_yaml, encoding="utf-8")

@@ -7,7 +7,6 @@ plus Diagnostics, or raises a ProvisionerError for aborts.
 from __future__ import annotations
 
 import dataclasses
-import socket
 import sys
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
@@ -18,26 +17,31 @@ from typing import Any, Protocol
 
 from provisioner import costs, importer
 from provisioner.diagnostics import Diagnostics
-from provisioner.errors import ProvisionerError, RemoteError, StateCorruptError
-from provisioner.kinds import KINDS, OWNER_MARKER_KEY
-from provisioner.manifest.model import Manifest
+from provisioner.errors import ProvisionerError, RemoteError
+from provisioner.kinds import KINDS
 from provisioner.moves import apply_moves
 from provisioner.org_guard import check_org, guard_org, refuse_other_environment
-from provisioner.ownership import look_before_creating
+from provisioner.ownership import check_lineage, look_before_creating
 from provisioner.plan import saved
+from provisioner.plan.checks import (
+    check_prevent_destroy,
+    check_twilio_credentials,
+    record_protection,
+)
 from provisioner.plan.differ import LiveSnapshot, make_plan
-from provisioner.plan.model import Action, Plan, PlanMode
+from provisioner.plan.model import Plan, PlanMode
 from provisioner.plan.normalize import comparable, live_view
 from provisioner.plan.origins import with_origins
 from provisioner.plan.protection import check_protected
-from provisioner.plan.purchase import PurchaseStep, purchase_step
-from provisioner.purchasing import UNSET_FOR_DESTROY, PurchaseError, Twilio
+from provisioner.purchasing import PurchaseError, Twilio
+from provisioner.purchasing import open_twilio as open_twilio
 from provisioner.refresh import adopt_found, refresh_state
 from provisioner.remote.client import RequestEvent, VapiClient
 from provisioner.resolve import bind
 from provisioner.settings import Settings
 from provisioner.state import backend
 from provisioner.state.backend import Backend
+from provisioner.state.config import BackendKind
 from provisioner.state.identity import locate, move_old_state, old_default
 from provisioner.state.lock import LockInfo
 from provisioner.state.model import STATE_KEY_ENV, ResourceState, StateFile
@@ -87,7 +91,7 @@ def open_state(
         environment=env.name if env else None,
         environment_block=env.state if env else None,
     )
-    if config.kind is backend.BackendKind.LOCAL and settings.state_path is None and env is None:
+    if config.kind is BackendKind.LOCAL and settings.state_path is None and env is None:
         old = old_default(manifest_path, sandbox=settings.sandbox)
         if config.path == path and move_old_state(old, path, located.owner):
             (notify or _to_stderr)(
@@ -190,7 +194,7 @@ def prepare(
         client.check_access()
     live = refresh_state(client, state, parallelism=settings.parallelism)
     state = guard_org(state, live, settings)
-    _check_lineage(state, live, reader, client)
+    check_lineage(state, live, reader, client)
     state, live = adopt_found(state, live)
     notes: tuple[str, ...] = ()
     if look_for_existing:
@@ -233,20 +237,10 @@ def plan(
         result = price_plan(result, validated, numbers)
     env = validated.environment
     result = with_origins(result, validated.origins, env.name if env else None)
-    _check_prevent_destroy(result, validated, state, diags)
+    check_prevent_destroy(result, validated, state, diags)
     diags.extend(check_protected(result, env))
-    _check_twilio_credentials(result, validated, diags)
+    check_twilio_credentials(result, validated, diags)
     return PlanResult(result, state, validated, live, diags), diags
-
-
-@contextmanager
-def open_twilio(settings: Settings) -> Iterator[Twilio]:
-    """Twilio access for pricing and buying (nothing is sent until a price is needed)."""
-    twilio = Twilio(settings)
-    try:
-        yield twilio
-    finally:
-        twilio.close()
 
 
 def twilio_numbers(validated: Validated) -> list[tuple[str, Mapping[str, Any]]]:
@@ -283,119 +277,10 @@ def price_plan(the_plan: Plan, validated: Validated, numbers: Twilio) -> Plan:
     )
 
 
-PROTECTED_KEY = "prevent_destroy"
-
-
-def record_protection(state: StateFile, manifest: Manifest) -> StateFile:
-    """Note `lifecycle.preventDestroy` in state, so that removing a protected entry from the
-    manifest cannot delete it either (the flag must be turned off and applied first)."""
-    out: StateFile | None = None
-    for addr, config in manifest.resources.items():
-        rs = state.resources.get(addr)
-        if rs is None or bool(rs.extra.get(PROTECTED_KEY)) == config.lifecycle.prevent_destroy:
-            continue
-        out = out or state.copy()
-        extra = dict(out.resources[addr].extra)
-        if config.lifecycle.prevent_destroy:
-            extra[PROTECTED_KEY] = True
-        else:
-            extra.pop(PROTECTED_KEY, None)
-        out.resources[addr] = dataclasses.replace(out.resources[addr], extra=extra)
-    return out or state
-
-
-def validate_for_destroy(
-    path: Path, environ: Mapping[str, str], *, environment: str | None = None
-) -> tuple[Validated | None, Diagnostics]:
-    """`validate`, except that an unset `${env:NAME}` does not stop a destroy: it deletes
-    what state holds and sends the manifest's values nowhere. Only releasing a number at
-    Twilio needs a secret, and the plan refuses that without it (see `plan`)."""
-    from provisioner.resolve import value_sources
-
-    validated, diags = validate(path, environ, environment=environment)
-    if validated is not None:
-        return validated, diags
-    try:
-        text = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError):
-        return None, diags
-    inner = (src[2:-1].strip() for src in value_sources(text))
-    names = {i.removeprefix("env:").strip() for i in inner if i.startswith("env:")}
-    unset = {n for n in names if not environ.get(n)}
-    if not unset:
-        return None, diags
-    again, again_diags = validate(
-        path,
-        {**environ, **dict.fromkeys(unset, UNSET_FOR_DESTROY)},
-        stand_ins=unset,
-        environment=environment,
-    )
-    return (again, again_diags) if again is not None else (None, diags)
-
-
-def _check_twilio_credentials(plan: Plan, validated: Validated, diags: Diagnostics) -> None:
-    """A Twilio number this plan imports into Vapi needs its credentials (validate lets
-    an entry without them be, for a number imported already: the token is write-only);
-    one it releases at Twilio needs them too (an unset secret passes `destroy` otherwise)."""
-    from provisioner.manifest.schema import TWILIO_CREDENTIALS_NEEDED
-
-    manifest = validated.manifest
-    for c in plan.changes:
-        resolved = validated.resolved.resources.get(c.address)
-        if purchase_step(c.purchase) is PurchaseStep.RELEASE and resolved is not None:
-            entry = manifest.resources[c.address]
-            for field_name in ("twilioAuthToken", "twilioApiSecret"):
-                value = resolved.body.get(field_name)
-                if getattr(value, "value", None) == UNSET_FOR_DESTROY:
-                    raw = str(entry.body.get(field_name, ""))
-                    diags.error(
-                        f"releasing {(c.purchase or {}).get('number')} at Twilio needs this "
-                        f"secret, and {raw} is not set",
-                        **manifest.source.where((*entry.path, field_name)),
-                    )
-        body = c.body or {}
-        if c.action not in (Action.CREATE, Action.REPLACE) or body.get("provider") != "twilio":
-            continue
-        has_key = body.get("twilioApiKey") and body.get("twilioApiSecret")
-        if body.get("twilioAuthToken") or has_key:
-            continue
-        config = manifest.resources.get(c.address)
-        where = manifest.source.where(config.path) if config else {"file": manifest.source.file}
-        diags.error(f"this plan imports it into Vapi: {TWILIO_CREDENTIALS_NEEDED}", **where)
-
-
-def _check_prevent_destroy(
-    plan: Plan, validated: Validated, state: StateFile, diags: Diagnostics
-) -> None:
-    manifest = validated.manifest
-    for c in plan.changes:
-        if c.action not in (Action.DELETE, Action.REPLACE):
-            continue
-        config = manifest.resources.get(c.address)
-        if config is not None and config.lifecycle.prevent_destroy:
-            diags.error(
-                f"{c.address} has lifecycle.preventDestroy set, but this plan would "
-                f"{c.action.value} it ({c.reason.value})",
-                **manifest.source.where((*config.path, "lifecycle", "preventDestroy")),
-            )
-        elif config is None and c.address in state.resources:
-            if state.resources[c.address].extra.get(PROTECTED_KEY):
-                diags.error(
-                    f"{c.address} was removed from the manifest, but it is protected: it had "
-                    "lifecycle.preventDestroy when last applied. To delete it, put it back "
-                    "with preventDestroy: false, apply, then remove it",
-                    file=manifest.source.file,
-                )
-
-
 def lock_info(command: str) -> LockInfo:
     return LockInfo.create(
         command=command, operation=command.split(" ")[1] if " " in command else command
     )
-
-
-def hostname() -> str:
-    return socket.gethostname()
 
 
 def save_plan_file(settings: Settings, manifest: Path, result: PlanResult, out: Path) -> None:
@@ -595,16 +480,7 @@ def generate_from_remote(
         # Server-made objects (the default board, system insights) are not ours to manage.
         objects[kind.name] = [o for o in result.items if not o.get("systemKey")]
     generated = importer.generate_manifest(objects, state.hash_key)
-    for rel in generated.files:
-        target = manifest.parent / rel
-        if target.exists():
-            raise ProvisionerError(f"{target} already exists: choose another folder")
-    manifest.parent.mkdir(parents=True, exist_ok=True)
-    for rel, text in generated.files.items():
-        target = manifest.parent / rel
-        target.parent.mkdir(parents=True, exist_ok=True)
-        target.write_text(text, encoding="utf-8")
-    manifest.write_text(generated.manifest_yaml, encoding="utf-8")
+    importer.write_generated(manifest, generated)
     state.resources.update(generated.entries)
     store.write(state)
     return generated
@@ -616,114 +492,3 @@ class ManifestInvalid(ProvisionerError):
     def __init__(self, diags: Diagnostics) -> None:
         super().__init__(f"the manifest has {len(diags.errors())} problem(s)")
         self.diagnostics = diags
-
-
-def _check_lineage(
-    state: StateFile, live: LiveSnapshot, reader: StateWriter, client: VapiClient
-) -> None:
-    """Refuse a state file that belongs to another deployment (e.g. copied between projects).
-
-    Only assistants carry an ownership marker (address + lineage, in their metadata), so:
-
-    - an assistant in the state whose marker names another lineage is another state's;
-    - an entry of another kind cannot be checked by itself, but when it was applied pointing
-      at an assistant the state holds no ID for (removed from it, say), and the live object
-      points at an assistant that another lineage marks with that very address, the entry
-      was made by that deployment too. That costs one list of assistants, and only then.
-
-    State entries that neither are assistants nor point at one cannot be told apart.
-    """
-    for addr, obj in live.objects.items():
-        rs = state.resources.get(addr)
-        if obj is None or rs is None or not KINDS[rs.kind].owner_marker:
-            continue
-        theirs = importer.marker_lineage(obj)
-        # `import` records the lineage of an object it adopted on purpose.
-        adopted = rs.extra.get(importer.ADOPTED_LINEAGE_KEY)
-        if theirs and theirs != state.lineage and theirs != adopted:
-            _refuse_foreign(reader, state, f"{addr} ({rs.id}) is managed by", theirs)
-    accepted = {state.lineage} | {
-        str(rs.extra[importer.ADOPTED_LINEAGE_KEY])
-        for rs in state.resources.values()
-        if rs.extra.get(importer.ADOPTED_LINEAGE_KEY)
-    }
-    found = _foreign_reference(state, live, client, accepted)
-    if found is not None:
-        what, theirs, dep = found
-        _refuse_foreign(
-            reader,
-            state,
-            what,
-            theirs,
-            also=f" To take it over instead, `provisioner import` {dep} into this state too.",
-        )
-
-
-def _foreign_reference(
-    state: StateFile, live: LiveSnapshot, client: VapiClient, accepted: set[str]
-) -> tuple[str, str, str] | None:
-    """(what was found, the other lineage, the address) for an entry that points at
-    another deployment's object under an address this state has no ID for; else None."""
-    unchecked: list[tuple[str, str]] = []  # (entry, the address it depends on)
-    for addr, rs in state.resources.items():
-        if live.objects.get(addr) is None or KINDS[rs.kind].owner_marker:
-            continue
-        for dep in rs.depends_on:
-            kind = KINDS.get(dep.partition(".")[0])
-            held = state.resources.get(dep)
-            if kind is not None and kind.owner_marker and (held is None or not held.id):
-                unchecked.append((addr, dep))
-    if not unchecked:
-        return None
-    marked: dict[str, tuple[str, str]] = {}  # ID -> (marker address, marker lineage)
-    for kind_name in sorted({dep.partition(".")[0] for _, dep in unchecked}):
-        for obj in client.list_all(KINDS[kind_name]).items:
-            lineage = importer.marker_lineage(obj)
-            meta = obj.get("metadata")
-            marker = meta.get(OWNER_MARKER_KEY) if isinstance(meta, Mapping) else None
-            address = marker.get("address") if isinstance(marker, Mapping) else None
-            if lineage and lineage not in accepted and isinstance(address, str):
-                marked[str(obj.get("id"))] = (address, lineage)
-    for addr, dep in unchecked:
-        for value in _strings(live.objects[addr]):
-            if value in marked and marked[value][0] == dep:
-                rid = state.resources[addr].id
-                return (
-                    f"{addr} ({rid}) points at {dep} ({value}), which is managed by",
-                    marked[value][1],
-                    dep,
-                )
-    return None
-
-
-def _strings(value: Any) -> Iterator[str]:
-    """Every string in a JSON value (where an object's references to others are)."""
-    if isinstance(value, str):
-        yield value
-    elif isinstance(value, Mapping):
-        for v in value.values():
-            yield from _strings(v)
-    elif isinstance(value, list):
-        for v in value:
-            yield from _strings(v)
-
-
-def _refuse_foreign(
-    reader: StateWriter, state: StateFile, what: str, theirs: str, *, also: str = ""
-) -> None:
-    where = reader.describe()
-    # A file store keeps the previous version beside the file (other stores may not).
-    backup = getattr(reader, "backup_path", None)
-    hint = (
-        f" If {where} was replaced by mistake, its previous version (one write older) is in "
-        f"{backup}: check its lineage before restoring it."
-        if isinstance(backup, Path) and backup.exists()
-        else ""
-    )
-    raise StateCorruptError(
-        f"{where} belongs to another deployment: {what} state lineage {theirs}, but this "
-        f"state's lineage is {state.lineage}. Refusing to continue: applying it could change "
-        f"or delete resources another state manages. Use the state file of that deployment."
-        + also
-        + hint
-    )

@@ -14,12 +14,14 @@ matching rules are `refresh.find_existing`.
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Iterator, Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from provisioner import importer
-from provisioner.errors import ProvisionerError, StateError
-from provisioner.kinds import KINDS, PHONE_NUMBER
+from provisioner.addresses import ResourceAddress
+from provisioner.errors import ProvisionerError, StateCorruptError, StateError
+from provisioner.kinds import KINDS, OWNER_MARKER_KEY, PHONE_NUMBER
 from provisioner.numbers.rules import DEFAULT_COUNTRY, DEFAULT_TYPE
 from provisioner.plan.differ import LiveSnapshot
 from provisioner.plan.purchase import marker_owner, names_address, owner_key, purchase_marker
@@ -117,8 +119,7 @@ def _numbers_bought_before(
 
     Twilio not reachable, or no credentials: nothing is found here, and apply still looks
     for the number by its FriendlyName before buying."""
-    from provisioner.operations import open_twilio
-    from provisioner.purchasing import PurchaseError
+    from provisioner.purchasing import PurchaseError, open_twilio
 
     entries = [
         (address, r)
@@ -200,3 +201,128 @@ def _numbers_bought_before(
             "record them: restored from an older copy?), not bought again"
         )
     return state, dataclasses.replace(live, objects=objects), notes
+
+
+class _Described(Protocol):
+    """A state store, as far as a refusal names it."""
+
+    def describe(self) -> str: ...
+
+
+def check_lineage(
+    state: StateFile, live: LiveSnapshot, reader: _Described, client: ReadClient
+) -> None:
+    """Refuse a state file that belongs to another deployment (e.g. copied between projects).
+
+    Only assistants carry an ownership marker (address + lineage, in their metadata), so:
+
+    - an assistant in the state whose marker names another lineage is another state's;
+    - an entry of another kind cannot be checked by itself, but when it was applied pointing
+      at an assistant the state holds no ID for (removed from it, say), and the live object
+      points at an assistant that another lineage marks with that very address, the entry
+      was made by that deployment too. That costs one list of assistants, and only then.
+
+    State entries that neither are assistants nor point at one cannot be told apart.
+    """
+    for addr, obj in live.objects.items():
+        rs = state.resources.get(addr)
+        if obj is None or rs is None or not KINDS[rs.kind].owner_marker:
+            continue
+        theirs = importer.marker_lineage(obj)
+        # `import` records the lineage of an object it adopted on purpose.
+        adopted = rs.extra.get(importer.ADOPTED_LINEAGE_KEY)
+        if theirs and theirs != state.lineage and theirs != adopted:
+            _refuse_foreign(reader, state, f"{addr} ({rs.id}) is managed by", theirs)
+    accepted = {state.lineage} | {
+        str(rs.extra[importer.ADOPTED_LINEAGE_KEY])
+        for rs in state.resources.values()
+        if rs.extra.get(importer.ADOPTED_LINEAGE_KEY)
+    }
+    found = _foreign_reference(state, live, client, accepted)
+    if found is not None:
+        what, theirs, dep = found
+        _refuse_foreign(
+            reader,
+            state,
+            what,
+            theirs,
+            also=f" To take it over instead, `provisioner import` {dep} into this state too.",
+        )
+
+
+def _foreign_reference(
+    state: StateFile, live: LiveSnapshot, client: ReadClient, accepted: set[str]
+) -> tuple[str, str, str] | None:
+    """(what was found, the other lineage, the address) for an entry that points at
+    another deployment's object under an address this state has no ID for; else None."""
+    unchecked: list[tuple[str, ResourceAddress]] = []  # (entry, the address it depends on)
+    for addr, rs in state.resources.items():
+        if live.objects.get(addr) is None or KINDS[rs.kind].owner_marker:
+            continue
+        for dep in rs.depends_on:
+            target = _address(dep)
+            held = state.resources.get(dep)
+            if target is not None and KINDS[target.kind].owner_marker and not (held and held.id):
+                unchecked.append((addr, target))
+    if not unchecked:
+        return None
+    marked: dict[str, tuple[str, str]] = {}  # ID -> (marker address, marker lineage)
+    for kind_name in sorted({target.kind for _, target in unchecked}):
+        for obj in client.list_all(KINDS[kind_name]).items:
+            lineage = importer.marker_lineage(obj)
+            meta = obj.get("metadata")
+            marker = meta.get(OWNER_MARKER_KEY) if isinstance(meta, Mapping) else None
+            address = marker.get("address") if isinstance(marker, Mapping) else None
+            if lineage and lineage not in accepted and isinstance(address, str):
+                marked[str(obj.get("id"))] = (address, lineage)
+    for addr, target in unchecked:
+        for value in _strings(live.objects[addr]):
+            if value in marked and marked[value][0] == str(target):
+                rid = state.resources[addr].id
+                return (
+                    f"{addr} ({rid}) points at {target} ({value}), which is managed by",
+                    marked[value][1],
+                    str(target),
+                )
+    return None
+
+
+def _address(text: str) -> ResourceAddress | None:
+    """`text` as an address; None if it is not one (a hand-edited state)."""
+    try:
+        return ResourceAddress.parse(text)
+    except ValueError:
+        return None
+
+
+def _strings(value: Any) -> Iterator[str]:
+    """Every string in a JSON value (where an object's references to others are)."""
+    if isinstance(value, str):
+        yield value
+    elif isinstance(value, Mapping):
+        for v in value.values():
+            yield from _strings(v)
+    elif isinstance(value, list):
+        for v in value:
+            yield from _strings(v)
+
+
+def _refuse_foreign(
+    reader: _Described, state: StateFile, what: str, theirs: str, *, also: str = ""
+) -> None:
+    where = reader.describe()
+    # A file store keeps the previous version beside the file (other stores may not).
+    backup = getattr(reader, "backup_path", None)
+    hint = (
+        f" If {where} was replaced by mistake, its previous version (one write older) is in "
+        f"{backup}: check its lineage before restoring it."
+        if isinstance(backup, Path) and backup.exists()
+        else ""
+    )
+    raise StateCorruptError(
+        f"{where} belongs to another deployment: {what} state lineage {theirs}, but this "
+        f"state's lineage is {state.lineage}. Refusing to continue: applying it could change "
+        f"or delete resources another state manages. Use the state file of that deployment."
+        + also
+        + hint
+    )

@@ -15,7 +15,8 @@ finds its number (`find_bought`) instead of buying another.
 from __future__ import annotations
 
 import threading
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
@@ -253,3 +254,13 @@ class Twilio:
             return self.client(account_sid).release(sid)
         except ValueError as exc:
             raise PurchaseError(f"cannot release this number: {exc}") from exc
+
+
+@contextmanager
+def open_twilio(settings: Settings) -> Iterator[Twilio]:
+    """Twilio access for pricing and buying (nothing is sent until a price is needed)."""
+    twilio = Twilio(settings)
+    try:
+        yield twilio
+    finally:
+        twilio.close()

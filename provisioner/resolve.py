@@ -17,8 +17,7 @@ The environment and the file system root are passed in; nothing here reads os.en
 from __future__ import annotations
 
 import re
-import subprocess
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -26,6 +25,7 @@ from typing import Any
 from provisioner.addresses import ResourceAddress
 from provisioner.diagnostics import Diagnostics
 from provisioner.kinds import ID_FIELD_KINDS, KINDS, ResourceKind
+from provisioner.manifest.files import FileGuard
 from provisioner.manifest.loader import JsonPath
 from provisioner.manifest.model import Lifecycle, Manifest, ResourceConfig
 from provisioner.redact import register_secret
@@ -98,13 +98,12 @@ def resolve_manifest(
     diags = Diagnostics()
     reader = read_file or (lambda p: p.read_text(encoding="utf-8"))
     env = _Env(environ, unset_env_ok)
-    files = _FileGuard.for_manifest(manifest)
+    files = _file_guard(manifest)
     resolved: dict[str, ResolvedResource] = {}
     for addr, config in manifest.resources.items():
-        deps: set[str] = set()
-        body = _resolve_value(
-            config.body, config.path, manifest, env, files, reader, deps, diags, config
-        )
+        scope = _Scope(manifest, env, files, reader, diags, config)
+        body = _resolve_value(config.body, config.path, scope)
+        deps = scope.deps
         deps.discard(addr)
         resolved[addr] = ResolvedResource(
             address=config.address,
@@ -118,43 +117,38 @@ def resolve_manifest(
     return ResolvedManifest(manifest, resolved, frozenset(env.unset)), diags
 
 
-def _resolve_value(
-    value: Any,
-    path: JsonPath,
-    manifest: Manifest,
-    env: _Env,
-    files: _FileGuard,
-    reader: Callable[[Path], str],
-    deps: set[str],
-    diags: Diagnostics,
-    config: ResourceConfig,
-) -> Any:
+@dataclass(slots=True)
+class _Scope:
+    """What resolving the values of one resource needs, and the references it found."""
+
+    manifest: Manifest
+    env: _Env
+    files: FileGuard
+    reader: Callable[[Path], str]
+    diags: Diagnostics
+    config: ResourceConfig
+    deps: set[str] = field(default_factory=set)
+
+
+def _resolve_value(value: Any, path: JsonPath, scope: _Scope) -> Any:
     if isinstance(value, Mapping):
-        return {
-            k: _resolve_value(v, (*path, k), manifest, env, files, reader, deps, diags, config)
-            for k, v in value.items()
-        }
+        return {k: _resolve_value(v, (*path, k), scope) for k, v in value.items()}
     if isinstance(value, list):
-        return [
-            _resolve_value(v, (*path, i), manifest, env, files, reader, deps, diags, config)
-            for i, v in enumerate(value)
-        ]
+        return [_resolve_value(v, (*path, i), scope) for i, v in enumerate(value)]
     if isinstance(value, str) and "${" in value:
-        return _resolve_string(value, path, manifest, env, files, reader, deps, diags, config)
+        return _resolve_string(value, path, scope)
     return value
 
 
-def _resolve_string(
-    text: str,
-    path: JsonPath,
-    manifest: Manifest,
-    env: _Env,
-    files: _FileGuard,
-    reader: Callable[[Path], str],
-    deps: set[str],
-    diags: Diagnostics,
-    config: ResourceConfig,
-) -> Any:
+def _resolve_string(text: str, path: JsonPath, scope: _Scope) -> Any:
+    manifest, env, files, diags, config = (
+        scope.manifest,
+        scope.env,
+        scope.files,
+        scope.diags,
+        scope.config,
+    )
+    reader, deps = scope.reader, scope.deps
     where = manifest.source.where(path)
     parts: list[str | ResourceAddress] = []
     sensitive = False
@@ -277,86 +271,12 @@ def _check_closed(literal: str, where: Mapping[str, Any], diags: Diagnostics) ->
         )
 
 
-def repository_root(folder: Path) -> Path:
-    """The folder `${file:}` may read from: the nearest ancestor of `folder` (itself
-    included) holding `.git`, else `folder` itself."""
-    start = folder.resolve()
-    for candidate in (start, *start.parents):
-        if (candidate / ".git").exists():
-            return candidate
-    return start
-
-
-class _FileGuard:
-    """Which files `${file:}` may read: only files of the manifest's own repository, so
-    that a manifest (or a pull request changing one) cannot pull `/proc/self/environ` or
-    `../../.ssh/id_rsa` into a request body, or into a plan posted as a PR comment; and
-    in a git repository nothing under `.git/` (the job's token sits in `.git/config`)
-    nor anything git ignores (a file kept out of git, `.env`, is exactly what should not
-    be posted). Git is asked once for every file the manifest includes."""
-
-    def __init__(self, base_dir: Path, rels: Iterable[str]) -> None:
-        self.base_dir = base_dir
-        self.root = repository_root(base_dir)
-        self.ignored = _git_ignored(self.root, (p for r in rels if (p := self._path(r))))
-
-    @classmethod
-    def for_manifest(cls, manifest: Manifest) -> _FileGuard:
-        rels = {
-            rel
-            for config in manifest.resources.values()
-            for rel in _file_interpolations(config.body)
-        }
-        return cls(manifest.base_dir, rels)
-
-    def _path(self, rel: str) -> Path | None:
-        """`rel` resolved, if it can be (no NUL byte, not absolute, a usable name)."""
-        if "\0" in rel or Path(rel).is_absolute():
-            return None
-        try:
-            return (self.base_dir / rel).resolve()
-        except (OSError, ValueError, RuntimeError):
-            return None
-
-    def check(self, rel: str, where: Mapping[str, Any], diags: Diagnostics) -> Path | None:
-        """The file `${file:rel}` names, or None (with a diagnostic) if it may not be read."""
-        shown = rel.replace("\0", "\\0")
-        if "\0" in rel:
-            diags.error(f"${{file:{shown}}}: the path holds a NUL byte", **where)
-            return None
-        if Path(rel).is_absolute():
-            diags.error(
-                f"${{file:{rel}}}: absolute paths are not allowed; give a path relative to "
-                "the manifest",
-                **where,
-            )
-            return None
-        path = self._path(rel)
-        if path is None:
-            diags.error(f"${{file:{rel}}}: not a usable file name", **where)
-            return None
-        if not path.is_relative_to(self.root):
-            diags.error(
-                f"${{file:{rel}}} is outside the manifest's repository ({self.root}): only "
-                "files inside it can be included",
-                **where,
-            )
-            return None
-        if ".git" in path.relative_to(self.root).parts:
-            diags.error(
-                f"${{file:{rel}}} is inside a .git folder: git's own files (which can hold "
-                "credentials) cannot be included",
-                **where,
-            )
-            return None
-        if path in self.ignored:
-            diags.error(
-                f"${{file:{rel}}} is ignored by git: a file kept out of the repository "
-                "cannot be included (commit it, or remove it from .gitignore)",
-                **where,
-            )
-            return None
-        return path
+def _file_guard(manifest: Manifest) -> FileGuard:
+    """The guard for every file the manifest includes (git is asked once for all)."""
+    rels = {
+        rel for config in manifest.resources.values() for rel in _file_interpolations(config.body)
+    }
+    return FileGuard(manifest.base_dir, rels)
 
 
 def _file_interpolations(value: Any) -> Iterator[str]:
@@ -372,29 +292,6 @@ def _file_interpolations(value: Any) -> Iterator[str]:
             expr = (m.group(1) or "").strip()
             if expr.startswith("file:"):
                 yield expr[5:]
-
-
-def _git_ignored(root: Path, paths: Iterable[Path]) -> frozenset[Path]:
-    """Those of `paths` (inside `root`) that git ignores. Outside a git repository (no
-    `.git`, git not installed, or not a repository git recognises) none are: only the
-    confinement to `root` applies there."""
-    inside = sorted({str(p.relative_to(root)) for p in paths if p.is_relative_to(root)})
-    if not inside or not (root / ".git").exists():
-        return frozenset()
-    try:
-        done = subprocess.run(
-            ["git", "-C", str(root), "check-ignore", "--stdin", "-z"],
-            input="\0".join(inside).encode(),
-            capture_output=True,
-            timeout=30,
-            check=False,
-        )
-    except (OSError, subprocess.SubprocessError):
-        return frozenset()
-    if done.returncode not in (0, 1):  # 128: not a repository git knows
-        return frozenset()
-    names = done.stdout.decode(errors="replace").split("\0")
-    return frozenset(root / n for n in names if n)
 
 
 def bind(value: Any, ids: Mapping[str, str]) -> Any:

@@ -236,3 +236,33 @@ def _sections_usable(data: Any) -> bool:
         ):
             return False
     return True
+
+
+def validate_for_destroy(
+    path: Path, environ: Mapping[str, str], *, environment: str | None = None
+) -> tuple[Validated | None, Diagnostics]:
+    """`validate`, except that an unset `${env:NAME}` does not stop a destroy: it deletes
+    what state holds and sends the manifest's values nowhere. Only releasing a number at
+    Twilio needs a secret, and the plan refuses that without it (see `plan`)."""
+    from provisioner.purchasing import UNSET_FOR_DESTROY
+    from provisioner.resolve import value_sources
+
+    validated, diags = validate(path, environ, environment=environment)
+    if validated is not None:
+        return validated, diags
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError):
+        return None, diags
+    inner = (src[2:-1].strip() for src in value_sources(text))
+    names = {i.removeprefix("env:").strip() for i in inner if i.startswith("env:")}
+    unset = {n for n in names if not environ.get(n)}
+    if not unset:
+        return None, diags
+    again, again_diags = validate(
+        path,
+        {**environ, **dict.fromkeys(unset, UNSET_FOR_DESTROY)},
+        stand_ins=unset,
+        environment=environment,
+    )
+    return (again, again_diags) if again is not None else (None, diags)

@@ -1,25 +1,22 @@
 """`provisioner numbers`: find Twilio phone numbers to buy, and what they cost per month.
 
-Owns: the `numbers` click group (`list`, `search`, `pricing`), reading the Twilio settings from
-the environment (`TWILIO_ACCOUNT_SID`, `TWILIO_AUTH_TOKEN`, and the optional base-URL
-overrides `TWILIO_BASE_URL`, `TWILIO_PRICING_BASE_URL`), the `--sandbox` wiring to the
-in-process Twilio emulator (bought numbers persist in `state/.sandbox/twilio.json`), and
-the table and JSON renderings of the results.
+Owns: the `numbers` click group (`list`, `search`, `pricing`). Which Twilio account it
+talks to (the environment's, a manifest's, or the sandbox's in-process emulator, whose
+bought numbers persist in `state/.sandbox/twilio.json`) is `cli.twilio_access`; the table
+and JSON renderings of the results are `cli.numbers_views`.
 
 `list` reads the Vapi org's numbers (and, given a manifest, its state to tell which ones it
 manages); it writes nothing. Nothing here buys or releases: that happens only in `apply`,
 after a plan that shows the price.
 
-The root group registers it with `cli.add_command(numbers)` and maps the
+`cli.main` registers it; the root group (`cli.app`) maps the
 `ProvisionerError`s raised here to exit 1 with "Error: ...".
 """
 
 from __future__ import annotations
 
 import json
-import os
-from collections.abc import Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from collections.abc import Mapping
 from decimal import Decimal
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -27,17 +24,28 @@ from typing import TYPE_CHECKING, Any
 import click
 
 from provisioner import purchasing
-from provisioner.errors import ProvisionerError, RemoteError
+from provisioner.cli.numbers_views import (
+    criteria_text,
+    money,
+    number_json,
+    price_text,
+    pricing_json,
+    table,
+)
+from provisioner.cli.twilio_access import (
+    MissingCredentialsError,
+    captured_environ,
+    open_twilio_client,
+)
+from provisioner.errors import RemoteError
 from provisioner.numbers.format import format_number
 from provisioner.numbers.rules import (
-    ACCOUNT_SID,
     AREA_CODE,
     AREA_CODE_COUNTRIES,
     CONTAINS,
     COUNTRY_ANY_CASE,
     DEFAULT_COUNTRY,
     DEFAULT_TYPE,
-    NUMBER_TYPES,
     PURCHASE_TYPES,
     VAPI_FREE_NUMBER_LIMIT,
 )
@@ -46,9 +54,6 @@ from provisioner.settings import SANDBOX_DIR, Settings
 if TYPE_CHECKING:
     # Imported where used: registering the group must not slow every CLI start with httpx.
     from provisioner.remote.twilio import (
-        AvailableNumber,
-        CountryPricing,
-        RetryNotice,
         TwilioClient,
     )
 
@@ -60,8 +65,6 @@ __all__ = [
     "numbers",
 ]
 
-ACCOUNT_SID_VAR = "TWILIO_ACCOUNT_SID"
-AUTH_TOKEN_VAR = "TWILIO_AUTH_TOKEN"
 # The sandbox's fake account: any AC SID works with the emulator.
 SANDBOX_ACCOUNT_SID = purchasing.SANDBOX_ACCOUNT_SID
 SANDBOX_DATA = SANDBOX_DIR / "emulator" / "twilio.json"
@@ -70,18 +73,6 @@ VAPI_FREE_NUMBERS = (
     f"up to {VAPI_FREE_NUMBER_LIMIT} per account)"
 )
 SEARCH_TYPES = tuple(t.value for t in PURCHASE_TYPES)
-
-
-class MissingCredentialsError(ProvisionerError):
-    """The Twilio account SID or auth token is not in the environment (or malformed)."""
-
-
-class ManifestCredentialsError(ProvisionerError):
-    """`--manifest` names a manifest that is invalid or has no Twilio number."""
-
-
-class SandboxDataError(ProvisionerError):
-    """The Twilio sandbox's data file cannot be used."""
 
 
 # -- option checks -----------------------------------------------------------------------
@@ -163,9 +154,8 @@ def list_numbers(
     """Every phone number in the Vapi org, where it routes, and whether MANIFEST manages it."""
     from provisioner import operations
     from provisioner.kinds import ASSISTANT, PHONE_NUMBER
-    from provisioner.settings import Settings
 
-    settings = Settings(environ=dict(_environ(ctx)), sandbox=sandbox, state_path=state_path)
+    settings = Settings(environ=dict(captured_environ(ctx)), sandbox=sandbox, state_path=state_path)
     managed: dict[str, str] = {}  # remote ID -> address
     if manifest is not None:
         state = operations.open_state(settings, manifest).read()
@@ -182,7 +172,7 @@ def list_numbers(
     if not rows:
         click.echo("No phone numbers in this Vapi org.")
         return
-    table = [
+    cells = [
         [
             format_number(r["number"]) if r["number"] else "-",
             r["provider"] or "-",
@@ -194,7 +184,7 @@ def list_numbers(
         for r in rows
     ]
     headers = ["NUMBER", "PROVIDER", "NAME", "ROUTES TO", "STATUS", "MANAGED"]
-    for line in _table(headers, table):
+    for line in table(headers, cells):
         click.echo(line)
     if manifest is None:
         click.echo("")
@@ -289,7 +279,7 @@ def search(
             f"area codes exist only for US and CA numbers, not {country}",
             param_hint="--area-code",
         )
-    with _open_client(ctx, sandbox, manifest) as client:
+    with open_twilio_client(ctx, sandbox, manifest) as client:
         try:
             found = client.search(
                 country,
@@ -320,14 +310,14 @@ def search(
         doc = {
             "country": country,
             "type": number_type,
-            "monthly_price": _money(price),
+            "monthly_price": money(price),
             "currency": currency,
-            "numbers": [_number_json(n, price, currency) for n in found],
+            "numbers": [number_json(n, price, currency) for n in found],
             "vapi_free_numbers": VAPI_FREE_NUMBERS,
         }
         click.echo(json.dumps(doc, indent=2))
         return
-    criteria = _criteria(country, number_type, area_code, contains, sms, voice)
+    criteria = criteria_text(country, number_type, area_code, contains, sms, voice)
     if not found:
         click.echo(f"No Twilio numbers for sale match: {criteria}.")
     else:
@@ -340,11 +330,11 @@ def search(
                 n.locality or "-",
                 n.region or "-",
                 " ".join(n.capabilities.labels()) or "-",
-                _price_text(price, currency),
+                price_text(price, currency),
             ]
             for n in found
         ]
-        for line in _table(["NUMBER", "LOCALITY", "REGION", "CAPABILITIES", "MONTHLY"], rows):
+        for line in table(["NUMBER", "LOCALITY", "REGION", "CAPABILITIES", "MONTHLY"], rows):
             click.echo(line)
     click.echo("")
     click.echo(f"{VAPI_FREE_NUMBERS}.")
@@ -360,10 +350,10 @@ def pricing(
     ctx: click.Context, country: str, as_json: bool, sandbox: bool, manifest: Path | None
 ) -> None:
     """Show Twilio's monthly price per phone number, by number type."""
-    with _open_client(ctx, sandbox, manifest) as client:
+    with open_twilio_client(ctx, sandbox, manifest) as client:
         prices = client.pricing(country)
     if as_json:
-        click.echo(json.dumps(_pricing_json(prices), indent=2))
+        click.echo(json.dumps(pricing_json(prices), indent=2))
         return
     click.echo(
         f"Twilio phone-number prices in {prices.country} ({prices.iso_country}), "
@@ -375,108 +365,12 @@ def pricing(
         return
     rows = []
     for row in prices.prices:
-        text = _price_text(row.current_price, prices.currency)
+        text = price_text(row.current_price, prices.currency)
         if row.base_price != row.current_price:
-            text += f" (list {_money(row.base_price)})"
+            text += f" (list {money(row.base_price)})"
         rows.append([row.number_type, text])
-    for line in _table(["TYPE", "MONTHLY"], rows):
+    for line in table(["TYPE", "MONTHLY"], rows):
         click.echo(line)
-
-
-# -- client wiring -----------------------------------------------------------------------
-
-
-def _environ(ctx: click.Context) -> Mapping[str, str]:
-    """The environment the root group captured (`AppContext.environ`), else the process's."""
-    environ = getattr(ctx.obj, "environ", None)
-    if isinstance(environ, Mapping):
-        return environ
-    return os.environ
-
-
-def _report_retry(notice: RetryNotice) -> None:
-    click.echo(f"  {notice.describe()}", err=True)
-
-
-@contextmanager
-def _open_client(
-    ctx: click.Context, sandbox: bool, manifest: Path | None = None
-) -> Iterator[TwilioClient]:
-    if manifest is not None and not sandbox:
-        with _manifest_client(ctx, manifest) as client:
-            yield client
-        return
-    settings = Settings(environ=dict(_environ(ctx)), sandbox=sandbox)
-    client = _sandbox_client(settings) if sandbox else _live_client(settings)
-    with client:
-        yield client
-
-
-@contextmanager
-def _manifest_client(ctx: click.Context, manifest: Path) -> Iterator[TwilioClient]:
-    """A client with the credentials of the manifest's first Twilio number, resolved as
-    plan and apply resolve them (`purchasing.Twilio.credentials`)."""
-    from provisioner.cli.main import AppContext  # (imported here: main registers this group)
-    from provisioner.operations import twilio_numbers
-    from provisioner.render.human import Renderer
-    from provisioner.settings import Settings
-    from provisioner.validation import validate
-
-    environ = _environ(ctx)
-    validated, diags = validate(manifest, environ)
-    if validated is None:
-        # As `validate` prints them: through the app's renderer (colour, format).
-        app = ctx.find_object(AppContext) or AppContext(Renderer(False), dict(environ))
-        app.diagnostics(diags)
-        raise ManifestCredentialsError(f"{manifest} is not valid; nothing was asked of Twilio")
-    bodies = twilio_numbers(validated)
-    if not bodies:
-        raise ManifestCredentialsError(
-            f"{manifest} has no Twilio phone number to take an account from"
-        )
-    address, body = bodies[0]
-    twilio = purchasing.Twilio(Settings(environ=environ))
-    try:
-        sid, secret = twilio.credentials(body)
-        click.echo(f"Using the Twilio account of {address} ({sid}).", err=True)
-        yield twilio.client(sid, secret)
-    finally:
-        twilio.close()
-
-
-def _live_client(settings: Settings) -> TwilioClient:
-    from provisioner.remote.factory import twilio_client
-
-    sid = settings.twilio_account_sid or ""
-    token = settings.twilio_auth_token or ""
-    if not sid or not token:
-        unset = " and ".join(
-            n for n, v in ((ACCOUNT_SID_VAR, sid), (AUTH_TOKEN_VAR, token)) if not v
-        )
-        raise MissingCredentialsError(
-            f"Twilio credentials missing ({unset} not set): set {ACCOUNT_SID_VAR} and "
-            f"{AUTH_TOKEN_VAR} from the Twilio console, or pass --sandbox to try the "
-            "local emulator"
-        )
-    if not ACCOUNT_SID.match(sid):
-        raise MissingCredentialsError(
-            f"{ACCOUNT_SID_VAR} must be an Account SID: AC followed by 32 hexadecimal digits"
-        )
-    try:
-        return twilio_client(settings, on_retry=_report_retry)
-    except ValueError as exc:  # a token HTTP cannot carry (the message never shows it)
-        raise MissingCredentialsError(f"{exc} ({AUTH_TOKEN_VAR})") from exc
-
-
-def _sandbox_client(settings: Settings) -> TwilioClient:
-    from provisioner.remote.factory import twilio_client
-
-    try:
-        return twilio_client(settings, on_retry=_report_retry)
-    except ValueError as exc:
-        raise SandboxDataError(
-            f"cannot use the Twilio sandbox data ({exc}); move the file away to start afresh"
-        ) from exc
 
 
 def _monthly_price(
@@ -491,89 +385,3 @@ def _monthly_price(
     if price is None:
         return None, prices.currency, f"Twilio lists no {number_type} price for {country}"
     return price, prices.currency, None
-
-
-# -- rendering ---------------------------------------------------------------------------
-
-
-def _money(value: Decimal | None) -> str | None:
-    return None if value is None else str(value)
-
-
-def _price_text(price: Decimal | None, currency: str | None) -> str:
-    if price is None:
-        return "?"
-    return f"{price} {currency}" if currency else str(price)
-
-
-def _criteria(
-    country: str,
-    number_type: str,
-    area_code: str | None,
-    contains: str | None,
-    sms: bool,
-    voice: bool,
-) -> str:
-    parts = [country, number_type]
-    if area_code:
-        parts.append(f"area code {area_code}")
-    if contains:
-        parts.append(f"containing {contains}")
-    if sms:
-        parts.append("SMS")
-    if voice:
-        parts.append("voice")
-    return ", ".join(parts)
-
-
-def _number_json(
-    number: AvailableNumber, price: Decimal | None, currency: str | None
-) -> dict[str, Any]:
-    caps = number.capabilities
-    return {
-        "phone_number": number.phone_number,
-        "friendly_name": number.friendly_name,
-        "iso_country": number.iso_country,
-        "locality": number.locality,
-        "region": number.region,
-        "postal_code": number.postal_code,
-        "rate_center": number.rate_center,
-        "lata": number.lata,
-        "latitude": number.latitude,
-        "longitude": number.longitude,
-        "capabilities": {"voice": caps.voice, "sms": caps.sms, "mms": caps.mms, "fax": caps.fax},
-        "address_requirements": number.address_requirements,
-        "beta": number.beta,
-        "monthly_price": _money(price),
-        "currency": currency,
-    }
-
-
-def _pricing_json(prices: CountryPricing) -> dict[str, Any]:
-    by_row = {_key(row_name): name for name, (_, row_name) in NUMBER_TYPES.items()}
-    return {
-        "country": prices.country,
-        "iso_country": prices.iso_country,
-        "currency": prices.currency,
-        "prices": [
-            {
-                "number_type": row.number_type,
-                "type": by_row.get(_key(row.number_type)),
-                "monthly_price": _money(row.current_price),
-                "base_price": _money(row.base_price),
-            }
-            for row in prices.prices
-        ],
-    }
-
-
-def _key(name: str) -> str:
-    return " ".join(name.lower().replace("_", " ").replace("-", " ").split())
-
-
-def _table(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> list[str]:
-    widths = [max(len(str(r[i])) for r in [headers, *rows]) for i in range(len(headers))]
-    return [
-        "  ".join(str(cell).ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip()
-        for row in [headers, *rows]
-    ]

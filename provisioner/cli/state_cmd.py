@@ -1,17 +1,117 @@
-"""`provisioner state migrate`: move a state from its old location into the one the
-manifest now configures (another file, S3 or PostgreSQL), lineage and serial kept."""
+"""`output`, `state list|show|migrate` and `force-unlock`: read what the state records,
+move it to where the manifest now keeps it, and remove a lock left by a run that died."""
 
 from __future__ import annotations
 
 import dataclasses
+import json
 from pathlib import Path
 
 import click
 
+from provisioner.cli.app import AppContext, locked, pass_app
+from provisioner.cli.options import MANIFEST, common
+from provisioner.cli.toolkit import complete_address
+from provisioner.cli.views import output_rows, print_outputs
 from provisioner.errors import ProvisionerError
 
 
-@click.command("migrate")
+@click.command()
+@MANIFEST
+@common
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@pass_app
+def output(
+    app: AppContext, manifest: Path, sandbox: bool, state_path: str | None, as_json: bool
+) -> None:
+    """Show the IDs, numbers to call and dashboard links recorded in state."""
+    from provisioner import operations
+
+    settings = app.settings(sandbox=sandbox, state_path=state_path)
+    state = operations.open_state(settings, manifest).read()
+    rows = output_rows(state)
+    if as_json:
+        app.out(json.dumps({r["address"]: r for r in rows}, indent=2))
+    else:
+        print_outputs(app, state)
+
+
+@click.group()
+def state() -> None:
+    """Inspect the state file."""
+
+
+@state.command("list")
+@MANIFEST
+@common
+@pass_app
+def state_list(app: AppContext, manifest: Path, sandbox: bool, state_path: str | None) -> None:
+    """List the addresses the state of MANIFEST manages, with their IDs."""
+    from provisioner import operations
+
+    settings = app.settings(sandbox=sandbox, state_path=state_path)
+    st = operations.open_state(settings, manifest).read()
+    for addr, rs in sorted(st.resources.items()):
+        flag = "" if str(rs.status) == "created" else f"  ({rs.status})"
+        app.out(f"{addr}  {rs.id or '-'}{flag}")
+
+
+@state.command("show")
+@MANIFEST
+@click.argument("address", shell_complete=complete_address)
+@common
+@pass_app
+def state_show(
+    app: AppContext, manifest: Path, address: str, sandbox: bool, state_path: str | None
+) -> None:
+    """Show what the state records for ADDRESS."""
+    from provisioner import operations
+    from provisioner.plan.normalize import display
+
+    settings = app.settings(sandbox=sandbox, state_path=state_path)
+    st = operations.open_state(settings, manifest).read()
+    rs = st.resources.get(address)
+    if rs is None:
+        where = operations.open_state(settings, manifest).describe()
+        raise ProvisionerError(f"{address} is not in the state ({where})")
+    data = rs.to_dict()
+    data["applied"] = display(data["applied"])
+    app.out(json.dumps({"address": address, **data}, indent=2))
+
+
+@click.command("force-unlock")
+@MANIFEST
+@click.argument("lock_id")
+@common
+@click.option(
+    "--force", is_flag=True, help="Remove it even if its holder is still running on this host."
+)
+@pass_app
+def force_unlock(
+    app: AppContext,
+    manifest: Path,
+    lock_id: str,
+    sandbox: bool,
+    state_path: str | None,
+    force: bool,
+) -> None:
+    """Remove the state lock LOCK_ID left by a run that no longer exists (or a lock file
+    left unreadable by a run killed while taking it, whatever LOCK_ID)."""
+    from provisioner import operations
+
+    settings = app.settings(sandbox=sandbox, state_path=state_path)
+    store = operations.open_state(settings, manifest)
+    removed = store.force_unlock(lock_id, force=force)
+    if isinstance(removed, str):
+        app.out(
+            f"The lock file of {store.describe()} {removed} (a run was probably killed while "
+            f"taking the lock): removed it."
+        )
+    else:
+        app.out(f"Lock {lock_id} removed from {store.describe()}.")
+
+
+@state.command("migrate")
 @click.argument("manifest", type=click.Path(path_type=Path))
 @click.option(
     "--from",
@@ -39,13 +139,12 @@ def migrate(
     """Copy the state of MANIFEST from --from into its configured location, then verify
     the copy. The source is left untouched; a target holding another state is refused."""
     from provisioner import operations
-    from provisioner.cli.main import AppContext, _locked, _settings
     from provisioner.state import backend
     from provisioner.state.model import STATE_KEY_ENV
 
     app = ctx.find_object(AppContext)
     assert app is not None
-    settings = _settings(app, sandbox=sandbox, state_path=state_path)
+    settings = app.settings(sandbox=sandbox, state_path=state_path)
     external_key = settings.environ.get(STATE_KEY_ENV) or None
     old = backend.open_backend(
         backend.from_cli(source, manifest), environ=settings.environ, external_key=external_key
@@ -59,7 +158,7 @@ def migrate(
     if not old.exists():
         raise ProvisionerError(f"there is no state in {old.describe()}: nothing to migrate")
     state = old.read()
-    with _locked(app, target, f"provisioner state migrate {manifest}", lock_timeout):
+    with locked(app, target, f"provisioner state migrate {manifest}", lock_timeout):
         if target.exists():
             there = target.read()
             if there.lineage != state.lineage:

@@ -2,8 +2,8 @@
 graph) and shell completion of a manifest's addresses.
 
 `show` reads nothing but the plan file: no state, no lock, no network, so CI can post the
-reviewed plan after the fact. The root group registers these commands (`register`), and
-maps the `ProvisionerError`s raised here to exit 1 with "Error: ...".
+reviewed plan after the fact. `cli.main` registers these commands; the root
+group (`cli.app`) maps the `ProvisionerError`s raised here to exit 1 with "Error: ...".
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ import click
 if TYPE_CHECKING:
     from click.shell_completion import CompletionItem
 
-    from provisioner.cli.main import AppContext
+    from provisioner.cli.app import AppContext
 
 
 @click.command()
@@ -33,11 +33,11 @@ if TYPE_CHECKING:
 def show(app: AppContext, planfile: Path, fmt: str) -> None:
     """Render PLANFILE (saved by `plan --out`) exactly as `plan` did, without touching
     the remote or the state."""
-    from provisioner.cli.main import _show_plan
+    from provisioner.cli.views import show_plan
     from provisioner.plan.saved import load_plan
 
     the_plan = load_plan(planfile).plan
-    _show_plan(app, the_plan, fmt)
+    show_plan(app, the_plan, fmt)
     if fmt == "human":
         app.out(saved_plan_note(planfile, the_plan.environment))
 
@@ -68,11 +68,10 @@ def saved_plan_note(path: Path, environment: str | None = None) -> str:
 def graph(app: AppContext, manifest: Path, fmt: str, plan_file: Path | None) -> None:
     """Print the dependency graph of MANIFEST: an arrow from each resource to what it
     references. Reads no state and no secret, and never talks to Vapi."""
-    from provisioner.cli.main import _fail
     from provisioner.errors import ProvisionerError
-    from provisioner.operations import validate_for_destroy
     from provisioner.plan.saved import load_plan
     from provisioner.render.graph import GraphFormat, graph_of, render_graph
+    from provisioner.validation import validate_for_destroy
 
     the_plan = None
     if plan_file is not None:
@@ -90,7 +89,7 @@ def graph(app: AppContext, manifest: Path, fmt: str, plan_file: Path | None) -> 
     validated, diags = validate_for_destroy(manifest, app.environ, environment=env)
     app.diagnostics(diags)
     if validated is None:
-        raise SystemExit(_fail(app, f"Cannot draw the graph of {manifest}."))
+        raise SystemExit(app.fail(f"Cannot draw the graph of {manifest}."))
     resources = {
         address: (_name(r.body.get("name")), r.depends_on)
         for address, r in validated.resolved.resources.items()
@@ -98,7 +97,7 @@ def graph(app: AppContext, manifest: Path, fmt: str, plan_file: Path | None) -> 
     app.out(render_graph(graph_of(resources, the_plan), GraphFormat(fmt)))
 
 
-def _name(value: Any) -> str | None:
+def _name(value: object) -> str | None:
     return value if isinstance(value, str) else None
 
 
@@ -143,8 +142,3 @@ def manifest_addresses(path: Path) -> list[str]:
         if isinstance(node, dict):
             out.extend(f"{kind.name}.{key}" for key in node if isinstance(key, str))
     return out
-
-
-def register(group: click.Group) -> None:
-    group.add_command(show)
-    group.add_command(graph)

@@ -1,7 +1,8 @@
 """The saved-plan file: `plan --out plan.bin` writes it, `apply plan.bin` runs it as planned.
 
-Owns the file format and the checks that make applying a saved plan safe. The only I/O
-is in `save_plan` / `load_plan`; everything else is pure.
+Owns the file format and the checks that make applying a saved plan safe (staleness). The
+only I/O is in `save_plan` / `load_plan`; everything else is pure. The plan section's codec
+is `plan.codec`, the secrets' hashes and rehydration `plan.secrets` (re-exported here).
 
 File layout: gzip-compressed UTF-8 JSON (plain JSON is read too; the `.bin` name is only a
 convention)::
@@ -40,37 +41,42 @@ Applying a saved plan (the caller's wiring):
 
 from __future__ import annotations
 
-import dataclasses
 import gzip
 import hashlib
-import hmac
 import json
 import os
 import tempfile
 import zlib
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from provisioner import __version__
-from provisioner.addresses import ResourceAddress
 from provisioner.errors import ProvisionerError, StalePlanError
+from provisioner.plan.codec import (
+    SecretPlaceholder,
+    json_object,
+    json_opt_str,
+    json_str,
+    json_str_map,
+    plan_from_dict,
+    plan_to_dict,
+)
 from provisioner.plan.differ import LiveSnapshot
 from provisioner.plan.model import (
-    MISSING,
     PLAN_FORMAT_VERSION,
-    Action,
-    ActionReason,
-    FieldChange,
     Plan,
-    PlanMode,
-    ResourceChange,
 )
 from provisioner.plan.normalize import strip_server_fields
-from provisioner.resolve import RefString
-from provisioner.values import Sensitive, Unknown, keyed_hash
+from provisioner.plan.secrets import (
+    has_placeholders,
+    hash_plan_secrets,
+    rehydrate_plan,
+    rehydrate_secrets,
+)
+from provisioner.values import keyed_hash
 
 __all__ = [
     "ABSENT",
@@ -94,7 +100,6 @@ MAGIC = "provisioner-plan"
 # Live-fingerprint value for an address whose object did not exist when planning.
 ABSENT = "absent"
 _GZIP_MAGIC = b"\x1f\x8b"
-_TAGS = frozenset({"$sensitive", "$ref_string", "$address", "$unknown", "$literal"})
 
 
 class PlanFileError(ProvisionerError):
@@ -103,16 +108,6 @@ class PlanFileError(ProvisionerError):
     def __init__(self, path: Path | str, message: str) -> None:
         super().__init__(f"{path}: {message}")
         self.path = str(path)
-
-
-@dataclass(frozen=True, slots=True)
-class SecretPlaceholder:
-    """A secret in a loaded plan's body: only its keyed hash, until `rehydrate_secrets`."""
-
-    digest: str
-
-    def __repr__(self) -> str:
-        return f"SecretPlaceholder({self.digest})"
 
 
 @dataclass(frozen=True, slots=True)
@@ -254,378 +249,6 @@ def _canonical(data: Any) -> bytes:
     return json.dumps(data, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
 
 
-# Secrets -------------------------------------------------------------------------------
-
-
-def hash_plan_secrets(plan: Plan, hash_key: str) -> dict[str, str]:
-    """Keyed hashes of every secret in the plan's bodies, by location
-    (`address#/json/pointer` into the body as saved): the `secret_hashes` for `save_plan`.
-
-    `hash_key` must be the key apply will check against (the state's `hash_key`).
-    """
-    out: dict[str, str] = {}
-    for c in plan.changes:
-        if c.body is None:
-            continue
-
-        def record(loc: str, secret: Sensitive, address: str = c.address) -> str:
-            out[f"{address}#{loc}"] = keyed_hash(secret.value, hash_key)
-            return out[f"{address}#{loc}"]
-
-        _encode_body(c.body, "", record)
-    return out
-
-
-def has_placeholders(plan: Plan) -> bool:
-    """True while some body still holds a `SecretPlaceholder` (not yet rehydrated)."""
-    return any(c.body is not None and _contains_placeholder(c.body) for c in plan.changes)
-
-
-def _contains_placeholder(value: Any) -> bool:
-    if isinstance(value, SecretPlaceholder):
-        return True
-    if isinstance(value, RefString):
-        return any(isinstance(p, SecretPlaceholder) for p in value.parts)
-    if isinstance(value, Mapping):
-        return any(_contains_placeholder(v) for v in value.values())
-    if isinstance(value, list | tuple):
-        return any(_contains_placeholder(v) for v in value)
-    return False
-
-
-def rehydrate_secrets(
-    body: Mapping[str, Any],
-    resolved_body: Mapping[str, Any],
-    *,
-    hash_key: str,
-    address: str = "",
-) -> dict[str, Any]:
-    """A loaded body with each `SecretPlaceholder` replaced by the secret from
-    `resolved_body` (the same resource resolved again from the manifest and environment).
-
-    Raises:
-        StalePlanError: a secret's keyed hash differs from the stored one, a stored
-            secret is no longer a secret, or any other value differs from the saved body
-            (the manifest or a file it includes changed). The message names the field,
-            never a value.
-    """
-    out = _rehydrate(body, resolved_body, (), hash_key, address)
-    assert isinstance(out, dict)
-    return out
-
-
-def rehydrate_plan(
-    plan: Plan, resolved_bodies: Mapping[str, Mapping[str, Any]], *, hash_key: str
-) -> Plan:
-    """`plan` with every body rehydrated from `resolved_bodies` (address -> resolved body).
-
-    Raises:
-        StalePlanError: as `rehydrate_secrets`, or a change's resource is no longer in
-            the manifest.
-    """
-    changes = []
-    for c in plan.changes:
-        if c.body is None:
-            changes.append(c)
-            continue
-        fresh = resolved_bodies.get(c.address)
-        if fresh is None:
-            raise StalePlanError(
-                f"{c.address} is in the saved plan but no longer in the manifest: plan again"
-            )
-        body = rehydrate_secrets(c.body, fresh, hash_key=hash_key, address=c.address)
-        changes.append(dataclasses.replace(c, body=body))
-    return dataclasses.replace(plan, changes=tuple(changes))
-
-
-def _rehydrate(saved: Any, fresh: Any, path: tuple[str | int, ...], key: str, address: str) -> Any:
-    where = f"{address}: {_dotted(path) or '(body)'}"
-    if isinstance(saved, SecretPlaceholder):
-        if not isinstance(fresh, Sensitive):
-            raise StalePlanError(
-                f"{where} was a secret when the plan was made and is not one now: plan again"
-            )
-        if not hmac.compare_digest(keyed_hash(fresh.value, key), saved.digest):
-            raise StalePlanError(
-                f"{where}: the secret in the environment is not the one the plan was made "
-                "with: plan again (or restore the value)"
-            )
-        return fresh
-    if isinstance(saved, RefString):
-        if not isinstance(fresh, RefString) or len(fresh.parts) != len(saved.parts):
-            raise StalePlanError(f"{where} changed since the plan was made: plan again")
-        parts = tuple(
-            _rehydrate(s, f, path, key, address)
-            for s, f in zip(saved.parts, fresh.parts, strict=True)
-        )
-        return RefString(parts)
-    if isinstance(saved, Mapping):
-        if not isinstance(fresh, Mapping) or set(saved) != set(fresh):
-            raise StalePlanError(f"{where} changed since the plan was made: plan again")
-        return {k: _rehydrate(v, fresh[k], (*path, k), key, address) for k, v in saved.items()}
-    if isinstance(saved, list | tuple):
-        if not isinstance(fresh, list | tuple) or len(saved) != len(fresh):
-            raise StalePlanError(f"{where} changed since the plan was made: plan again")
-        return [
-            _rehydrate(s, f, (*path, i), key, address)
-            for i, (s, f) in enumerate(zip(saved, fresh, strict=True))
-        ]
-    if isinstance(fresh, Sensitive) or type(saved) is not type(fresh) or saved != fresh:
-        raise StalePlanError(f"{where} changed since the plan was made: plan again")
-    return saved
-
-
-def _dotted(path: Sequence[str | int]) -> str:
-    return FieldChange(tuple(path), None, None).dotted
-
-
-# Encoding ------------------------------------------------------------------------------
-
-
-def _pointer(parent: str, token: str | int) -> str:
-    return f"{parent}/{str(token).replace('~', '~0').replace('/', '~1')}"
-
-
-def _encode_body(value: Any, loc: str, on_secret: Callable[[str, Sensitive], str]) -> Any:
-    """A desired body as JSON data; `on_secret(location, secret)` gives each secret's hash."""
-    if isinstance(value, Sensitive):
-        return {"$sensitive": on_secret(loc, value)}
-    if isinstance(value, RefString):
-        parts: list[Any] = []
-        for i, p in enumerate(value.parts):
-            if isinstance(p, ResourceAddress):
-                parts.append({"$address": str(p)})
-            elif isinstance(p, Sensitive):
-                parts.append(
-                    {"$sensitive": on_secret(_pointer(_pointer(loc, "$ref_string"), i), p)}
-                )
-            elif isinstance(p, str):
-                parts.append(p)
-            else:
-                raise TypeError(f"unexpected {type(p).__name__} in a reference string")
-        return {"$ref_string": parts}
-    if isinstance(value, Mapping):
-        if len(value) == 1 and next(iter(value)) in _TAGS:
-            inner = _pointer(loc, "$literal")
-            return {
-                "$literal": {
-                    str(k): _encode_body(v, _pointer(inner, str(k)), on_secret)
-                    for k, v in value.items()
-                }
-            }
-        return {str(k): _encode_body(v, _pointer(loc, str(k)), on_secret) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [_encode_body(v, _pointer(loc, i), on_secret) for i, v in enumerate(value)]
-    return _encode_leaf(value)
-
-
-def _encode_value(value: Any) -> Any:
-    """A redacted display value as JSON data. A secret here is a bug and is refused."""
-    if isinstance(value, Mapping):
-        if len(value) == 1 and next(iter(value)) in _TAGS:
-            return {"$literal": {str(k): _encode_value(v) for k, v in value.items()}}
-        return {str(k): _encode_value(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [_encode_value(v) for v in value]
-    if isinstance(value, Sensitive | RefString):
-        raise TypeError(f"a {type(value).__name__} in a display value: it must be redacted")
-    return _encode_leaf(value)
-
-
-def _encode_leaf(value: Any) -> Any:
-    if isinstance(value, Unknown):
-        return {"$unknown": value.address}
-    if value is None or isinstance(value, bool | int | float | str):
-        return value
-    if value is MISSING:
-        raise TypeError("MISSING inside a value: only a whole field side may be absent")
-    raise TypeError(f"cannot save a {type(value).__name__} in a plan file")
-
-
-def _encode_field(f: FieldChange) -> dict[str, Any]:
-    out: dict[str, Any] = {"path": list(f.path)}
-    if f.before is not MISSING:
-        out["before"] = _encode_value(f.before)
-    if f.after is not MISSING:
-        out["after"] = _encode_value(f.after)
-    out["drift"] = f.drift
-    out["forces_replace"] = f.forces_replace
-    return out
-
-
-def _encode_change(c: ResourceChange, secret_hashes: Mapping[str, str]) -> dict[str, Any]:
-    def lookup(loc: str, _secret: Sensitive) -> str:
-        try:
-            return secret_hashes[f"{c.address}#{loc}"]
-        except KeyError:
-            raise ValueError(
-                f"no keyed hash for the secret at {c.address}#{loc}: "
-                "pass secret_hashes=hash_plan_secrets(plan, state.hash_key)"
-            ) from None
-
-    return {
-        "address": c.address,
-        "kind": c.kind,
-        "action": c.action.value,
-        "reason": c.reason.name.lower(),
-        "id": c.id,
-        "name": c.name,
-        "before": None if c.before is None else _encode_value(c.before),
-        "after": None if c.after is None else _encode_value(c.after),
-        "fields": [_encode_field(f) for f in c.fields],
-        "drift": [_encode_field(f) for f in c.drift],
-        "depends_on": list(c.depends_on),
-        "references": list(c.references),
-        "warnings": list(c.warnings),
-        "purchase": None if c.purchase is None else dict(c.purchase),
-        "body": None if c.body is None else _encode_body(c.body, "", lookup),
-        **({"origins": [list(o) for o in c.origins]} if c.origins else {}),
-    }
-
-
-def plan_to_dict(plan: Plan, secret_hashes: Mapping[str, str]) -> dict[str, Any]:
-    """The `"plan"` section of the file. Raises ValueError if a secret has no hash."""
-    return {
-        "mode": plan.mode.value,
-        "lineage": plan.lineage,
-        "serial": plan.serial,
-        "warnings": list(plan.warnings),
-        "moved": list(plan.moved),
-        "cost": None if plan.cost is None else dict(plan.cost),
-        "changes": [_encode_change(c, secret_hashes) for c in plan.changes],
-        # (#12) apply refuses the plan in another environment; left out without them.
-        **({} if plan.environment is None else {"environment": plan.environment}),
-    }
-
-
-# Decoding ------------------------------------------------------------------------------
-
-
-def _tag(value: Any) -> str | None:
-    if isinstance(value, dict) and len(value) == 1:
-        key = next(iter(value))
-        if key in _TAGS:
-            return str(key)
-    return None
-
-
-def _decode_value(value: Any, *, body: bool = False) -> Any:
-    tag = _tag(value)
-    if tag == "$unknown":
-        return Unknown(_str(value[tag]))
-    if tag == "$literal":
-        inner = value[tag]
-        if not isinstance(inner, dict):
-            raise ValueError("$literal must hold an object")
-        return {k: _decode_value(v, body=body) for k, v in inner.items()}
-    if tag is not None and body:
-        if tag == "$sensitive":
-            return SecretPlaceholder(_str(value[tag]))
-        if tag == "$ref_string":
-            return RefString(tuple(_decode_part(p) for p in _list(value[tag])))
-    if tag is not None:
-        raise ValueError(f"unexpected {tag} outside a body")
-    if isinstance(value, dict):
-        return {k: _decode_value(v, body=body) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_decode_value(v, body=body) for v in value]
-    return value
-
-
-def _decode_part(part: Any) -> Any:
-    if isinstance(part, str):
-        return part
-    tag = _tag(part)
-    if tag == "$address":
-        return ResourceAddress.parse(_str(part[tag]))
-    if tag == "$sensitive":
-        return SecretPlaceholder(_str(part[tag]))
-    raise ValueError("a reference string part must be a string, $address or $sensitive")
-
-
-def _decode_field(data: Any) -> FieldChange:
-    d = _dict(data)
-    path = tuple(
-        p if isinstance(p, int) and not isinstance(p, bool) else _str(p) for p in _list(d["path"])
-    )
-    return FieldChange(
-        path,
-        _decode_value(d["before"]) if "before" in d else MISSING,
-        _decode_value(d["after"]) if "after" in d else MISSING,
-        drift=bool(d.get("drift", False)),
-        forces_replace=bool(d.get("forces_replace", False)),
-    )
-
-
-def _decode_change(data: Any) -> ResourceChange:
-    d = _dict(data)
-    before, after, body = d.get("before"), d.get("after"), d.get("body")
-    return ResourceChange(
-        address=_str(d["address"]),
-        kind=_str(d["kind"]),
-        action=Action(d["action"]),
-        reason=ActionReason[_str(d["reason"]).upper()],
-        id=_opt_str(d.get("id")),
-        before=None if before is None else _dict(_decode_value(before)),
-        after=None if after is None else _dict(_decode_value(after)),
-        fields=tuple(_decode_field(f) for f in _list(d.get("fields", []))),
-        drift=tuple(_decode_field(f) for f in _list(d.get("drift", []))),
-        depends_on=tuple(_str(a) for a in _list(d.get("depends_on", []))),
-        references=tuple(_str(a) for a in _list(d.get("references", []))),
-        body=None if body is None else _dict(_decode_value(body, body=True)),
-        name=_opt_str(d.get("name")),
-        warnings=tuple(_str(w) for w in _list(d.get("warnings", []))),
-        purchase=None if d.get("purchase") is None else _dict(d["purchase"]),
-        origins=tuple(
-            (_str(p), _str(o)) for p, o in (_list(x) for x in _list(d.get("origins", [])))
-        ),
-    )
-
-
-def plan_from_dict(data: Any) -> Plan:
-    """Rebuild a Plan from the `"plan"` section. Raises KeyError/TypeError/ValueError."""
-    d = _dict(data)
-    serial = d["serial"]
-    if not isinstance(serial, int) or isinstance(serial, bool):
-        raise TypeError("serial must be an integer")
-    return Plan(
-        changes=tuple(_decode_change(c) for c in _list(d["changes"])),
-        mode=PlanMode(d["mode"]),
-        lineage=_str(d["lineage"]),
-        serial=serial,
-        warnings=tuple(_str(w) for w in _list(d.get("warnings", []))),
-        moved=tuple(_str(m) for m in _list(d.get("moved", []))),
-        cost=None if d.get("cost") is None else _dict(d["cost"]),
-        environment=None if d.get("environment") is None else _str(d["environment"]),
-    )
-
-
-def _dict(value: Any) -> dict[str, Any]:
-    if not isinstance(value, dict):
-        raise TypeError(f"expected an object, found {type(value).__name__}")
-    return value
-
-
-def _list(value: Any) -> list[Any]:
-    if not isinstance(value, list):
-        raise TypeError(f"expected a list, found {type(value).__name__}")
-    return value
-
-
-def _str(value: Any) -> str:
-    if not isinstance(value, str):
-        raise TypeError(f"expected a string, found {type(value).__name__}")
-    return value
-
-
-def _opt_str(value: Any) -> str | None:
-    return None if value is None else _str(value)
-
-
-def _str_map(value: Any) -> dict[str, str]:
-    return {_str(k): _str(v) for k, v in _dict(value).items()}
-
-
 # Files ---------------------------------------------------------------------------------
 
 
@@ -736,19 +359,19 @@ def load_plan(path: str | os.PathLike[str]) -> SavedPlan:
             source, "the plan file is damaged or was edited (checksum mismatch): plan again"
         )
     try:
-        manifest = _dict(doc["manifest"])
+        manifest = json_object(doc["manifest"])
         created_at = doc.get("created_at")
-        where = _dict(doc.get("state", {}))
+        where = json_object(doc.get("state", {}))
         return SavedPlan(
-            state_backend=_str(where.get("backend", "")),
-            state_version=_opt_str(where.get("version")),
+            state_backend=json_str(where.get("backend", "")),
+            state_version=json_opt_str(where.get("version")),
             plan=plan_from_dict(doc["plan"]),
-            manifest_path=_str(manifest["path"]),
-            manifest_digest=_str(manifest["digest"]),
-            live_fingerprint=_str_map(doc.get("live_fingerprint", {})),
-            secret_hashes=_str_map(doc.get("secrets", {})),
-            created_at=None if created_at is None else _str(created_at),
-            tool_version=_str(doc.get("tool_version", "")),
+            manifest_path=json_str(manifest["path"]),
+            manifest_digest=json_str(manifest["digest"]),
+            live_fingerprint=json_str_map(doc.get("live_fingerprint", {})),
+            secret_hashes=json_str_map(doc.get("secrets", {})),
+            created_at=None if created_at is None else json_str(created_at),
+            tool_version=json_str(doc.get("tool_version", "")),
             format_version=version,
         )
     except (KeyError, TypeError, ValueError) as exc:

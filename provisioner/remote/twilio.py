@@ -22,8 +22,6 @@ import random
 import threading
 import time
 from collections.abc import Callable, Iterator, Mapping
-from dataclasses import dataclass
-from decimal import Decimal
 from typing import Any
 from urllib.parse import quote
 
@@ -32,8 +30,6 @@ import httpx
 from provisioner.errors import AmbiguousCreateError
 from provisioner.numbers.rules import ACCOUNT_SID as _ACCOUNT_SID
 from provisioner.numbers.rules import API_KEY_SID as _API_KEY_SID
-from provisioner.numbers.rules import AREA_CODE as _AREA_CODE
-from provisioner.numbers.rules import COUNTRY_ANY_CASE as _COUNTRY
 from provisioner.numbers.rules import E164 as _E164
 from provisioner.numbers.rules import NUMBER_SID as _NUMBER_SID
 from provisioner.numbers.rules import NUMBER_TYPES
@@ -48,14 +44,17 @@ from provisioner.remote.twilio_values import (
     AmbiguousPurchaseError,
     AvailableNumber,
     Capabilities,
+    CountryPricing,
     NumberPrice,
     PricingCountry,
     PurchasedNumber,
     RetryNotice,
     TwilioError,
+    area_code_param,
     available,
+    country_param,
+    number_type_param,
     opt_str,
-    price_key,
     price_row,
     purchased,
     purchased_or_none,
@@ -92,33 +91,6 @@ API = "/2010-04-01"
 MAX_PAGE_SIZE = 1000
 _MAX_PAGES = 1000
 _CREDENTIALS_HINT = "check TWILIO_ACCOUNT_SID and TWILIO_AUTH_TOKEN"
-
-
-# -- values ------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True, slots=True)
-class CountryPricing:
-    """Monthly phone-number prices in one country."""
-
-    iso_country: str
-    country: str
-    currency: str | None  # upper case, e.g. "USD"
-    prices: tuple[NumberPrice, ...]
-
-    def price_for(self, number_type: str) -> NumberPrice | None:
-        """The row for a search type (`local`, `toll-free`, `mobile`, `national`) or a
-        Pricing v1 name (`toll free`), compared without regard to case; None if absent."""
-        wanted = price_key(NUMBER_TYPES.get(number_type.lower(), ("", number_type))[1])
-        for row in self.prices:
-            if price_key(row.number_type) == wanted:
-                return row
-        return None
-
-    def monthly(self, number_type: str) -> Decimal | None:
-        """What this account pays per month for one number of this type, if offered."""
-        row = self.price_for(number_type)
-        return row.current_price if row is not None else None
 
 
 # -- the client --------------------------------------------------------------------------
@@ -234,13 +206,13 @@ class TwilioClient(SessionClient):
             TwilioError: Twilio refused, e.g. code 20404 when the country has no numbers
                 of that type.
         """
-        iso = _country(country)
-        segment, _ = _number_type(type)
+        iso = country_param(country)
+        segment, _ = number_type_param(type)
         if not 1 <= limit <= MAX_PAGE_SIZE:
             raise ValueError(f"limit must be between 1 and {MAX_PAGE_SIZE}")
         params: dict[str, str] = {"PageSize": str(limit)}
         if area_code is not None:
-            params["AreaCode"] = _area_code(area_code)
+            params["AreaCode"] = area_code_param(area_code)
         if contains:
             params["Contains"] = contains
         if sms is not None:
@@ -260,7 +232,7 @@ class TwilioClient(SessionClient):
         Raises:
             TwilioError: e.g. 20404 when Twilio has no prices for the country.
         """
-        iso = _country(country)
+        iso = country_param(country)
         with self._lock:
             cached = self._pricing_cache.get(iso)
         if cached is not None:
@@ -358,7 +330,7 @@ class TwilioClient(SessionClient):
             form["PhoneNumber"] = phone_number
         else:
             assert area_code is not None
-            code = _area_code(area_code)
+            code = area_code_param(area_code)
             form["AreaCode"] = code
         if friendly_name is not None:
             if len(friendly_name) > 64:
@@ -511,23 +483,3 @@ def describe_twilio_error(response: httpx.Response) -> tuple[str, Any, int | Non
     """(message, parsed body, Twilio code, more_info) for an error answer; a 401 says
     which credentials to check (`twilio_values.read_twilio_error`)."""
     return read_twilio_error(response, _CREDENTIALS_HINT)
-
-
-def _country(country: str) -> str:
-    if not _COUNTRY.match(country.strip()):
-        raise ValueError(f"{country!r} is not a two-letter ISO country code")
-    return country.strip().upper()
-
-
-def _number_type(number_type: str) -> tuple[str, str]:
-    found = NUMBER_TYPES.get(number_type.lower())
-    if found is None:
-        raise ValueError(f"number type must be one of {', '.join(NUMBER_TYPES)}")
-    return found
-
-
-def _area_code(area_code: str | int) -> str:
-    text = str(area_code).strip()
-    if not _AREA_CODE.match(text):
-        raise ValueError(f"{area_code!r} is not a US/CA area code (three digits, not 0 or 1 first)")
-    return text

@@ -17,6 +17,7 @@ from urllib.parse import urlsplit
 import httpx
 
 from provisioner.errors import AmbiguousCreateError, RemoteError
+from provisioner.numbers.rules import AREA_CODE, COUNTRY_ANY_CASE, NUMBER_TYPES
 from provisioner.remote.answers import Answer, clip, decode, phrase, shape_error, snippet
 
 __all__ = [
@@ -349,3 +350,50 @@ def read_twilio_error(
     if status == 401:
         message += f" ({credentials_hint})"
     return message, body, code, more_info
+
+
+@dataclass(frozen=True, slots=True)
+class CountryPricing:
+    """Monthly phone-number prices in one country."""
+
+    iso_country: str
+    country: str
+    currency: str | None  # upper case, e.g. "USD"
+    prices: tuple[NumberPrice, ...]
+
+    def price_for(self, number_type: str) -> NumberPrice | None:
+        """The row for a search type (`local`, `toll-free`, `mobile`, `national`) or a
+        Pricing v1 name (`toll free`), compared without regard to case; None if absent."""
+        wanted = price_key(NUMBER_TYPES.get(number_type.lower(), ("", number_type))[1])
+        for row in self.prices:
+            if price_key(row.number_type) == wanted:
+                return row
+        return None
+
+    def monthly(self, number_type: str) -> Decimal | None:
+        """What this account pays per month for one number of this type, if offered."""
+        row = self.price_for(number_type)
+        return row.current_price if row is not None else None
+
+
+# Request parameters, checked before anything is sent.
+
+
+def country_param(country: str) -> str:
+    if not COUNTRY_ANY_CASE.match(country.strip()):
+        raise ValueError(f"{country!r} is not a two-letter ISO country code")
+    return country.strip().upper()
+
+
+def number_type_param(number_type: str) -> tuple[str, str]:
+    found = NUMBER_TYPES.get(number_type.lower())
+    if found is None:
+        raise ValueError(f"number type must be one of {', '.join(NUMBER_TYPES)}")
+    return found
+
+
+def area_code_param(area_code: str | int) -> str:
+    text = str(area_code).strip()
+    if not AREA_CODE.match(text):
+        raise ValueError(f"{area_code!r} is not a US/CA area code (three digits, not 0 or 1 first)")
+    return text

@@ -27,19 +27,12 @@ from provisioner.render.blocks import create_lines
 from provisioner.render.costs import describe_purchase, format_cost
 from provisioner.render.escape import visible
 from provisioner.render.graph import markdown_section
+from provisioner.render.human import SYMBOLS  # the same marks as the terminal
 from provisioner.render.json import as_json_data
 from provisioner.values import KNOWN_AFTER_APPLY, SENSITIVE_TEXT, Sensitive, Unknown
 
 __all__ = ["DEFAULT_MAX_CHARS", "SYMBOLS", "drift_to_markdown", "escape_cell", "plan_to_markdown"]
 
-SYMBOLS = {
-    Action.CREATE: "+",
-    Action.UPDATE: "~",
-    Action.REPLACE: "-/+",
-    Action.DELETE: "-",
-    Action.RELEASE: "-",
-    Action.NO_OP: " ",
-}
 _VERBS = {
     Action.CREATE: "create",
     Action.UPDATE: "update",

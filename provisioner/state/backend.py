@@ -26,61 +26,31 @@ import importlib
 import re
 from collections.abc import Mapping
 from contextlib import AbstractContextManager
-from dataclasses import dataclass
-from enum import StrEnum
 from pathlib import Path
 from typing import Any, Protocol
 from urllib.parse import unquote, urlsplit
 
 from provisioner.errors import ProvisionerError, StateError
+from provisioner.state.config import (
+    DEFAULT_LOCK_EXPIRY,
+    DEFAULT_PG_SCHEMA,
+    MIN_LOCK_EXPIRY,
+    PG_URL_ENV,
+    BackendKind,
+    StateConfig,
+)
 from provisioner.state.identity import Owner
 from provisioner.state.lock import Lock, LockInfo, LockWaitCallback
 from provisioner.state.model import StateFile
 
-# The S3 lock's default lifetime without renewal (seconds); a live run renews it well before.
-DEFAULT_LOCK_EXPIRY = 30.0
-MIN_LOCK_EXPIRY = 1.0
-DEFAULT_PG_SCHEMA = "provisioner"
-PG_URL_ENV = "PROVISIONER_PG_URL"
-
 _ENV_REF = re.compile(r"^\$\{env:\s*([A-Za-z_][A-Za-z0-9_]*)\s*\}$")
 _IDENTIFIER = re.compile(r"^[a-z_][a-z0-9_]*$")
-
-
-class BackendKind(StrEnum):
-    LOCAL = "local"
-    S3 = "s3"
-    POSTGRES = "postgres"
-
 
 # The extra that installs each remote backend's client library, and the module it provides.
 _EXTRAS: dict[BackendKind, tuple[str, str]] = {
     BackendKind.S3: ("s3", "boto3"),
     BackendKind.POSTGRES: ("postgres", "psycopg"),
 }
-
-
-@dataclass(frozen=True, slots=True)
-class StateConfig:
-    """Where the state is: a local file, an S3 object or a PostgreSQL row."""
-
-    kind: BackendKind
-    path: Path | None = None  # local
-    bucket: str = ""  # s3
-    key: str = ""  # s3: the object key; postgres: the row's key
-    region: str | None = None
-    endpoint: str | None = None
-    lock_expiry: float = DEFAULT_LOCK_EXPIRY
-    url: str = ""  # postgres: the connection string (may hold a password: never shown)
-    schema: str = DEFAULT_PG_SCHEMA
-
-    def describe(self) -> str:
-        """Where the state is, for messages and saved plans (never a password)."""
-        if self.kind is BackendKind.S3:
-            return f"s3://{self.bucket}/{self.key}"
-        if self.kind is BackendKind.POSTGRES:
-            return f"{redact_url(self.url)} ({self.schema}, state {self.key})"
-        return str(self.path)
 
 
 class HeldLock(Lock, Protocol):
@@ -116,18 +86,6 @@ class Backend(Protocol):
 
 class BackendConfigError(ProvisionerError):
     """The state configuration is wrong (bad URL, missing field, missing extra)."""
-
-
-def redact_url(url: str) -> str:
-    """`postgres://alice:secret@db/x` -> `postgres://alice@db/x`."""
-    parts = urlsplit(url)
-    if parts.password is None:
-        return url
-    host = parts.hostname or ""
-    if parts.port:
-        host += f":{parts.port}"
-    user = f"{parts.username}@" if parts.username else ""
-    return parts._replace(netloc=user + host).geturl()
 
 
 def from_cli(value: str, manifest: Path, default_key: str | None = None) -> StateConfig:

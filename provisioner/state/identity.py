@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
 from provisioner.errors import StateCorruptError, StateError
-from provisioner.resolve import repository_root
+from provisioner.manifest.files import repository_root
 from provisioner.state.lock import lock_path_for
 
 STATE_FOLDER = "state"

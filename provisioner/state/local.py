@@ -7,7 +7,7 @@ from __future__ import annotations
 import hashlib
 
 from provisioner.errors import StateConflictError
-from provisioner.state.backend import BackendKind
+from provisioner.state.config import BackendKind
 from provisioner.state.model import StateFile
 from provisioner.state.remote import LOCAL_RESCUE_DIR, encode
 from provisioner.state.store import FileStateStore

@@ -28,7 +28,7 @@ import psycopg
 from psycopg import sql
 
 from provisioner.errors import StateError, StateLockedError
-from provisioner.state.backend import BackendKind, StateConfig, redact_url
+from provisioner.state.config import BackendKind, StateConfig, redact_url
 from provisioner.state.identity import Owner
 from provisioner.state.lock import LockInfo, LockWaitCallback
 from provisioner.state.remote import Conflict, Lease, RemoteStore

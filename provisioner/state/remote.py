@@ -29,7 +29,8 @@ from typing import Any
 from provisioner.errors import StateConflictError, StateCorruptError, StateError
 from provisioner.state.identity import Owner, check_owner
 from provisioner.state.lock import LockInfo
-from provisioner.state.model import FORMAT_VERSION, ResourceState, ResourceStatus, StateFile
+from provisioner.state.model import ResourceState, ResourceStatus, StateFile
+from provisioner.state.parse import parse_state
 
 # Where rescue copies go on the runner (relative to the working folder, like `state/`).
 LOCAL_RESCUE_DIR = Path("state") / ".rescue"
@@ -45,36 +46,17 @@ def encode(state: StateFile) -> bytes:
 
 
 def decode(raw: bytes, where: str) -> StateFile:
-    """Parse stored bytes, refusing anything that cannot be trusted (never "empty")."""
+    """Parse stored bytes with the state file's own checks (`state/parse.py`), refusing
+    anything that cannot be trusted (never "empty")."""
 
     def corrupt(problem: str) -> StateCorruptError:
         return StateCorruptError(
-            f"{where} {problem}: refusing to continue, since treating it as empty would "
-            "create every resource again. Restore a good version (S3 object versioning, a "
-            "database backup) or repair it by hand."
+            f"{problem}: refusing to continue, since treating it as empty would create every "
+            "resource again. Restore a good version (S3 object versioning, a database "
+            "backup) or repair it by hand."
         )
 
-    try:
-        doc = json.loads(raw.decode("utf-8-sig"))
-    except (UnicodeDecodeError, ValueError) as exc:
-        raise corrupt(f"is not valid JSON ({exc})") from None
-    if not isinstance(doc, dict):
-        raise corrupt("does not hold a JSON object")
-    version = doc.get("format_version")
-    if not isinstance(version, int) or isinstance(version, bool) or version < 1:
-        raise corrupt(f"has an invalid format_version {version!r}")
-    if version > FORMAT_VERSION:
-        raise corrupt(
-            f"uses state format {version}, newer than this provisioner reads "
-            f"({FORMAT_VERSION}): upgrade provisioner"
-        )
-    try:
-        state = StateFile.from_dict(doc)
-    except (KeyError, ValueError, TypeError, AttributeError) as exc:
-        raise corrupt(f"is malformed ({exc!r})") from None
-    if not state.lineage or state.serial < 0:
-        raise corrupt("lacks a lineage or a valid serial")
-    return state
+    return parse_state(raw, where, corrupt)
 
 
 def reconcile(state: StateFile, rescued: Iterable[StateFile]) -> tuple[StateFile, list[str]]:

@@ -30,7 +30,7 @@ from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
 from provisioner.errors import StateError, StateLockedError
-from provisioner.state.backend import BackendKind, StateConfig
+from provisioner.state.config import BackendKind, StateConfig
 from provisioner.state.identity import Owner
 from provisioner.state.lock import LockInfo, LockWaitCallback, is_alive
 from provisioner.state.remote import (

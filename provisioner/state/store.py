@@ -7,7 +7,7 @@ Owns the `StateStore` interface (so another backend, e.g. PostgreSQL, can come l
   `format_version`/`lineage`/`serial`, or from a newer format is refused with
   `StateCorruptError` naming the file and its backup. Treating a bad file as empty would
   create every resource again;
-- format upgrades on read, one function per version step (`_UPGRADES`);
+- format checks and upgrades on read (`state/parse.py`);
 - Terraform's serial/lineage rules on write: `serial` is bumped only when the content
   changed; a state of another lineage, or with a serial lower than the stored one (another
   writer got in between), is never written over the stored one;
@@ -31,14 +31,13 @@ import shutil
 import stat
 import tempfile
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Protocol
 
 from provisioner.errors import StateConflictError, StateCorruptError, StateError
-from provisioner.kinds import KINDS
 from provisioner.state.identity import Owner, check_owner
 from provisioner.state.lock import (
     FileLock,
@@ -49,13 +48,8 @@ from provisioner.state.lock import (
     force_unlock,
     lock_path_for,
 )
-from provisioner.state.model import FORMAT_VERSION, ResourceState, ResourceStatus, StateFile
-
-# One function per format step: _UPGRADES[n] turns a version-n document into version n + 1
-# (and sets "format_version" accordingly). Empty while version 1 is the only one.
-_UPGRADES: dict[int, Callable[[dict[str, Any]], dict[str, Any]]] = {}
-
-_REQUIRED_KEYS = ("format_version", "lineage", "serial")
+from provisioner.state.model import StateFile
+from provisioner.state.parse import parse_state
 
 
 class StateStore(Protocol):
@@ -260,86 +254,8 @@ class FileStateStore:
             return None
         except OSError as exc:
             raise StateError(f"cannot read {self.path}: {exc.strerror or exc}") from exc
-        state = self._parse(raw)
+        state = parse_state(raw, self.path, self._corrupt)
         return state, _snapshot(state, identity)
-
-    def _parse(self, raw: bytes) -> StateFile:
-        """Validate and upgrade the bytes of the state file."""
-        path = self.path
-        if not raw.strip():
-            raise self._corrupt(f"{path} is empty")
-        try:
-            text = raw.decode("utf-8-sig")
-        except UnicodeDecodeError as exc:
-            raise self._corrupt(f"{path} is not UTF-8 text (byte {exc.start})") from None
-        try:
-            doc = json.loads(text)
-        except json.JSONDecodeError as exc:
-            raise self._corrupt(
-                f"{path} is not valid JSON (line {exc.lineno}, column {exc.colno}: {exc.msg})"
-            ) from None
-        if not isinstance(doc, dict):
-            raise self._corrupt(f"{path} does not hold a JSON object (found {type(doc).__name__})")
-        missing = [k for k in _REQUIRED_KEYS if k not in doc]
-        if missing:
-            raise self._corrupt(f"{path} lacks {', '.join(missing)}")
-        version = doc["format_version"]
-        if not isinstance(version, int) or isinstance(version, bool) or version < 1:
-            raise self._corrupt(f"{path} has an invalid format_version {version!r}")
-        if version > FORMAT_VERSION:
-            raise self._corrupt(
-                f"{path} uses state format {version}, but this provisioner reads formats up "
-                f"to {FORMAT_VERSION}: it was written by a newer provisioner. Upgrade "
-                f"provisioner"
-            )
-        while version < FORMAT_VERSION:
-            upgrade = _UPGRADES.get(version)
-            if upgrade is None:
-                raise self._corrupt(f"{path} uses state format {version}, which has no upgrade")
-            doc = upgrade(doc)
-            version = doc["format_version"]
-        lineage, serial = doc["lineage"], doc["serial"]
-        if not isinstance(lineage, str) or not lineage:
-            raise self._corrupt(f"{path} has an invalid lineage {lineage!r}")
-        if not isinstance(serial, int) or isinstance(serial, bool) or serial < 0:
-            raise self._corrupt(f"{path} has an invalid serial {serial!r}")
-        resources = doc.get("resources")
-        if resources is None:
-            resources = {}
-        if not isinstance(resources, dict):
-            raise self._corrupt(f"{path}: 'resources' is not an object")
-        parsed: dict[str, ResourceState] = {}
-        for address, data in resources.items():
-            try:
-                if not isinstance(data, dict):
-                    raise ValueError("not an object")
-                parsed[address] = ResourceState.from_dict(data)
-            except (KeyError, ValueError, TypeError) as exc:
-                raise self._corrupt(f"{path}: resource {address} is malformed ({exc!r})") from None
-            problem = _entry_problem(address, parsed[address])
-            if problem:
-                raise self._corrupt(f"{path}: resource {address} {problem}")
-        hash_key = doc.get("hash_key", "")
-        if not isinstance(hash_key, str):
-            raise self._corrupt(f"{path} has an invalid hash_key")
-        key_check = doc.get("key_check")
-        if key_check is not None and not isinstance(key_check, str):
-            raise self._corrupt(f"{path} has an invalid key_check")
-        owner = {k: doc.get(k) for k in ("manifest", "environment", "org_id")}
-        for name, value in owner.items():
-            if value is not None and (not isinstance(value, str) or not value):
-                raise self._corrupt(f"{path} has an invalid {name} {value!r}")
-        return StateFile(
-            lineage=lineage,
-            serial=serial,
-            format_version=version,
-            hash_key=hash_key,
-            resources=parsed,
-            key_check=key_check,
-            manifest=owner["manifest"],
-            environment=owner["environment"],
-            org_id=owner["org_id"],
-        )
 
     def _corrupt(self, problem: str) -> StateCorruptError:
         message = (
@@ -517,21 +433,6 @@ class FileStateStore:
 
     def force_unlock(self, lock_id: str, *, force: bool = False) -> LockInfo | str:
         return force_unlock(self.lock_path, lock_id, subject=str(self.path), force=force)
-
-
-def _entry_problem(address: str, entry: ResourceState) -> str | None:
-    """What makes a (hand-edited) entry unusable: an unknown kind, or a created object
-    without an ID, which a plan would otherwise silently create again."""
-    if entry.kind not in KINDS:
-        return f"has an unknown kind {entry.kind!r} (expected one of {', '.join(KINDS)})"
-    if not address.startswith(f"{entry.kind}."):
-        return f"has kind {entry.kind!r}, which does not match its address"
-    if entry.status is ResourceStatus.CREATED and (not isinstance(entry.id, str) or not entry.id):
-        return (
-            f"is recorded as created but has no id ({json.dumps(entry.id)}); put its ID back, or "
-            "remove the entry if the object no longer exists"
-        )
-    return None
 
 
 def _fsync_directory(directory: Path) -> None:

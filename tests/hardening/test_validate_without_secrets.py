@@ -39,7 +39,7 @@ def test_validate_warns(run: Cli, project: Path, value: str | None) -> None:
         refused = run(*args, env=env)  # type: ignore[arg-type]
         assert refused.exit_code == 1, refused.output
         assert "environment variable TWILIO_AUTH_TOKEN is" in refused.output
-    assert not (project / "state/.sandbox/full.json").exists()
+    assert not (project / "state/.sandbox/examples/full.json").exists()
 
 
 def test_other_problems_still_fail_validate(run: Cli, project: Path) -> None:

@@ -11,15 +11,8 @@ import httpx
 import pytest
 from click.testing import CliRunner, Result
 
-from provisioner.cli.numbers import (
-    SANDBOX_DATA,
-    VAPI_FREE_NUMBERS,
-    MissingCredentialsError,
-    SandboxDataError,
-    _live_client,
-    _monthly_price,
-    numbers,
-)
+from provisioner.cli.numbers import SANDBOX_DATA, VAPI_FREE_NUMBERS, _monthly_price, numbers
+from provisioner.cli.twilio_access import MissingCredentialsError, SandboxDataError, live_client
 from provisioner.emulator.twilio import TwilioEmulator
 from provisioner.errors import ProvisionerError
 from provisioner.remote.twilio import TwilioClient, TwilioError
@@ -211,7 +204,7 @@ def test_a_malformed_account_sid_is_an_error(runner: CliRunner, root: click.Grou
 
 
 def test_the_environment_sets_credentials_and_base_urls() -> None:
-    client = _live_client(
+    client = live_client(
         Settings(
             environ={
                 "TWILIO_ACCOUNT_SID": AC,
@@ -226,7 +219,7 @@ def test_the_environment_sets_credentials_and_base_urls() -> None:
         assert client.base_url == "http://127.0.0.1:8788"
         assert client.pricing_base_url == "http://127.0.0.1:8788/pricing"
     environ = {"TWILIO_ACCOUNT_SID": AC, "TWILIO_AUTH_TOKEN": "secret"}
-    with _live_client(Settings(environ=environ)) as default:
+    with live_client(Settings(environ=environ)) as default:
         assert default.base_url == "https://api.twilio.com"
         assert default.pricing_base_url == "https://pricing.twilio.com"
 

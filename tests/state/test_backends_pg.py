@@ -9,7 +9,8 @@ import psycopg
 import pytest
 
 from provisioner.errors import StateConflictError, StateError, StateLockedError
-from provisioner.state.backend import BackendKind, StateConfig, open_backend
+from provisioner.state.backend import open_backend
+from provisioner.state.config import BackendKind, StateConfig
 from provisioner.state.lock import LockInfo
 from provisioner.state.model import ResourceState
 from provisioner.state.postgres import PostgresBackend

@@ -6,13 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from provisioner.state.backend import (
-    BackendConfigError,
-    BackendKind,
-    from_cli,
-    from_manifest,
-    redact_url,
-)
+from provisioner.state.backend import BackendConfigError, from_cli, from_manifest
+from provisioner.state.config import BackendKind, redact_url
 from provisioner.state.model import ResourceState, ResourceStatus, StateFile
 from provisioner.state.remote import reconcile
 

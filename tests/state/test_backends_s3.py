@@ -9,7 +9,8 @@ from pathlib import Path
 import pytest
 
 from provisioner.errors import StateConflictError, StateLockedError
-from provisioner.state.backend import BackendKind, StateConfig, open_backend
+from provisioner.state.backend import open_backend
+from provisioner.state.config import BackendKind, StateConfig
 from provisioner.state.lock import LockInfo
 from provisioner.state.model import ResourceState
 from provisioner.state.s3 import S3Backend

@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 
 from provisioner.errors import StateCorruptError, StateError
-from provisioner.state import store as store_module
+from provisioner.state import parse as parse_module
 from provisioner.state.model import FORMAT_VERSION, ResourceState, ResourceStatus, StateFile
 from provisioner.state.store import FileStateStore, StateStore
 
@@ -297,14 +297,14 @@ def test_upgrades_older_formats_step_by_step(
         return two_to_three(doc)
 
     store.write(sample_state())
-    monkeypatch.setattr(store_module, "FORMAT_VERSION", 3)
-    monkeypatch.setattr(store_module, "_UPGRADES", {1: one_to_two, 2: record})
+    monkeypatch.setattr(parse_module, "FORMAT_VERSION", 3)
+    monkeypatch.setattr(parse_module, "_UPGRADES", {1: one_to_two, 2: record})
     upgraded = FileStateStore(path).read()
     assert upgraded.format_version == 3
     assert seen == [["1->2"]]
     assert upgraded.resources.keys() == sample_state().resources.keys()
 
-    monkeypatch.setattr(store_module, "_UPGRADES", {2: record})
+    monkeypatch.setattr(parse_module, "_UPGRADES", {2: record})
     with pytest.raises(StateCorruptError, match="state format 1, which has no upgrade"):
         FileStateStore(path).read()
 
