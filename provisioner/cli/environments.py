@@ -34,6 +34,7 @@ ENV_COMMANDS = (
     "output",
     "force-unlock",
     "graph",
+    "numbers",
     "state",
 )
 # Commands that write: `--allow-empty-org` lets a state whose objects are all gone

@@ -327,3 +327,12 @@ def test_drift_and_import_work_per_environment(run: Cli) -> None:
     # The same ID is not in dev's org.
     other = run("import", MANIFEST, "assistant.support", support, "--sandbox", "--env", "dev")
     assert other.exit_code == 1, other.output
+
+
+def test_numbers_list_reads_one_environments_org(run: Cli) -> None:
+    assert run("apply", MANIFEST, "--sandbox", "--env", "dev", "--auto-approve").exit_code == 0
+    missing = run("numbers", "list", MANIFEST, "--sandbox")
+    assert missing.exit_code == 1 and "--env NAME" in missing.output
+    listed = run("numbers", "list", MANIFEST, "--sandbox", "--env", "prod")
+    assert listed.exit_code == 0, listed.output
+    assert "No phone numbers in this Vapi org." in listed.output
