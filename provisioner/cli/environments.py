@@ -17,7 +17,7 @@ import click
 from provisioner.errors import ProvisionerError
 
 if TYPE_CHECKING:
-    from provisioner.manifest.environments import Environment
+    from provisioner.manifest.environments import Environment, Selected
     from provisioner.settings import Settings
 
 ENV_KEY = "provisioner.env"
@@ -163,7 +163,7 @@ def diff_env(manifest: Path, left: str, right: str, as_json: bool) -> None:
     click.echo((diff_json if as_json else diff_text)(left, right, diffs))
 
 
-def _selected(manifest: Path, env_name: str | None) -> Any:
+def _selected(manifest: Path, env_name: str | None) -> Selected:
     """The manifest of one environment; its problems end the command (exit 1)."""
     from provisioner.manifest.environments import parse_environments, select_environment
     from provisioner.manifest.loader import load_manifest

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -17,8 +18,8 @@ MANIFEST = "examples/environments.yaml"
 STATES = Path("state/.sandbox/examples/environments")
 
 
-def _json(text: str) -> dict:  # type: ignore[type-arg]
-    return json.loads(text)
+def _json(text: str) -> dict[str, Any]:
+    return dict(json.loads(text))
 
 
 def _edit(old: str, new: str) -> None:
