@@ -21,6 +21,7 @@ from provisioner.errors import ProvisionerError, RemoteError
 from provisioner.kinds import KINDS
 from provisioner.lookups import read_lookups
 from provisioner.moves import apply_moves
+from provisioner.org_guard import check_org, guard_org, refuse_other_environment
 from provisioner.ownership import check_lineage, look_before_creating
 from provisioner.plan import saved
 from provisioner.plan.checks import (
@@ -31,6 +32,8 @@ from provisioner.plan.checks import (
 from provisioner.plan.differ import LiveSnapshot, make_plan
 from provisioner.plan.model import Plan, PlanMode
 from provisioner.plan.normalize import comparable, live_view
+from provisioner.plan.origins import with_origins
+from provisioner.plan.protection import check_protected
 from provisioner.plan.targeting import Selection, target_plan
 from provisioner.purchasing import PurchaseError, Twilio
 from provisioner.purchasing import open_twilio as open_twilio
@@ -76,7 +79,8 @@ def open_state(
     # Empty counts as unset: CI systems expand a secret nobody defined to "". A state
     # that uses an external key still refuses to run without it (its key_check).
     external_key = settings.environ.get(STATE_KEY_ENV) or None
-    located = locate(manifest_path)
+    env = settings.environment
+    located = locate(manifest_path, env.name if env else None)
     path = settings.state_file_for(manifest_path)
     config = backend.configured(
         manifest_path,
@@ -86,8 +90,10 @@ def open_state(
         default=path,
         environ=settings.environ,
         default_key=located.key.as_posix(),
+        environment=env.name if env else None,
+        environment_block=env.state if env else None,
     )
-    if config.kind is BackendKind.LOCAL and settings.state_path is None:
+    if config.kind is BackendKind.LOCAL and settings.state_path is None and env is None:
         old = old_default(manifest_path, sandbox=settings.sandbox)
         if config.path == path and move_old_state(old, path, located.owner):
             (notify or _to_stderr)(
@@ -121,8 +127,9 @@ def open_client(
     token = settings.token
     if not token:
         raise ProvisionerError(
-            "no Vapi API key: set VAPI_TOKEN (or VAPI_API_KEY) to your private key, "
-            "or use --sandbox to run against the local emulator"
+            f"no Vapi API key: set {settings.token_var}"
+            + (" (or VAPI_API_KEY)" if settings.environment is None else "")
+            + " to your private key, or use --sandbox to run against the local emulator"
         )
     limiter = RateLimiter(max_rps=settings.max_rps)
     import httpx
@@ -177,7 +184,7 @@ def prepare(
         validated, diags = checked[0], Diagnostics()
         diags.extend(checked[1])
     else:
-        validated, diags = validate(path, settings.environ)
+        validated, diags = validate(path, settings.environ, environment=settings.env_name)
     if validated is None:
         return None, diags
     reader = store or open_state(settings, path)
@@ -194,6 +201,7 @@ def prepare(
         # pass every plan (in CI, on every pull request) and surface only at apply.
         client.check_access()
     live = refresh_state(client, state, parallelism=settings.parallelism)
+    state = guard_org(state, live, settings)
     check_lineage(state, live, reader, client)
     state, live = adopt_found(state, live)
     lookups = validated.manifest.lookups
@@ -255,7 +263,10 @@ def plan(
     result = target_plan(result, selection.targets)
     if numbers is not None:
         result = price_plan(result, validated, numbers)
+    env = validated.environment
+    result = with_origins(result, validated.origins, env.name if env else None)
     check_prevent_destroy(result, validated, state, diags)
+    diags.extend(check_protected(result, env))
     check_twilio_credentials(result, validated, diags)
     return PlanResult(result, state, validated, live, diags), diags
 
@@ -379,6 +390,10 @@ def load_plan_file(
     """
     loaded = saved.load_plan(plan_file)
     manifest = Path(loaded.manifest_path)
+    if loaded.plan.environment != settings.env_name:
+        raise ProvisionerError(
+            refuse_other_environment(plan_file, loaded.plan.environment, settings.env_name)
+        )
     on_disk = store.read()
     try:
         digest = saved.digest_bytes(manifest.read_bytes())
@@ -460,7 +475,7 @@ def import_resource(
     store: StateWriter,
 ) -> dict[str, Any]:
     """Adopt the existing remote object `resource_id` as `address` of the manifest."""
-    validated, diags = validate(manifest, settings.environ)
+    validated, diags = validate(manifest, settings.environ, environment=settings.env_name)
     if validated is None:
         raise ManifestInvalid(diags)
     resolved = validated.resolved.resources.get(address)
@@ -504,6 +519,14 @@ def import_resource(
         depends_on=sorted(resolved.depends_on),
         remote_updated_at=live.get("updatedAt"),
         extra=extra,
+    )
+    env = settings.environment
+    state.org_id = check_org(  # the object read is in this state's org (#12)
+        state,
+        {address: live},
+        pinned=env.org_id if env else None,
+        environment=settings.env_name,
+        allow_empty=True,
     )
     store.write(state)
     return dict(live)

@@ -12,8 +12,12 @@ import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from provisioner.errors import ProvisionerError
+
+if TYPE_CHECKING:
+    from provisioner.manifest.environments import Environment
 
 DEFAULT_BASE_URL = "https://api.vapi.ai"
 SANDBOX_BASE_URL = "http://sandbox.vapi.local"
@@ -21,6 +25,7 @@ SANDBOX_TOKEN = "sandbox"
 STATE_DIR = Path("state")
 SANDBOX_DIR = STATE_DIR / ".sandbox"
 DEFAULT_TIMEOUT = 10.0
+DEFAULT_TOKEN_VAR = "VAPI_TOKEN"
 # Seconds each HTTP request may wait for an answer (a short one makes a dead endpoint
 # fail fast; tests use it).
 TIMEOUT_VAR = "PROVISIONER_HTTP_TIMEOUT"
@@ -50,6 +55,10 @@ class Settings:
     twilio_auth_token: str | None = None
     twilio_base_url: str | None = None
     twilio_pricing_base_url: str | None = None
+    # The manifest's environment selected with --env (#12): its key, URL, state, sandbox.
+    environment: Environment | None = None
+    # --allow-empty-org: a state whose objects are all missing may create them anew.
+    allow_empty_org: bool = False
 
     def __post_init__(self) -> None:
         env = self.environ
@@ -81,13 +90,28 @@ class Settings:
     def base_url(self) -> str:
         if self.sandbox:
             return SANDBOX_BASE_URL
+        if self.environment is not None and self.environment.base_url:
+            return self.environment.base_url.rstrip("/")
         return (self.environ.get("VAPI_BASE_URL") or DEFAULT_BASE_URL).rstrip("/")
 
     @property
     def token(self) -> str | None:
         if self.sandbox:
             return SANDBOX_TOKEN
+        var = self.environment.api_key_var if self.environment else DEFAULT_TOKEN_VAR
+        if var != DEFAULT_TOKEN_VAR:
+            return self.environ.get(var) or None
         return self.environ.get("VAPI_TOKEN") or self.environ.get("VAPI_API_KEY") or None
+
+    @property
+    def env_name(self) -> str | None:
+        """The `--env` name, None for a manifest without environments."""
+        return self.environment.name if self.environment else None
+
+    @property
+    def token_var(self) -> str:
+        """The environment variable the Vapi key is read from (for messages)."""
+        return self.environment.api_key_var if self.environment else DEFAULT_TOKEN_VAR
 
     def state_file_for(self, manifest: Path) -> Path:
         """`--state` if given, else `<repository root>/state/<manifest's repository path,
@@ -98,7 +122,9 @@ class Settings:
         from provisioner.errors import StateError
         from provisioner.state.identity import locate, shown
 
-        path = shown(locate(manifest).state_file(sandbox=self.sandbox))
+        env = self.environment  # (its own `state:` is a backend's: state/backend.py)
+        located = locate(manifest, env.name if env else None)
+        path = shown(located.state_file(sandbox=self.sandbox))
         if self.sandbox and path.resolve() in (
             self.sandbox_data.resolve(),
             self.sandbox_twilio_data.resolve(),
@@ -113,12 +139,19 @@ class Settings:
     def sandbox_data(self) -> Path:
         """The Vapi emulator's objects (in a folder of its own: no manifest's state file,
         `state/.sandbox/<stem>.json`, can ever collide with it)."""
-        return self.sandbox_dir / "emulator" / "vapi.json"
+        return self.sandbox_dir / "emulator" / self._per_environment("vapi.json")
 
     @property
     def sandbox_twilio_data(self) -> Path:
         """The Twilio emulator's bought numbers."""
-        return self.sandbox_dir / "emulator" / "twilio.json"
+        return self.sandbox_dir / "emulator" / self._per_environment("twilio.json")
+
+    def _per_environment(self, name: str) -> str:
+        """Each environment its own sandbox org: `vapi.dev.json`, `vapi.prod.json`."""
+        if self.environment is None:
+            return name
+        stem, _, ext = name.rpartition(".")
+        return f"{stem}.{self.environment.name}.{ext}"
 
 
 def _seconds(name: str, text: str) -> float:

@@ -16,8 +16,16 @@ from provisioner.agent_rules import check_agent
 from provisioner.diagnostics import Diagnostics
 from provisioner.graph import find_cycle
 from provisioner.kinds import KINDS
+from provisioner.manifest.env_diff import per_environment
+from provisioner.manifest.environments import (
+    Environment,
+    Environments,
+    parse_environments,
+    select_environment,
+)
 from provisioner.manifest.loader import JsonPath, LoadedManifest, format_path, load_manifest
 from provisioner.manifest.model import Manifest, build_manifest
+from provisioner.manifest.origins import Origins
 from provisioner.manifest.schema import schema_digest, validate_schema
 from provisioner.manifest.valid_cache import ValidCache
 from provisioner.moves import check_moves
@@ -29,6 +37,10 @@ from provisioner.resolve import ResolvedManifest, checkable_document, resolve_ma
 class Validated:
     manifest: Manifest
     resolved: ResolvedManifest
+    # The environment selected (#12; None: the manifest declares none), and where the
+    # values that differ by environment came from.
+    environment: Environment | None = None
+    origins: Origins = dataclasses.field(default_factory=dict)
 
 
 def validate(
@@ -37,6 +49,7 @@ def validate(
     *,
     stand_ins: Collection[str] = (),
     strict: bool = True,
+    environment: str | None = None,
 ) -> tuple[Validated | None, Diagnostics]:
     """Every problem in the manifest at once: YAML, schema, references, env vars, files, cycles.
 
@@ -44,10 +57,21 @@ def validate(
     (a destroy sends no manifest value anywhere): what they produce is not schema-checked.
     `strict=False` (`provisioner validate`): an unset `${env:}` is a warning, as a pull
     request from a fork has no secrets.
+    `environment`: the `--env` name, required once the manifest declares environments.
+
+    Raises:
+        ProvisionerError: `--env` missing, unknown, or given for a manifest without them.
     """
     loaded, diags = load_manifest(path)
     if loaded is None:
         return None, diags
+    envs, edicts = parse_environments(loaded)
+    diags.extend(edicts)
+    if edicts.has_errors():
+        return None, diags
+    selected, sdiags = select_environment(loaded, envs, envs.select(environment))
+    diags.extend(sdiags)
+    loaded = selected.loaded
     diags.extend(_check_schema(loaded, environ))
     if not _sections_usable(loaded.data):
         return None, diags
@@ -78,7 +102,36 @@ def validate(
         )
     if diags.has_errors():
         return None, diags
-    return Validated(manifest, resolved), diags
+    return Validated(manifest, resolved, selected.environment, selected.origins), diags
+
+
+def declared_environments(path: Path) -> tuple[Environments | None, Diagnostics]:
+    """The manifest's `environments:`; None if the manifest cannot be read at all (then
+    `validate` says why)."""
+    loaded, diags = load_manifest(path)
+    if loaded is None:
+        return None, diags
+    return parse_environments(loaded)
+
+
+def validate_all(
+    path: Path, environ: Mapping[str, str], *, strict: bool = True
+) -> tuple[list[Validated], Diagnostics]:
+    """`provisioner validate`: the manifest of every declared environment (or the one
+    manifest when it declares none), every problem prefixed with its environments."""
+    envs, diags = declared_environments(path)
+    if envs is None or diags.has_errors() or not envs.declared:
+        if diags.has_errors():
+            return [], diags
+        validated, diags = validate(path, environ, strict=strict)
+        return ([validated] if validated else []), diags
+    found: list[Validated] = []
+    problems: dict[str, Diagnostics] = {}
+    for name in envs.names:
+        validated, problems[name] = validate(path, environ, strict=strict, environment=name)
+        if validated is not None:
+            found.append(validated)
+    return found, per_environment(problems)
 
 
 def _check_schema(loaded: LoadedManifest, environ: Mapping[str, str]) -> Diagnostics:
@@ -192,7 +245,7 @@ def _sections_usable(data: Any) -> bool:
 
 
 def validate_for_destroy(
-    path: Path, environ: Mapping[str, str]
+    path: Path, environ: Mapping[str, str], *, environment: str | None = None
 ) -> tuple[Validated | None, Diagnostics]:
     """`validate`, except that an unset `${env:NAME}` does not stop a destroy: it deletes
     what state holds and sends the manifest's values nowhere. Only releasing a number at
@@ -200,7 +253,7 @@ def validate_for_destroy(
     from provisioner.purchasing import UNSET_FOR_DESTROY
     from provisioner.resolve import value_sources
 
-    validated, diags = validate(path, environ)
+    validated, diags = validate(path, environ, environment=environment)
     if validated is not None:
         return validated, diags
     try:
@@ -213,6 +266,9 @@ def validate_for_destroy(
     if not unset:
         return None, diags
     again, again_diags = validate(
-        path, {**environ, **dict.fromkeys(unset, UNSET_FOR_DESTROY)}, stand_ins=unset
+        path,
+        {**environ, **dict.fromkeys(unset, UNSET_FOR_DESTROY)},
+        stand_ins=unset,
+        environment=environment,
     )
     return (again, again_diags) if again is not None else (None, diags)

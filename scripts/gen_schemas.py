@@ -210,6 +210,60 @@ PURCHASE_PROVIDERS = frozenset({"twilio"})
 # Address prefixes for `moved` and interpolation, from the kinds registry.
 ADDRESS_PATTERN = f"^({'|'.join(KINDS)})\\.{KEY_PATTERN}$"
 
+# Environments (#12): the top-level keys that select one environment's manifest
+# (provisioner/manifest/environments.py checks them; this is for editors).
+ENV_NAME_PATTERN = "^[a-z][a-z0-9_-]{0,31}$"
+ENVIRONMENT_KEYS = {
+    "environments": {
+        "type": "object",
+        "description": "Declared environments: each needs --env NAME on the command line.",
+        "propertyNames": {"pattern": ENV_NAME_PATTERN, "not": {"const": "default"}},
+        "minProperties": 1,
+        "additionalProperties": {
+            "type": ["object", "null"],
+            "additionalProperties": False,
+            "properties": {
+                "apiKey": {
+                    "type": "string",
+                    "pattern": r"^\$\{env:[A-Za-z_][A-Za-z0-9_]*\}$",
+                    "description": "${env:NAME} holding this environment's Vapi key "
+                    "(default VAPI_TOKEN).",
+                },
+                "baseUrl": {"type": "string", "pattern": "^https?://"},
+                "state": {
+                    "description": "This environment's state: a local path, or a block as "
+                    "the top-level `state:` (backend local, s3 or postgres).",
+                    "anyOf": [{"type": "string", "minLength": 1}, {"type": "object"}],
+                },
+                "protect": {"type": "boolean", "description": "No resource may be deleted."},
+                "orgId": {"type": "string", "minLength": 1, "description": "Vapi org pinned."},
+            },
+        },
+    },
+    "variables": {
+        "type": "object",
+        "description": "${var.NAME} values: per environment name, or `default`.",
+        "propertyNames": {"pattern": "^[A-Za-z_][A-Za-z0-9_]*$"},
+        "additionalProperties": {"type": "object", "minProperties": 1},
+    },
+    "overrides": {
+        "type": "object",
+        "description": "Per environment: JSON Merge Patches (RFC 7386) by address KIND.KEY.",
+        "additionalProperties": {
+            "type": "object",
+            "propertyNames": {"pattern": ADDRESS_PATTERN},
+            "additionalProperties": {"type": "object"},
+        },
+    },
+}
+RESOURCE_ENVIRONMENTS = {
+    "type": "array",
+    "description": "The environments this resource exists in (default: all).",
+    "items": {"type": "string", "pattern": ENV_NAME_PATTERN},
+    "minItems": 1,
+    "uniqueItems": True,
+}
+
 
 class SpecError(Exception):
     """The OpenAPI document has a shape this converter does not understand."""
@@ -720,6 +774,7 @@ def _entry(kind: ResourceKind, variant: str, dto: str, defs: Mapping[str, Any]) 
     entry: dict[str, Any] = copy.deepcopy(defs[dto])
     props = entry.setdefault("properties", {})
     props["lifecycle"] = {"$ref": "#/$defs/Lifecycle"}
+    props["environments"] = RESOURCE_ENVIRONMENTS
     if kind.name == "phoneNumber" and variant in E164_PROVIDERS and "number" in props:
         props["number"] = {**props["number"], "pattern": E164.pattern}
     if kind.name == "phoneNumber" and variant == "byo-phone-number" and "number" in props:
@@ -872,6 +927,7 @@ def _manifest_document(sections: Mapping[str, Any], data: Mapping[str, Any]) -> 
             **sections,
             "state": STATE_SCHEMA,
             "data": data,
+            **ENVIRONMENT_KEYS,
             "moved": {
                 "type": "array",
                 "description": "Renamed resources: keep the remote object, change its address.",

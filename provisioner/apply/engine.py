@@ -334,6 +334,8 @@ class _Runner:
                 remote_updated_at=created.get("updatedAt"),
                 extra={**kept, **_outputs(created)},
             )
+            if state.org_id is None and isinstance(created.get("orgId"), str):
+                state.org_id = created["orgId"]  # the wrong-org guard's reference (#12)
 
         self.recorder.mutate(record_created, wait=False)
         self.hook.after_create(self.fx, change)

@@ -80,7 +80,9 @@ class AppContext:
             settings = dataclasses.replace(settings, parallelism=parallelism)
         if lock_timeout is not None:
             settings = dataclasses.replace(settings, lock_timeout=lock_timeout)
-        return settings
+        from provisioner.cli.environments import with_environment
+
+        return with_environment(settings)  # --env (#12)
 
 
 pass_app = click.make_pass_decorator(AppContext)

@@ -152,7 +152,7 @@ def _apply_run(app: AppContext, run: _Run, summarized: list[bool] | None = None)
         )
     # Check the manifest before taking the lock or touching anything.
     check = validate_for_destroy if destroy else validate_manifest
-    validated, diags = check(manifest, app.environ)
+    validated, diags = check(manifest, app.environ, environment=settings.env_name)
     if validated is None:
         app.diagnostics(diags)
         raise SystemExit(app.fail("Nothing was changed."))

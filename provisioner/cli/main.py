@@ -7,7 +7,15 @@ Commands import what does the work inside their bodies, so `provisioner --help` 
 
 from __future__ import annotations
 
-from provisioner.cli import apply_cmd, import_cmd, plan_cmd, sandbox_cmd, state_cmd, toolkit
+from provisioner.cli import (
+    apply_cmd,
+    environments,
+    import_cmd,
+    plan_cmd,
+    sandbox_cmd,
+    state_cmd,
+    toolkit,
+)
 from provisioner.cli.app import accept_no_color_everywhere, cli
 from provisioner.cli.numbers import numbers
 
@@ -29,6 +37,7 @@ COMMANDS = (
 
 for _command in COMMANDS:
     cli.add_command(_command)
+environments.register(cli)  # config, diff-env, and --env on the commands that need it
 accept_no_color_everywhere(cli)
 
 

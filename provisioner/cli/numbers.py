@@ -153,9 +153,11 @@ def list_numbers(
 ) -> None:
     """Every phone number in the Vapi org, where it routes, and whether MANIFEST manages it."""
     from provisioner import operations
+    from provisioner.cli.environments import with_environment
     from provisioner.kinds import ASSISTANT, PHONE_NUMBER
 
     settings = Settings(environ=dict(captured_environ(ctx)), sandbox=sandbox, state_path=state_path)
+    settings = with_environment(settings)  # --env: that environment's org and state (#12)
     managed: dict[str, str] = {}  # remote ID -> address
     if manifest is not None:
         state = operations.open_state(settings, manifest).read()

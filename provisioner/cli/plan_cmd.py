@@ -38,15 +38,33 @@ from provisioner.cli.views import request_printer, show_drift, show_plan
 @pass_app
 def validate(app: AppContext, manifest: Path, sandbox: bool, strict: bool) -> None:
     """Check MANIFEST against the schema, references, env vars and files."""
+    from provisioner.cli.environments import given_env
     from provisioner.validation import validate as validate_manifest
+    from provisioner.validation import validate_all
 
-    validated, diags = validate_manifest(manifest, app.environ, strict=strict)
+    env = given_env()
+    if env is not None:
+        one, diags = validate_manifest(manifest, app.environ, strict=strict, environment=env)
+        found = [one] if one else []
+    else:  # every environment the manifest declares, problems prefixed with theirs
+        found, diags = validate_all(manifest, app.environ, strict=strict)
     app.diagnostics(diags)
-    if validated is None or diags.has_errors():
+    if not found or diags.has_errors():
         n = len(diags.errors())
         raise SystemExit(app.fail(f"{n} problem{'s' if n != 1 else ''} found in {manifest}."))
-    count = len(validated.manifest.resources)
-    app.out(f"{manifest} is valid: {count} resource{'s' if count != 1 else ''}.")
+
+    def counted(n: int) -> str:
+        return f"{n} resource{'s' if n != 1 else ''}"
+
+    if found[0].environment is None:
+        app.out(f"{manifest} is valid: {counted(len(found[0].manifest.resources))}.")
+    else:  # per environment: `valid in dev (2 resources), prod (1 resource).`
+        each = (
+            f"{v.environment.name} ({counted(len(v.manifest.resources))})"
+            for v in found
+            if v.environment
+        )
+        app.out(f"{manifest} is valid in {', '.join(each)}.")
 
 
 @click.command()
@@ -125,7 +143,7 @@ def plan(
         operations.save_plan_file(settings, manifest, result, out)
     show_plan(app, result.plan, fmt)
     if out is not None and fmt == "human":
-        app.out(saved_plan_note(out))
+        app.out(saved_plan_note(out, result.plan.environment))
     # A `moved` entry alone is pending too: applying the plan rewrites the state.
     if detailed_exitcode and (result.plan.has_changes or result.plan.moved):
         raise SystemExit(2)

@@ -36,14 +36,16 @@ def show(app: AppContext, planfile: Path, fmt: str) -> None:
     from provisioner.cli.views import show_plan
     from provisioner.plan.saved import load_plan
 
-    show_plan(app, load_plan(planfile).plan, fmt)
+    the_plan = load_plan(planfile).plan
+    show_plan(app, the_plan, fmt)
     if fmt == "human":
-        app.out(saved_plan_note(planfile))
+        app.out(saved_plan_note(planfile, the_plan.environment))
 
 
-def saved_plan_note(path: Path) -> str:
+def saved_plan_note(path: Path, environment: str | None = None) -> str:
     """What `plan --out` says after a human plan (and `show` too, byte for byte)."""
-    return f"\nSaved the plan to {path}. Apply exactly it with: provisioner apply {path}"
+    env = f" --env {environment}" if environment else ""
+    return f"\nSaved the plan to {path}. Apply exactly it with: provisioner apply {path}{env}"
 
 
 @click.command()
@@ -81,7 +83,10 @@ def graph(app: AppContext, manifest: Path, fmt: str, plan_file: Path | None) -> 
             )
         the_plan = saved.plan
     # As for a destroy: an unset `${env:...}` does not matter, no value is used.
-    validated, diags = validate_for_destroy(manifest, app.environ)
+    from provisioner.cli.environments import given_env
+
+    env = given_env() or (the_plan.environment if the_plan else None)
+    validated, diags = validate_for_destroy(manifest, app.environ, environment=env)
     app.diagnostics(diags)
     if validated is None:
         raise SystemExit(app.fail(f"Cannot draw the graph of {manifest}."))

@@ -75,7 +75,9 @@ def _manifest_client(ctx: click.Context, manifest: Path) -> Iterator[TwilioClien
     from provisioner.validation import validate
 
     environ = captured_environ(ctx)
-    validated, diags = validate(manifest, environ)
+    from provisioner.cli.environments import given_env
+
+    validated, diags = validate(manifest, environ, environment=given_env())
     if validated is None:
         # As `validate` prints them: through the app's renderer (colour, format).
         app = ctx.find_object(AppContext) or AppContext(Renderer(False), dict(environ))

@@ -150,6 +150,7 @@ def next_steps(settings: Settings, manifest: Path, state: StateFile, the_plan: P
     from provisioner.kinds import KINDS
 
     sandbox = " --sandbox" if settings.sandbox else ""
+    sandbox += f" --env {settings.env_name}" if settings.env_name else ""
     lines = ["Next steps:"]
     calls = [call for r in output_rows(state) if (call := r.get("call"))]
     if calls:

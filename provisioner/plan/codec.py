@@ -137,6 +137,7 @@ def _encode_change(c: ResourceChange, secret_hashes: Mapping[str, str]) -> dict[
         "purchase": None if c.purchase is None else dict(c.purchase),
         "body": None if c.body is None else encode_body(c.body, "", lookup),
         "deferred": c.deferred,
+        **({"origins": [list(o) for o in c.origins]} if c.origins else {}),
     }
 
 
@@ -153,6 +154,8 @@ def plan_to_dict(plan: Plan, secret_hashes: Mapping[str, str]) -> dict[str, Any]
         "excluded": list(plan.excluded),
         "changes": [_encode_change(c, secret_hashes) for c in plan.changes],
         "reads": [dataclasses.asdict(r) for r in plan.reads],
+        # (#12) apply refuses the plan in another environment; left out without them.
+        **({} if plan.environment is None else {"environment": plan.environment}),
     }
 
 
@@ -236,6 +239,10 @@ def _decode_change(data: Any) -> ResourceChange:
         warnings=tuple(json_str(w) for w in json_list(d.get("warnings", []))),
         purchase=None if d.get("purchase") is None else json_object(d["purchase"]),
         deferred=bool(d.get("deferred", False)),
+        origins=tuple(
+            (json_str(p), json_str(o))
+            for p, o in (json_list(x) for x in json_list(d.get("origins", [])))
+        ),
     )
 
 
@@ -264,6 +271,7 @@ def plan_from_dict(data: Any) -> Plan:
         ),
         targets=tuple(json_str(a) for a in json_list(d.get("targets", []))),
         excluded=tuple(json_str(a) for a in json_list(d.get("excluded", []))),
+        environment=None if d.get("environment") is None else json_str(d["environment"]),
     )
 
 

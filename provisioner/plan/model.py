@@ -116,6 +116,9 @@ class ResourceChange:
     # An update that completes this plan's create of the same address: the fields a
     # create left out to break a reference cycle (a handoff tool's `destinations`).
     deferred: bool = False
+    # Fields this environment sets itself (#12), as (field path, where): an override or
+    # a per-environment variable, so a reviewer sees why prod differs from dev.
+    origins: tuple[tuple[str, str], ...] = ()
 
     @property
     def key(self) -> str:
@@ -168,6 +171,9 @@ class Plan:
     @property
     def partial(self) -> bool:
         return bool(self.targets)
+
+    # The manifest's environment the plan is for (#12); None without environments.
+    environment: str | None = None
 
     def counts(self) -> dict[str, int]:
         out = {a.value: 0 for a in Action}

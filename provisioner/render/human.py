@@ -72,6 +72,8 @@ class Renderer:
 
     def plan(self, plan: Plan, *, show_drift: bool = True) -> str:
         lines: list[str] = []
+        if plan.environment is not None:
+            lines.extend([self.style(f"Environment: {plan.environment}", bold=True), ""])
         if plan.partial:
             lines.extend(
                 self.style("Warning: ", fg="yellow", bold=True) + line if i == 0 else f"  {line}"
@@ -161,6 +163,10 @@ class Renderer:
             sym = "-" if c.action is Action.FORGET else sym
             for f in c.fields:
                 lines.extend(self._field_change(f, sym))
+        for path, origin in c.origins:
+            lines.append(
+                self.style(f"      # {path} set for this environment by {origin}", dim=True)
+            )
         return lines
 
     def _drift_block(self, c: ResourceChange) -> list[str]:

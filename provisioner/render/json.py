@@ -16,6 +16,7 @@ Plan document (`format_version` "1.2"; additive changes keep "1.x")::
 
     {
       "format_version": "1.2",
+      "environment": str | null,   (the manifest's environment, #12)
       "mode": "normal" | "destroy",
       "lineage": str, "serial": int,
       "has_changes": bool,
@@ -32,6 +33,7 @@ Plan document (`format_version` "1.2"; additive changes keep "1.x")::
         "deferred"?: true   (since 1.2: an update completing this plan's create of the
                              same address, listed right after it: the fields the create
                              left out to break a reference cycle; reason `cycle_broken`)
+        "origins": [{"path": "maxDurationSeconds", "origin": "var.max (prod), vapi.yaml:5"}],
         "purchase"?: {"action" (buy|bought|release|keep), "country", "type", "areaCode"?,
                       "contains"?, "release", "number"?, "sid"?, "account"?, "monthly"?,
                       "currency"?}
@@ -91,6 +93,8 @@ __all__ = [
 # 1.2 (additive, this release): `reads` (`data:` lookups), `deferred` updates (a handoff
 # cycle broken), `partial`, `targets` and `excluded` (a `--target` plan), the action
 # `forget` (`removed:`) and the reasons `cycle_broken` and `replace_requested`.
+# 1.2 (additive, #12): `environment` (the manifest's environment the plan is for, null
+# without environments) and per change `origins`: the fields that environment set itself.
 FORMAT_VERSION = "1.2"
 
 # Stable machine codes for ActionReason: the enum member names, lower-cased.
@@ -112,6 +116,7 @@ def plan_to_json(plan: Plan, *, cost: Mapping[str, Any] | None = None) -> dict[s
     """
     out: dict[str, Any] = {
         "format_version": FORMAT_VERSION,
+        "environment": plan.environment,
         "mode": plan.mode.value,
         "lineage": plan.lineage,
         "serial": plan.serial,
@@ -153,6 +158,7 @@ def change_to_json(change: ResourceChange) -> dict[str, Any]:
         "fields": [field_to_json(f) for f in change.fields],
         "depends_on": list(change.depends_on),
         "warnings": list(change.warnings),
+        "origins": [{"path": p, "origin": o} for p, o in change.origins],
         **({} if change.purchase is None else {"purchase": as_json_data(change.purchase)}),
         **({"deferred": True} if change.deferred else {}),
     }

@@ -112,7 +112,10 @@ def _drift_section(drifted: Iterable[ResourceChange], *, details: bool) -> list[
 
 
 def _render(plan: Plan, title: str | None, *, details: bool) -> str:
-    out: list[str] = [f"### {_escape_text(title or _DEFAULT_TITLE)}", ""]
+    heading = title or _DEFAULT_TITLE
+    if plan.environment is not None:
+        heading += f" for {plan.environment}"
+    out: list[str] = [f"### {_escape_text(heading)}", ""]
     if plan.partial:
         for i, line in enumerate(partial_notice(plan)):
             out.append(
@@ -218,6 +221,12 @@ def _change_details(c: ResourceChange) -> list[str]:
         out.extend(blocks)
     else:
         out.append("_No field-level changes to show._")
+    if c.origins:
+        out.append("")
+        out.extend(
+            f"- `{_code_span_text(p)}` set for this environment by {_escape_text(o)}"
+            for p, o in c.origins
+        )
     out.extend(["", "</details>"])
     return out
 

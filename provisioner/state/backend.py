@@ -263,15 +263,42 @@ def configured(
     default: Path,
     environ: Mapping[str, str],
     default_key: str | None = None,
+    environment: str | None = None,
+    environment_block: Any = None,
 ) -> StateConfig:
-    """Where the state of `manifest` is: `--state`, else the manifest's `state:` block,
-    else `default`. Sandbox runs always keep a local state (never a team's backend)."""
+    """Where the state of `manifest` is: `--state`, else the environment's own `state:`
+    (`environments.NAME.state`, #12), else the manifest's `state:` block (one key or row
+    per environment), else `default`. Sandbox runs always keep a local state (never a
+    team's backend)."""
     if state_url is not None:
         return from_cli(state_url, manifest, default_key)
     if state_path is not None:
         return StateConfig(BackendKind.LOCAL, path=state_path)
     if not sandbox:
+        if environment_block is not None:
+            own = from_manifest(environment_block, manifest, environ, default_key)
+            if own is not None:
+                return own
         config = from_manifest(manifest_block(manifest), manifest, environ, default_key)
         if config is not None:
-            return config
+            return config if environment is None else per_environment(config, environment)
     return StateConfig(BackendKind.LOCAL, path=default)
+
+
+def per_environment(config: StateConfig, environment: str) -> StateConfig:
+    """A `state:` shared by several environments keeps each apart, the environment one more
+    path component (docs/state-identity.md): `vapi.json` -> `vapi/prod.json` (a local file
+    or an S3 key), row `teams/a/vapi` -> `teams/a/vapi/prod` (PostgreSQL)."""
+    import dataclasses
+
+    def split(name: str) -> str:
+        stem, dot, ext = name.rpartition(".")
+        return (
+            f"{stem}/{environment}.{ext}"
+            if dot and stem and "/" not in ext
+            else f"{name}/{environment}"
+        )
+
+    if config.kind is BackendKind.LOCAL and config.path is not None:
+        return dataclasses.replace(config, path=Path(split(config.path.as_posix())))
+    return dataclasses.replace(config, key=split(config.key))

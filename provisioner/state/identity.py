@@ -47,10 +47,13 @@ class Located:
         return rel.with_suffix("") if rel.suffix else rel
 
     def state_file(self, *, sandbox: bool) -> Path:
-        """`<root>/state/<key>.json`; sandbox runs: `<root>/state/.sandbox/<key>.json`."""
+        """`<root>/state/<key>.json`; sandbox runs: `<root>/state/.sandbox/<key>.json`. In
+        an environment, one more component: `<root>/state/<key>/<environment>.json`."""
         base = self.root / STATE_FOLDER
         if sandbox:
             base = base / SANDBOX_FOLDER
+        if self.owner.environment is not None:
+            return base.joinpath(*self.key.parts, f"{self.owner.environment}.json")
         return base.joinpath(*self.key.parts[:-1], f"{self.key.name}.json")
 
 

@@ -107,6 +107,8 @@ class StateFile:
     # None in a state written before states recorded it (claimed by its next write).
     manifest: str | None = None
     environment: str | None = None
+    # The Vapi org of the objects it manages (#12, `org_guard`): from the first one read.
+    org_id: str | None = None
 
     @classmethod
     def new(cls, owner: Owner | None = None) -> StateFile:
@@ -139,6 +141,8 @@ class StateFile:
             out["manifest"] = self.manifest
         if self.environment is not None:
             out["environment"] = self.environment
+        if self.org_id is not None:
+            out["org_id"] = self.org_id
         if self.key_check is None:
             out["hash_key"] = self.hash_key
         else:
@@ -159,6 +163,7 @@ class StateFile:
             key_check=data.get("key_check"),
             manifest=data.get("manifest"),
             environment=data.get("environment"),
+            org_id=data.get("org_id"),
         )
 
     def content_equal(self, other: StateFile) -> bool:

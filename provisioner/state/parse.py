@@ -85,7 +85,7 @@ def parse_state(
     key_check = doc.get("key_check")
     if key_check is not None and not isinstance(key_check, str):
         raise corrupt(f"{path} has an invalid key_check")
-    owner = {k: doc.get(k) for k in ("manifest", "environment")}
+    owner = {k: doc.get(k) for k in ("manifest", "environment", "org_id")}
     for name, value in owner.items():
         if value is not None and (not isinstance(value, str) or not value):
             raise corrupt(f"{path} has an invalid {name} {value!r}")
@@ -98,6 +98,7 @@ def parse_state(
         key_check=key_check,
         manifest=owner["manifest"],
         environment=owner["environment"],
+        org_id=owner["org_id"],
     )
 
 
