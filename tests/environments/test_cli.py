@@ -193,6 +193,25 @@ def test_a_protected_environment_deletes_nothing(run: Cli) -> None:
     assert dev.exit_code == 0, dev.output
 
 
+def test_a_protected_environment_replaces_only_what_replace_names(run: Cli) -> None:
+    assert run("apply", MANIFEST, "--sandbox", "--env", "prod", "--auto-approve").exit_code == 0
+    before = _json((STATES / "prod.json").read_text())["resources"]["assistant.support"]["id"]
+    asked = run(
+        "apply",
+        MANIFEST,
+        "--sandbox",
+        "--env",
+        "prod",
+        "--auto-approve",
+        "--replace",
+        "assistant.support",
+    )
+    assert asked.exit_code == 0, asked.output
+    assert "replace requested" in asked.output
+    after = _json((STATES / "prod.json").read_text())["resources"]["assistant.support"]["id"]
+    assert after != before
+
+
 def test_validate_prefixes_each_problem_with_its_environments(run: Cli) -> None:
     _edit("    prod: 900", "    prod: nine hundred")
     _edit("    voiceId: burt", "    voiceId: burt\n    silly: 1")

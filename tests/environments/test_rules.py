@@ -62,8 +62,15 @@ def test_protected_environments_refuse_deletes_and_replaces(action: Action) -> N
     problems = [d.summary for d in check_protected(plan, prod)]
     assert len(problems) == 1 and "environment prod is protected" in problems[0]
     if action is Action.REPLACE:
-        assert "--replace ADDRESS" in problems[0]
+        assert "--replace assistant.support" in problems[0]
     assert not check_protected(plan, Environment("dev"))
+
+
+def test_a_protected_environment_takes_a_replace_asked_for_with_replace() -> None:
+    asked = ResourceChange(
+        "assistant.support", "assistant", Action.REPLACE, ActionReason.REPLACE_REQUESTED
+    )
+    assert not check_protected(Plan(changes=(asked,)), Environment("prod", protect=True))
 
 
 def test_plan_marks_fields_an_environment_set_with_their_origin() -> None:
