@@ -20,6 +20,15 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
 
+from provisioner.kind_schemas import (
+    CREDENTIAL_PROVIDERS,
+    CREDENTIALS_WITHOUT_UPDATE,
+    INSIGHT_TYPES,
+    PHONE_PROVIDERS,
+    TOOL_TYPES,
+    TOOL_UPDATE_ONLY,
+)
+
 
 class ListStyle(StrEnum):
     # Bare JSON array capped by `limit` (max 1000), no cursor: page with createdAtLt.
@@ -159,16 +168,6 @@ class ResourceKind:
         return ".".join(self.section)
 
 
-_PHONE_PROVIDERS = {
-    "vapi": "Vapi",
-    "twilio": "Twilio",
-    "vonage": "Vonage",
-    "telnyx": "Telnyx",
-    "byo-phone-number": "Byo",
-}
-_INSIGHT_TYPES = {"bar": "Bar", "pie": "Pie", "line": "Line", "text": "Text"}
-
-
 class _AssistantBehaviour(KindBehaviour):
     def split_files(
         self, body: Mapping[str, Any], key: str, files: dict[str, str]
@@ -251,8 +250,8 @@ PHONE_NUMBER = ResourceKind(
     write_only_fields=frozenset(
         {"twilioAuthToken", "twilioApiKey", "twilioApiSecret", "authentication"}
     ),
-    create_schemas={p: f"Create{v}PhoneNumberDTO" for p, v in _PHONE_PROVIDERS.items()},
-    update_schemas={p: f"Update{v}PhoneNumberDTO" for p, v in _PHONE_PROVIDERS.items()},
+    create_schemas={p: f"Create{v}PhoneNumberDTO" for p, v in PHONE_PROVIDERS.items()},
+    update_schemas={p: f"Update{v}PhoneNumberDTO" for p, v in PHONE_PROVIDERS.items()},
     dashboard_path="phone-numbers",
     id_fields=frozenset({"phoneNumberId"}),
     identity_fields=("number", "sipUri"),
@@ -278,8 +277,8 @@ INSIGHT = ResourceKind(
     label="insight",
     discriminator="type",
     replace_fields=frozenset({"type"}),
-    create_schemas={t: f"Create{v}InsightFromCallTableDTO" for t, v in _INSIGHT_TYPES.items()},
-    update_schemas={t: f"Update{v}InsightFromCallTableDTO" for t, v in _INSIGHT_TYPES.items()},
+    create_schemas={t: f"Create{v}InsightFromCallTableDTO" for t, v in INSIGHT_TYPES.items()},
+    update_schemas={t: f"Update{v}InsightFromCallTableDTO" for t, v in INSIGHT_TYPES.items()},
     dashboard_path="reporting",
     list_params=_PAGED_PARAMS | {"id"},
     id_fields=frozenset({"insightId"}),
@@ -297,97 +296,6 @@ BOARD = ResourceKind(
     id_fields=frozenset({"boardId"}),
 )
 
-# The create discriminator's tool types (spec order) -> DTO stem; PATCH adds knowledgeBase.
-_TOOL_TYPES = {
-    "apiRequest": "ApiRequest",
-    "dtmf": "Dtmf",
-    "endCall": "EndCall",
-    "function": "Function",
-    "transferCall": "TransferCall",
-    "handoff": "Handoff",
-    "bash": "Bash",
-    "computer": "Computer",
-    "textEditor": "TextEditor",
-    "query": "Query",
-    "google.calendar.event.create": "GoogleCalendarCreateEvent",
-    "google.sheets.row.append": "GoogleSheetsRowAppend",
-    "google.calendar.availability.check": "GoogleCalendarCheckAvailability",
-    "slack.message.send": "SlackSendMessage",
-    "sms": "Sms",
-    "mcp": "Mcp",
-    "gohighlevel.calendar.availability.check": "GoHighLevelCalendarAvailability",
-    "gohighlevel.calendar.event.create": "GoHighLevelCalendarEventCreate",
-    "gohighlevel.contact.create": "GoHighLevelContactCreate",
-    "gohighlevel.contact.get": "GoHighLevelContactGet",
-    "sipRequest": "SipRequest",
-    "voicemail": "Voicemail",
-}
-_TOOL_UPDATE_ONLY = {"knowledgeBase": "KnowledgeBase"}
-
-# Credential providers -> DTO stem, in the spec's component order (docs/credential-api.md).
-_CREDENTIAL_PROVIDERS = {
-    "anthropic": "Anthropic",
-    "anthropic-bedrock": "AnthropicBedrock",
-    "anyscale": "Anyscale",
-    "assembly-ai": "AssemblyAI",
-    "azure": "Azure",
-    "azure-openai": "AzureOpenAI",
-    "byo-sip-trunk": "ByoSipTrunk",
-    "cartesia": "Cartesia",
-    "cloudflare": "Cloudflare",
-    "custom-llm": "CustomLLM",
-    "deepgram": "Deepgram",
-    "deepinfra": "DeepInfra",
-    "deep-seek": "DeepSeek",
-    "11labs": "ElevenLabs",
-    "gcp": "Gcp",
-    "gladia": "Gladia",
-    "gohighlevel": "GoHighLevel",
-    "groq": "Groq",
-    "langfuse": "Langfuse",
-    "lmnt": "Lmnt",
-    "make": "Make",
-    "openai": "OpenAI",
-    "openrouter": "OpenRouter",
-    "perplexity-ai": "PerplexityAI",
-    "playht": "PlayHT",
-    "rime-ai": "RimeAI",
-    "runpod": "Runpod",
-    "s3": "S3",
-    "supabase": "Supabase",
-    "smallest-ai": "SmallestAI",
-    "tavus": "Tavus",
-    "together-ai": "TogetherAI",
-    "twilio": "Twilio",
-    "vonage": "Vonage",
-    "webhook": "Webhook",
-    "xai": "XAi",
-    "google.calendar.oauth2-client": "GoogleCalendarOAuth2Client",
-    "google.calendar.oauth2-authorization": "GoogleCalendarOAuth2Authorization",
-    "google.sheets.oauth2-authorization": "GoogleSheetsOAuth2Authorization",
-    "slack.oauth2-authorization": "SlackOAuth2Authorization",
-    "minimax": "Minimax",
-    "cerebras": "Cerebras",
-    "google": "Google",
-    "hume": "Hume",
-    "inflection-ai": "InflectionAI",
-    "microsoft": "Microsoft",
-    "mistral": "Mistral",
-    "neuphonic": "Neuphonic",
-    "wellsaid": "WellSaid",
-    "s3-compatible": "S3Compatible",
-    "soniox": "Soniox",
-    "speechmatics": "Speechmatics",
-    "custom-credential": "Custom",
-    "ghl.oauth2-authorization": "GoHighLevelMCP",
-    "inworld": "Inworld",
-    "email": "Email",
-    "slack-webhook": "SlackWebhook",
-}
-# API.md section 7: these five have a Create DTO but no Update DTO (replaced on any change).
-_CREDENTIALS_WITHOUT_UPDATE = frozenset(
-    {"minimax", "smallest-ai", "speechmatics", "supabase", "tavus"}
-)
 
 TOOL = ResourceKind(
     name="tool",
@@ -397,10 +305,8 @@ TOOL = ResourceKind(
     label="tool",
     discriminator="type",
     replace_fields=frozenset({"type"}),
-    create_schemas={t: f"Create{v}ToolDTO" for t, v in _TOOL_TYPES.items()},
-    update_schemas={
-        t: f"Update{v}ToolDTO" for t, v in {**_TOOL_TYPES, **_TOOL_UPDATE_ONLY}.items()
-    },
+    create_schemas={t: f"Create{v}ToolDTO" for t, v in TOOL_TYPES.items()},
+    update_schemas={t: f"Update{v}ToolDTO" for t, v in {**TOOL_TYPES, **TOOL_UPDATE_ONLY}.items()},
     dashboard_path="tools",
     id_fields=frozenset({"toolId", "toolIds"}),
     # Function-like tools have no top-level name; endCall, dtmf, ... have neither and are
@@ -467,11 +373,11 @@ CREDENTIAL = ResourceKind(
             "webhookUrl",
         }
     ),
-    create_schemas={p: f"Create{v}CredentialDTO" for p, v in _CREDENTIAL_PROVIDERS.items()},
+    create_schemas={p: f"Create{v}CredentialDTO" for p, v in CREDENTIAL_PROVIDERS.items()},
     update_schemas={
         p: f"Update{v}CredentialDTO"
-        for p, v in _CREDENTIAL_PROVIDERS.items()
-        if p not in _CREDENTIALS_WITHOUT_UPDATE
+        for p, v in CREDENTIAL_PROVIDERS.items()
+        if p not in CREDENTIALS_WITHOUT_UPDATE
     },
     dashboard_path="credentials",
     id_fields=frozenset({"credentialId", "credentialIds"}),

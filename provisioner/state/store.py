@@ -15,8 +15,8 @@ Owns the `StateStore` interface (so another backend, e.g. PostgreSQL, can come l
   version kept as `<path>.backup` (a hard link, so no copying), then `os.replace`. A crash at
   any instant leaves the old or the new complete file;
 - thread safety and speed: writes are serialised by a mutex; each resource's JSON text is
-  cached and re-rendered only when that resource changed, so a write costs one comparison
-  per resource plus the I/O;
+  cached and re-rendered only when that resource changed (`file_text.py`), so a write costs
+  one comparison per resource plus the I/O;
 - the journal (`journal.py`, `<path>.journal`): during an apply, changes are appended to it
   (`open_journal`, `append_journal`) and folded into the file every so often and at the end
   (`fold`, `close_journal`); `read()` replays what a killed run left in it.
@@ -27,7 +27,6 @@ decides). Nothing here knows about plans, the remote API or the manifest.
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
 import stat
@@ -36,11 +35,20 @@ import tempfile
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Protocol
 
 from provisioner.errors import StateConflictError, StateCorruptError, StateError
+from provisioner.state.file_text import (
+    COMPACT,
+    Entry,
+    Stored,
+    file_identity,
+    head_of,
+    render,
+    snapshot,
+)
 from provisioner.state.identity import Owner, check_owner
 from provisioner.state.journal import STORE_CLOCK, FileJournal, journal_path_for, replay
 from provisioner.state.lock import (
@@ -110,87 +118,6 @@ class StateStore(Protocol):
         ...
 
 
-class _Entry:
-    """One resource as last stored: its compact JSON (the comparison key) and its lines,
-    rendered when first needed (a read that is never followed by a write, as a plan's,
-    renders none)."""
-
-    __slots__ = ("address", "key", "_text")
-
-    def __init__(self, address: str, key: str, text: str | None = None) -> None:
-        self.address = address
-        self.key = key
-        self._text = text
-
-    @classmethod
-    def of(cls, address: str, view: dict[str, Any], key: str) -> _Entry:
-        return cls(address, key, _lines(address, view))
-
-    @property
-    def text(self) -> str:
-        if self._text is None:
-            self._text = _lines(self.address, json.loads(self.key))
-        return self._text
-
-
-def _lines(address: str, view: dict[str, Any]) -> str:
-    # The lines json.dumps(indent=2) gives it at depth 2 ("resources" -> address). JSON
-    # strings never hold a raw newline, so re-indenting by replacing "\n" is exact.
-    body = _PRETTY.encode(view).replace("\n", "\n    ")
-    return f"    {_PRETTY.encode(address)}: {body}"
-
-
-@dataclass(frozen=True, slots=True)
-class _Stored:
-    """What this store last read or wrote, and the file identity it came from.
-
-    If the file on disk no longer has `identity`, someone else replaced it and it is re-read.
-    """
-
-    identity: tuple[int, int, int, int]
-    lineage: str
-    serial: int
-    head_key: str
-    entries: dict[str, _Entry]
-
-
-def _identity(st: os.stat_result) -> tuple[int, int, int, int]:
-    return (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns)
-
-
-# Built once: json.dumps() with options builds a new encoder on every call, which costs
-# more than encoding a small resource.
-_COMPACT = json.JSONEncoder(sort_keys=True, separators=(",", ":"))
-_PRETTY = json.JSONEncoder(sort_keys=True, indent=2)
-
-_RESOURCES_SLOT = '\n  "resources": {}'
-
-
-def _head(state: StateFile) -> dict[str, Any]:
-    """The top-level fields (serial included), resources left empty."""
-    return replace(state, resources={}).to_dict()
-
-
-def _render(head: dict[str, Any], entries: dict[str, _Entry]) -> str:
-    """The whole file: exactly `json.dumps(doc, indent=2, sort_keys=True) + "\\n"`."""
-    text = _PRETTY.encode(head)
-    if not entries:
-        return text + "\n"
-    before, slot, after = text.partition(_RESOURCES_SLOT)
-    assert slot and _RESOURCES_SLOT not in after
-    body = ",\n".join([entries[address].text for address in sorted(entries)])
-    return f'{before}\n  "resources": {{\n{body}\n  }}{after}\n'
-
-
-def _snapshot(state: StateFile, identity: tuple[int, int, int, int]) -> _Stored:
-    head = _head(state)
-    head.pop("serial")
-    entries: dict[str, _Entry] = {}
-    for address, resource in state.resources.items():
-        entries[address] = _Entry(address, _COMPACT.encode(resource.to_dict(deep=False)))
-    return _Stored(identity, state.lineage, state.serial, _COMPACT.encode(head), entries)
-
-
 class FileStateStore:
     """A state kept in one JSON file, with `<path>.backup` and `<path>.lock` beside it.
 
@@ -226,7 +153,7 @@ class FileStateStore:
         self.lock_path = lock_path_for(self.path)
         self.durable = durable
         self._mutex = threading.Lock()
-        self._stored: _Stored | None = None
+        self._stored: Stored | None = None
 
     def describe(self) -> str:
         return str(self.path)
@@ -276,10 +203,10 @@ class FileStateStore:
             self._notify(replayed.notice)
         return replayed.state
 
-    def _load(self) -> tuple[StateFile, _Stored] | None:
+    def _load(self) -> tuple[StateFile, Stored] | None:
         try:
             with open(self.path, "rb") as f:
-                identity = _identity(os.fstat(f.fileno()))
+                identity = file_identity(os.fstat(f.fileno()))
                 raw = f.read()
         except FileNotFoundError:
             if self.journal_path.exists() and self.journal_path.stat().st_size:
@@ -302,7 +229,7 @@ class FileStateStore:
         except OSError as exc:
             raise StateError(f"cannot read {self.path}: {exc.strerror or exc}") from exc
         state = parse_state(raw, self.path, self._corrupt)
-        return state, _snapshot(state, identity)
+        return state, snapshot(state, identity)
 
     def _corrupt(self, problem: str) -> StateCorruptError:
         message = (
@@ -321,10 +248,10 @@ class FileStateStore:
             )
         return StateCorruptError(message)
 
-    def _current(self) -> _Stored | None:
+    def _current(self) -> Stored | None:
         """What is stored now: the cached snapshot if the file is still the one we saw."""
         try:
-            identity = _identity(os.stat(self.path))
+            identity = file_identity(os.stat(self.path))
         except FileNotFoundError:
             # Removed under us (or never written): nothing to protect.
             return None
@@ -370,9 +297,9 @@ class FileStateStore:
                         f"serial {stored.serial}, ours {state.serial}): refusing to overwrite "
                         f"its changes. Run `provisioner plan` again."
                     )
-            head = _head(state)
+            head = head_of(state)
             head.pop("serial")
-            head_key = _COMPACT.encode(head)
+            head_key = COMPACT.encode(head)
             old = stored.entries if stored is not None else {}
             changed = (
                 stored is None
@@ -380,23 +307,23 @@ class FileStateStore:
                 or len(old) != len(state.resources)
                 or (fold and state.serial != stored.serial)
             )
-            entries: dict[str, _Entry] = {}
+            entries: dict[str, Entry] = {}
             for address, resource in state.resources.items():
                 view = resource.to_dict(deep=False)
-                key = _COMPACT.encode(view)
+                key = COMPACT.encode(view)
                 previous = old.get(address)
                 if previous is not None and previous.key == key:
                     entries[address] = previous
                 else:
-                    entries[address] = _Entry.of(address, view, key)
+                    entries[address] = Entry.of(address, view, key)
                     changed = True
             if not changed:
                 assert stored is not None
                 return replace(state, serial=stored.serial)
             serial = state.serial if fold and stored is not None else state.serial + 1
             head["serial"] = serial
-            identity = self._replace(_render(head, entries).encode())
-            self._stored = _Stored(identity, state.lineage, serial, head_key, entries)
+            identity = self._replace(render(head, entries).encode())
+            self._stored = Stored(identity, state.lineage, serial, head_key, entries)
             # Every record of the journal is in the file now (at or below its serial).
             if self._journal is not None:
                 self._journal.reset()
@@ -471,7 +398,7 @@ class FileStateStore:
                     os.fchmod(f.fileno(), stat.S_IMODE(os.stat(self.path).st_mode))
                 except FileNotFoundError:
                     pass
-                identity = _identity(os.fstat(f.fileno()))
+                identity = file_identity(os.fstat(f.fileno()))
             self._keep_backup()
             os.replace(tmp, self.path)
         except BaseException as exc:
