@@ -118,7 +118,7 @@ def _run_apply(app: AppContext, run: _Run) -> None:
 
 
 def _apply_run(app: AppContext, run: _Run, summarized: list[bool] | None = None) -> None:
-    from provisioner import operations
+    from provisioner import operations, saved_plans
     from provisioner.apply.engine import apply_plan
     from provisioner.apply.purchases import Purchases
     from provisioner.plan.checks import record_protection
@@ -136,8 +136,8 @@ def _apply_run(app: AppContext, run: _Run, summarized: list[bool] | None = None)
         max_rps=run.flags["max_rps"],
         lock_timeout=run.flags["lock_timeout"],
     )
-    plan_file = target if not destroy and operations.is_plan_file(target) else None
-    manifest = operations.saved_manifest_path(plan_file) if plan_file else target
+    plan_file = target if not destroy and saved_plans.is_plan_file(target) else None
+    manifest = saved_plans.saved_manifest_path(plan_file) if plan_file else target
     command = f"provisioner {'destroy' if destroy else 'apply'} {target}"
     if plan_file is not None and (run.flags["targets"] or run.replace):
         # The saved plan is what was reviewed: it already says what it targets.
@@ -163,7 +163,7 @@ def _apply_run(app: AppContext, run: _Run, summarized: list[bool] | None = None)
         locked(app, store, command, run.flags["lock_timeout"]) as held,
     ):
         if plan_file is not None:
-            result, diags = operations.load_plan_file(settings, plan_file, client, store)
+            result, diags = saved_plans.load_plan_file(settings, plan_file, client, store)
             if result is not None:
                 operations.remember_twilio_accounts(result.validated, numbers)
         else:

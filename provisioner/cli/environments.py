@@ -100,11 +100,11 @@ def environment_of(manifest: Path) -> Environment | None:
     Raises:
         ProvisionerError: `--env` missing or unknown, or given for a manifest without them.
     """
-    from provisioner import operations
+    from provisioner import saved_plans
     from provisioner.validation import declared_environments
 
-    if manifest.is_file() and operations.is_plan_file(manifest):
-        manifest = operations.saved_manifest_path(manifest)
+    if manifest.is_file() and saved_plans.is_plan_file(manifest):
+        manifest = saved_plans.saved_manifest_path(manifest)
     envs, diags = declared_environments(manifest)
     if envs is None:
         return None  # unreadable: the command's own validation reports why

@@ -104,7 +104,7 @@ def plan(
     replace: tuple[str, ...],
 ) -> None:
     """Refresh the live resources and show what apply would change."""
-    from provisioner import operations
+    from provisioner import operations, saved_plans
     from provisioner.plan.model import PlanMode
     from provisioner.plan.targeting import Selection
 
@@ -140,7 +140,7 @@ def plan(
             raise SystemExit(2)
         return
     if out is not None:
-        operations.save_plan_file(settings, manifest, result, out)
+        saved_plans.save_plan_file(settings, manifest, result, out)
     show_plan(app, result.plan, fmt)
     if out is not None and fmt == "human":
         app.out(saved_plan_note(out, result.plan.environment))
