@@ -13,7 +13,7 @@ from tests.reliability.harness import Sandbox, cli, kill_at, workdir
 from tests.reliability.scenarios import Figures
 
 AGENT = "examples/voice-agent.yaml"
-STATE = Path("state/voice-agent.json")
+STATE = Path("state/examples/voice-agent.json")
 # What the manifest manages, per kind (the looked-up trunk credential is not its own).
 EXPECTED = {
     "credential": 1,

@@ -407,12 +407,15 @@ def purchase_kill_matrix(sandbox: Sandbox, base: Path, boundaries: int = 4) -> F
     for boundary in range(boundaries):
         for phase in ("before", "after"):
             _reset(sandbox)
+            # A fresh account too: a number an earlier run bought for this manifest belongs to
+            # another state of it, which a new state refuses to buy again (by design).
+            sandbox.release_twilio_numbers(BUY_ACCOUNT)
             cwd = workdir(base / f"buy-kill-{boundary}-{phase}")
             killed += kill_at(sandbox, cwd, boundary, phase, "apply", BUY, "--auto-approve")
             second = cli(sandbox, cwd, "apply", BUY, "--auto-approve")
             plan = cli(sandbox, cwd, "plan", BUY, "--detailed-exitcode")
             state = json.loads((cwd / BUY_STATE).read_text())
-            mark = f"provisioner {state['lineage'][:8]} "
+            mark = f"provisioner {state['lineage'][:8]}"
             mine = [
                 n
                 for n in sandbox.twilio_numbers(BUY_ACCOUNT)
